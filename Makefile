@@ -1,0 +1,56 @@
+# Sluice — the two commands that matter are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Build outputs and downloads live outside the clone so reruns are incremental.
+export SLUICE_CACHE ?= $(HOME)/.cache/sluice
+export CARGO_TARGET_DIR ?= $(SLUICE_CACHE)/target
+CARGO ?= cargo
+PHASE := tests/tools/phase.sh
+SLUICE_BIN := $(CARGO_TARGET_DIR)/debug/sluice
+
+.PHONY: help run build deps services services-down services-status test fmt fmt-check clippy test-rust
+
+help:
+	@echo "make run            build and start sluice serve on 127.0.0.1:8080"
+	@echo "make test           start the local services, check formatting and lints, run every test"
+	@echo "make services       start PostgreSQL, Redis, Kafka and OpenSearch (reuses running ones)"
+	@echo "make services-down  stop them"
+
+deps:
+	@tests/services/deps.sh
+
+build: deps
+	$(CARGO) build --bin sluice
+
+## Start sluice serve in the foreground (reads .sluice/services.env when present).
+run: build
+	$(SLUICE_BIN) serve
+
+services:
+	@tests/services/services.sh up
+
+services-down:
+	@tests/services/services.sh down
+
+services-status:
+	@tests/services/services.sh status
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test-rust:
+	$(CARGO) test --workspace --all-targets --locked --no-fail-fast
+
+## Everything CI runs: services, formatting, lints and every test, each phase timed.
+test:
+	@$(PHASE) services tests/services/services.sh up
+	@$(PHASE) fmt-check $(MAKE) --no-print-directory fmt-check
+	@$(PHASE) clippy $(MAKE) --no-print-directory clippy
+	@$(PHASE) tests $(MAKE) --no-print-directory test-rust

@@ -1,0 +1,222 @@
+//! The command line: global client options and one subcommand per verb.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Sluice: self-service data provisioning from event streams.
+///
+/// Describe the data you need (sources, joins, filter, shape, target); Sluice provisions the
+/// Kafka topics, stream job and target store, backfills it and keeps it live.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How the client verbs reach the API.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Base URL of the Sluice API.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Bearer token for the API.
+    #[arg(long, global = true, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Output format of the read verbs.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// The documents as YAML.
+    Yaml,
+    /// The documents as JSON.
+    Json,
+}
+
+/// A product or other object addressed as `NAME` (with `--team`) or `TEAM/NAME`.
+#[derive(Debug, Args)]
+pub struct ProductRef {
+    /// The product: `NAME` or `TEAM/NAME`.
+    pub name: String,
+    /// The owning team (default: the caller's team).
+    #[arg(long)]
+    pub team: Option<String>,
+}
+
+/// Options of `sluice serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A YAML configuration file (same settings as the SLUICE_* variables, in camelCase).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Listen address; overrides SLUICE_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// The verbs of `sluice`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API, controller, stream jobs and console in one process.
+    Serve(ServeArgs),
+    /// Run stream jobs only; scale out by running more workers.
+    Worker,
+    /// Create or update resources from YAML/JSON files or a directory.
+    Apply {
+        /// A file or directory of specs (multi-document YAML allowed); `-` for stdin.
+        #[arg(
+            short = 'f',
+            long = "filename",
+            value_name = "FILE|DIR",
+            required = true
+        )]
+        files: Vec<PathBuf>,
+        /// Wait until every applied product is Live (or fails).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show what applying a spec would do, without storing anything.
+    Plan {
+        /// A file or directory of specs.
+        #[arg(
+            short = 'f',
+            long = "filename",
+            value_name = "FILE|DIR",
+            required = true
+        )]
+        files: Vec<PathBuf>,
+    },
+    /// List resources of a kind, or show one.
+    Get {
+        /// dataset, targetcluster or product.
+        kind: String,
+        /// The resource name.
+        name: Option<String>,
+        /// The owning team, for products.
+        #[arg(long)]
+        team: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Show a resource in detail, with status, conditions and recent events.
+    Describe {
+        /// dataset, targetcluster or product.
+        kind: String,
+        /// The resource name.
+        name: String,
+        /// The owning team, for products.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Approve a pending product.
+    Approve {
+        #[command(flatten)]
+        product: ProductRef,
+        /// Why it is approved.
+        #[arg(long, short = 'm')]
+        comment: Option<String>,
+    },
+    /// Reject a pending product.
+    Reject {
+        #[command(flatten)]
+        product: ProductRef,
+        /// Why it is rejected.
+        #[arg(long, short = 'm', required = true)]
+        comment: String,
+    },
+    /// Delete a resource (a product's target per its deletionPolicy).
+    Delete {
+        /// dataset, targetcluster or product.
+        kind: String,
+        /// The resource name.
+        name: String,
+        /// The owning team, for products.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Compare a product's target with what its sources say it must hold.
+    Verify {
+        #[command(flatten)]
+        product: ProductRef,
+    },
+    /// Query, export or verify the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: Option<AuditCommand>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+    /// Print a shell completion script.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `sluice audit` actions.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Re-walk the hash chain and report the first broken link.
+    Verify,
+}
+
+/// `sluice token` actions.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token (shown once).
+    Create {
+        /// The team the token acts for.
+        #[arg(long)]
+        team: String,
+        /// viewer, requester, owner, approver, admin or auditor.
+        #[arg(long)]
+        role: String,
+        /// `json` prints `{"token": …}`.
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<OutputFormat>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token.
+    Revoke {
+        /// The token's id or name.
+        id: String,
+    },
+}
+
+impl Command {
+    /// The verb as typed, for messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "serve",
+            Command::Worker => "worker",
+            Command::Apply { .. } => "apply",
+            Command::Plan { .. } => "plan",
+            Command::Get { .. } => "get",
+            Command::Describe { .. } => "describe",
+            Command::Approve { .. } => "approve",
+            Command::Reject { .. } => "reject",
+            Command::Delete { .. } => "delete",
+            Command::Verify { .. } => "verify",
+            Command::Audit { .. } => "audit",
+            Command::Token { .. } => "token",
+            Command::Completion { .. } => "completion",
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The Sluice stream job runtime (the data plane).
+//!
+//! This crate owns the jobs that move records: reading a product's sources from Kafka
+//! (backfill from `from`, then live), applying its joins, filter and field expressions, and
+//! writing exactly the right rows into the target through one sink per
+//! [`sluice_schemas::TargetType`]. It runs inside `sluice serve` and in `sluice worker`
+//! processes; which jobs run where is the controller's decision, not this crate's.

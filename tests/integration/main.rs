@@ -1,0 +1,7 @@
+//! Sluice's integration tests: one binary, run against the real services of
+//! `make services`. Every test works in its own [`sluice_tests::TestNamespace`].
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+mod smoke;
