@@ -61,14 +61,29 @@ async fn kafka_topic_produce_consume() {
 async fn kafka_does_not_create_topics_on_use() {
     let ns = TestNamespace::new("kafka_autocreate");
     let topic = ns.topic("never-created");
-    let producer = ns.kafka_producer();
+    let producer: rdkafka::producer::FutureProducer = ns
+        .kafka_config()
+        .set("allow.auto.create.topics", "true")
+        .set("topic.metadata.propagation.max.ms", "2000")
+        .set("message.timeout.ms", "5000")
+        .create()
+        .unwrap();
     let result = producer
         .send(
             FutureRecord::to(&topic).key("k").payload("v"),
             Duration::from_secs(5),
         )
         .await;
-    assert!(result.is_err(), "producing to {topic} auto-created it");
+    assert!(result.is_err(), "producing to {topic} succeeded");
+    let metadata = ns
+        .kafka_admin()
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(5))
+        .unwrap();
+    assert!(
+        !metadata.topics().iter().any(|t| t.name() == topic),
+        "the broker auto-created {topic}"
+    );
 }
 
 #[tokio::test]
@@ -207,4 +222,69 @@ async fn opensearch_index_bulk_search() {
         .await
         .unwrap();
     assert_eq!(found["hits"]["total"]["value"], json!(15), "{found}");
+}
+
+#[tokio::test]
+async fn opensearch_alias_swap_and_external_versions() {
+    let ns = TestNamespace::new("os_alias");
+    let (client, _) = ns.opensearch("");
+    let alias = ns.index("orders");
+    let (v1, v2) = (ns.index("orders-v1"), ns.index("orders-v2"));
+    for index in [&v1, &v2] {
+        let (_, url) = ns.opensearch(index);
+        let status = client
+            .put(url)
+            .json(&json!({"settings": {"number_of_shards": 1, "number_of_replicas": 0}}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success());
+    }
+
+    // An external version lets a newer write win and a late, older retry lose.
+    let put = |index: &str, version: u64, amount: u64| {
+        let (client, url) = ns.opensearch(&format!(
+            "{index}/_doc/o1?version={version}&version_type=external&refresh=true"
+        ));
+        async move {
+            client
+                .put(url)
+                .json(&json!({"amount": amount}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert!(put(&v1, 7, 70).await.is_success());
+    assert_eq!(put(&v1, 3, 30).await, reqwest::StatusCode::CONFLICT);
+    let (_, url) = ns.opensearch(&format!("{v1}/_doc/o1"));
+    let doc: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["_source"]["amount"], json!(70));
+    assert!(put(&v2, 1, 1).await.is_success());
+
+    // The alias moves from v1 to v2 in one atomic request.
+    let (_, aliases) = ns.opensearch("_aliases");
+    let swap = |from: &str, to: &str| {
+        json!({"actions": [
+            {"remove": {"index": from, "alias": alias}},
+            {"add": {"index": to, "alias": alias}}
+        ]})
+    };
+    let add_first = json!({"actions": [{"add": {"index": v1, "alias": alias}}]});
+    for body in [add_first, swap(&v1, &v2)] {
+        let status = client
+            .post(&aliases)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success());
+    }
+    let (_, url) = ns.opensearch(&format!("{alias}/_doc/o1"));
+    let doc: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["_index"], json!(v2));
+    assert_eq!(doc["_source"]["amount"], json!(1));
 }

@@ -23,3 +23,21 @@ pub fn quote_pg_ident(ident: &str) -> String {
 pub fn sql_with_ident(before: &str, ident: &str, after: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe([before, &quote_pg_ident(ident), after].concat())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_cannot_escape_their_quotes() {
+        assert_eq!(quote_pg_ident("orders"), r#""orders""#);
+        assert_eq!(
+            quote_pg_ident(r#"x"; DROP TABLE users; --"#),
+            r#""x""; DROP TABLE users; --""#
+        );
+        assert_eq!(
+            sql_with_ident("DROP SCHEMA ", "a\"b", " CASCADE").0,
+            r#"DROP SCHEMA "a""b" CASCADE"#
+        );
+    }
+}
