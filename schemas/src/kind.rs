@@ -70,7 +70,7 @@ impl FromStr for Kind {
 }
 
 /// The store types Sluice can provision into: one provisioner and one sink per variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetType {
     /// PostgreSQL: a table per product version behind a stable view.

@@ -1,5 +1,5 @@
 //! Smoke tests: each service answers the way Sluice will use it, through the same client
-//! libraries Sluice uses (rdkafka, sqlx, redis, HTTP for OpenSearch).
+//! libraries Sluice uses (rdkafka, sqlx, redis, HTTP for OpenSearch and Elasticsearch).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use rdkafka::Message;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureRecord;
 use serde_json::json;
-use sluice_tests::TestNamespace;
+use sluice_tests::{SearchEngine, TestNamespace};
 
 #[tokio::test]
 async fn kafka_topic_produce_consume() {
@@ -167,10 +167,16 @@ async fn redis_hash_round_trip_with_acls() {
 }
 
 #[tokio::test]
-async fn opensearch_index_bulk_search() {
-    let ns = TestNamespace::new("os_smoke");
+async fn search_index_bulk_search() {
+    for engine in SearchEngine::ALL {
+        search_index_bulk_search_on(engine).await;
+    }
+}
+
+async fn search_index_bulk_search_on(engine: SearchEngine) {
+    let ns = TestNamespace::new("search_smoke");
     let index = ns.index("orders");
-    let (client, url) = ns.opensearch(&index);
+    let (client, url) = ns.search(engine, &index);
     let created = client
         .put(&url)
         .json(&json!({
@@ -198,7 +204,7 @@ async fn opensearch_index_bulk_search() {
         bulk.push_str(&json!({"id": format!("o{i}"), "amount": i, "status": status}).to_string());
         bulk.push('\n');
     }
-    let (_, bulk_url) = ns.opensearch("_bulk?refresh=true");
+    let (_, bulk_url) = ns.search(engine, "_bulk?refresh=true");
     let response: serde_json::Value = client
         .post(bulk_url)
         .header("content-type", "application/x-ndjson")
@@ -211,7 +217,7 @@ async fn opensearch_index_bulk_search() {
         .unwrap();
     assert_eq!(response["errors"], json!(false), "{response}");
 
-    let (_, search_url) = ns.opensearch(&format!("{index}/_search"));
+    let (_, search_url) = ns.search(engine, &format!("{index}/_search"));
     let found: serde_json::Value = client
         .post(search_url)
         .json(&json!({"query": {"term": {"status": "PAID"}}, "size": 0, "track_total_hits": true}))
@@ -225,13 +231,19 @@ async fn opensearch_index_bulk_search() {
 }
 
 #[tokio::test]
-async fn opensearch_alias_swap_and_external_versions() {
-    let ns = TestNamespace::new("os_alias");
-    let (client, _) = ns.opensearch("");
+async fn search_alias_swap_and_external_versions() {
+    for engine in SearchEngine::ALL {
+        search_alias_swap_and_external_versions_on(engine).await;
+    }
+}
+
+async fn search_alias_swap_and_external_versions_on(engine: SearchEngine) {
+    let ns = TestNamespace::new("search_alias");
+    let (client, _) = ns.search(engine, "");
     let alias = ns.index("orders");
     let (v1, v2) = (ns.index("orders-v1"), ns.index("orders-v2"));
     for index in [&v1, &v2] {
-        let (_, url) = ns.opensearch(index);
+        let (_, url) = ns.search(engine, index);
         let status = client
             .put(url)
             .json(&json!({"settings": {"number_of_shards": 1, "number_of_replicas": 0}}))
@@ -244,9 +256,10 @@ async fn opensearch_alias_swap_and_external_versions() {
 
     // An external version lets a newer write win and a late, older retry lose.
     let put = |index: &str, version: u64, amount: u64| {
-        let (client, url) = ns.opensearch(&format!(
-            "{index}/_doc/o1?version={version}&version_type=external&refresh=true"
-        ));
+        let (client, url) = ns.search(
+            engine,
+            &format!("{index}/_doc/o1?version={version}&version_type=external&refresh=true"),
+        );
         async move {
             client
                 .put(url)
@@ -259,13 +272,13 @@ async fn opensearch_alias_swap_and_external_versions() {
     };
     assert!(put(&v1, 7, 70).await.is_success());
     assert_eq!(put(&v1, 3, 30).await, reqwest::StatusCode::CONFLICT);
-    let (_, url) = ns.opensearch(&format!("{v1}/_doc/o1"));
+    let (_, url) = ns.search(engine, &format!("{v1}/_doc/o1"));
     let doc: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["_source"]["amount"], json!(70));
     assert!(put(&v2, 1, 1).await.is_success());
 
     // The alias moves from v1 to v2 in one atomic request.
-    let (_, aliases) = ns.opensearch("_aliases");
+    let (_, aliases) = ns.search(engine, "_aliases");
     let swap = |from: &str, to: &str| {
         json!({"actions": [
             {"remove": {"index": from, "alias": alias}},
@@ -283,7 +296,7 @@ async fn opensearch_alias_swap_and_external_versions() {
             .status();
         assert!(status.is_success());
     }
-    let (_, url) = ns.opensearch(&format!("{alias}/_doc/o1"));
+    let (_, url) = ns.search(engine, &format!("{alias}/_doc/o1"));
     let doc: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["_index"], json!(v2));
     assert_eq!(doc["_source"]["amount"], json!(1));

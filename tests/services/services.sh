@@ -10,7 +10,7 @@ set -euo pipefail
 NAME=services
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICES=(postgres redis kafka opensearch)
+SERVICES=(postgres redis kafka opensearch elasticsearch)
 ENV_FILE="$STATE_DIR/services.env"
 
 write_env() {
@@ -21,6 +21,7 @@ SLUICE_KAFKA_BOOTSTRAP=127.0.0.1:${SLUICE_KAFKA_PORT:-19092}
 SLUICE_TEST_POSTGRES_URL=$("$SCRIPT_DIR/postgres.sh" url)
 SLUICE_TEST_REDIS_URL=$("$SCRIPT_DIR/redis.sh" url)
 SLUICE_TEST_OPENSEARCH_URL=http://127.0.0.1:${SLUICE_OPENSEARCH_PORT:-19200}
+SLUICE_TEST_ELASTICSEARCH_URL=http://127.0.0.1:${SLUICE_ELASTICSEARCH_PORT:-19201}
 ENV
   )
   mv "$tmp" "$ENV_FILE"
@@ -31,20 +32,21 @@ up() {
   local started=$SECONDS
   mkdir -p "$STATE_DIR"
   "$SCRIPT_DIR/deps.sh"
-  # The two JVMs take longest, so they start side by side while the others come up.
-  local logs="$STATE_DIR/services-start"
+  # The JVMs take longest, so they start side by side while the others come up.
+  local logs="$STATE_DIR/services-start" jvm pids=() failed=()
   mkdir -p "$logs"
-  "$SCRIPT_DIR/kafka.sh" start > "$logs/kafka.out" 2>&1 &
-  local kafka_pid=$!
-  "$SCRIPT_DIR/opensearch.sh" start > "$logs/opensearch.out" 2>&1 &
-  local opensearch_pid=$!
-  local failed=()
+  for jvm in kafka opensearch elasticsearch; do
+    "$SCRIPT_DIR/$jvm.sh" start > "$logs/$jvm.out" 2>&1 &
+    pids+=($!)
+  done
   "$SCRIPT_DIR/postgres.sh" start || failed+=(postgres)
   "$SCRIPT_DIR/redis.sh" start || failed+=(redis)
-  wait "$kafka_pid" || failed+=(kafka)
-  cat "$logs/kafka.out"
-  wait "$opensearch_pid" || failed+=(opensearch)
-  cat "$logs/opensearch.out"
+  local i=0
+  for jvm in kafka opensearch elasticsearch; do
+    wait "${pids[$i]}" || failed+=("$jvm")
+    cat "$logs/$jvm.out"
+    i=$((i + 1))
+  done
   if [[ ${#failed[@]} -gt 0 ]]; then
     die "failed to start: ${failed[*]}"
   fi

@@ -3,14 +3,14 @@
 //! This crate owns the link between tests and the real services started by
 //! `make services`: it reads `.sluice/services.env` ([`services`]) and gives every test its
 //! own [`TestNamespace`] — a unique Kafka topic prefix, PostgreSQL schema, Redis key prefix
-//! and OpenSearch index prefix — that is removed when the namespace is dropped, so tests run
+//! and OpenSearch/Elasticsearch index prefix — that is removed when the namespace is dropped, so tests run
 //! in parallel without seeing each other. A missing service fails the test loudly with
 //! "run `make services`"; nothing is ever skipped.
 
 mod namespace;
 mod services;
 
-pub use namespace::TestNamespace;
+pub use namespace::{SearchEngine, TestNamespace};
 pub use services::{HarnessError, Services, services};
 
 /// Quotes a PostgreSQL identifier (doubling embedded quotes), for the harness's own DDL.

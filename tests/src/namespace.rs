@@ -17,6 +17,20 @@ use crate::services::{HarnessError, Services, services};
 /// the test run).
 const CLEANUP_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The two search engines the Elasticsearch provisioner targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchEngine {
+    /// OpenSearch (the primary test target).
+    OpenSearch,
+    /// Elasticsearch 7.17 (core features only: no analysis-common, no painless).
+    Elasticsearch,
+}
+
+impl SearchEngine {
+    /// Both engines.
+    pub const ALL: [SearchEngine; 2] = [SearchEngine::OpenSearch, SearchEngine::Elasticsearch];
+}
+
 /// A test's private slice of every service.
 ///
 /// Names derive from one unique id, so two tests — or two runs — never collide:
@@ -180,13 +194,18 @@ impl TestNamespace {
 
     /// An HTTP client for OpenSearch, and the URL of `path` on it.
     pub fn opensearch(&self, path: &str) -> (reqwest::Client, String) {
+        self.search(SearchEngine::OpenSearch, path)
+    }
+
+    /// An HTTP client for the given search engine, and the URL of `path` on it.
+    pub fn search(&self, engine: SearchEngine, path: &str) -> (reqwest::Client, String) {
+        let base = match engine {
+            SearchEngine::OpenSearch => &self.services.opensearch_url,
+            SearchEngine::Elasticsearch => &self.services.elasticsearch_url,
+        };
         (
             reqwest::Client::new(),
-            format!(
-                "{}/{}",
-                self.services.opensearch_url,
-                path.trim_start_matches('/')
-            ),
+            format!("{base}/{}", path.trim_start_matches('/')),
         )
     }
 
@@ -197,7 +216,14 @@ impl TestNamespace {
             ("Kafka", bounded(self.cleanup_kafka()).await),
             ("PostgreSQL", bounded(self.cleanup_postgres()).await),
             ("Redis", bounded(self.cleanup_redis()).await),
-            ("OpenSearch", bounded(self.cleanup_opensearch()).await),
+            (
+                "OpenSearch",
+                bounded(self.cleanup_search(SearchEngine::OpenSearch)).await,
+            ),
+            (
+                "Elasticsearch",
+                bounded(self.cleanup_search(SearchEngine::Elasticsearch)).await,
+            ),
         ];
         for (service, result) in results {
             if let Err(e) = result {
@@ -279,11 +305,14 @@ impl TestNamespace {
         }
     }
 
-    async fn cleanup_opensearch(&self) -> Result<(), String> {
-        let (client, url) = self.opensearch(&format!(
-            "_cat/indices/{}*?format=json&h=index&expand_wildcards=all",
-            self.index_prefix()
-        ));
+    async fn cleanup_search(&self, engine: SearchEngine) -> Result<(), String> {
+        let (client, url) = self.search(
+            engine,
+            &format!(
+                "_cat/indices/{}*?format=json&h=index&expand_wildcards=all",
+                self.index_prefix()
+            ),
+        );
         let indices: Vec<serde_json::Value> = client
             .get(url)
             .send()
@@ -293,7 +322,7 @@ impl TestNamespace {
             .await
             .map_err(|e| e.to_string())?;
         for index in indices.iter().filter_map(|i| i["index"].as_str()) {
-            let (client, url) = self.opensearch(index);
+            let (client, url) = self.search(engine, index);
             let status = client
                 .delete(url)
                 .send()
@@ -315,6 +344,7 @@ impl TestNamespace {
         let address = match service {
             "Kafka" => self.services.kafka_bootstrap.clone(),
             "OpenSearch" => self.services.opensearch_url.clone(),
+            "Elasticsearch" => self.services.elasticsearch_url.clone(),
             "Redis" => strip_password(&self.services.redis_url),
             _ => strip_password(&self.services.postgres_url),
         };

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The variables `make services` writes, in the order a message lists them.
-const KEYS: [&str; 4] = [
+const KEYS: [&str; 5] = [
     "SLUICE_KAFKA_BOOTSTRAP",
     "SLUICE_TEST_POSTGRES_URL",
     "SLUICE_TEST_REDIS_URL",
     "SLUICE_TEST_OPENSEARCH_URL",
+    "SLUICE_TEST_ELASTICSEARCH_URL",
 ];
 
 /// Why the services could not be located or reached.
@@ -56,6 +57,8 @@ pub struct Services {
     pub redis_url: String,
     /// OpenSearch base URL, e.g. `http://127.0.0.1:19200`.
     pub opensearch_url: String,
+    /// Elasticsearch base URL, e.g. `http://127.0.0.1:19201`.
+    pub elasticsearch_url: String,
 }
 
 impl Services {
@@ -91,12 +94,13 @@ impl Services {
                     path: path.clone(),
                 })
         };
-        let [kafka, postgres, redis, opensearch] = KEYS;
+        let [kafka, postgres, redis, opensearch, elasticsearch] = KEYS;
         Ok(Services {
             kafka_bootstrap: get(kafka)?,
             postgres_url: get(postgres)?,
             redis_url: get(redis)?,
             opensearch_url: get(opensearch)?.trim_end_matches('/').to_owned(),
+            elasticsearch_url: get(elasticsearch)?.trim_end_matches('/').to_owned(),
         })
     }
 }

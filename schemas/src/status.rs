@@ -1,0 +1,137 @@
+//! Status: what the server and controller report about a resource. Never written by users.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a data product is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// Waiting for the approvals its policy requires.
+    PendingApproval,
+    /// Approved; provisioning has not started.
+    Approved,
+    /// Topics, target objects and credentials are being created.
+    Provisioning,
+    /// The job is reading history up to the watermarks taken at its start.
+    Backfilling,
+    /// Caught up and following the sources.
+    Live,
+    /// Running, but a condition is false (e.g. the target is unreachable).
+    Degraded,
+    /// Stopped on an error that needs a person.
+    Failed,
+    /// An approver refused it.
+    Rejected,
+    /// Being torn down.
+    Deleting,
+}
+
+/// The truth value of a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// The condition does not hold.
+    False,
+    /// Not known yet.
+    Unknown,
+}
+
+/// A Kubernetes-style condition: `Approved`, `TopicsReady`, `TargetReady`, `JobRunning`,
+/// `BackfillComplete`, `Ready`, ...
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Condition {
+    /// The condition's name.
+    #[serde(rename = "type")]
+    pub condition_type: String,
+    /// True, False or Unknown.
+    pub status: ConditionStatus,
+    /// A machine-readable CamelCase reason.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// A human-readable explanation.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    pub last_transition_time: String,
+}
+
+/// Backfill progress of one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceProgress {
+    /// The source alias.
+    pub source: String,
+    /// Events read so far.
+    pub done: u64,
+    /// Events to read up to the watermarks taken at job start.
+    pub total: u64,
+    /// Events per second recently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Estimated seconds to completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
+}
+
+/// Status of a `DataProduct`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataProductStatus {
+    /// The lifecycle phase.
+    pub phase: Phase,
+    /// The generation of the spec the controller last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The generation that is approved (and running, once provisioned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_generation: Option<i64>,
+    /// Conditions, one per type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Backfill progress per source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backfill: Vec<SourceProgress>,
+    /// Live lag in milliseconds (event time to written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
+    /// A one-line summary for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl DataProductStatus {
+    /// The status of a product that was just applied and awaits approval.
+    pub fn pending(generation: i64) -> Self {
+        DataProductStatus {
+            phase: Phase::PendingApproval,
+            observed_generation: Some(generation),
+            approved_generation: None,
+            conditions: Vec::new(),
+            backfill: Vec::new(),
+            lag_ms: None,
+            message: Some("waiting for approval".to_owned()),
+        }
+    }
+}
+
+/// Status of a `Dataset`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatasetStatus {
+    /// The number of the current schema version (1 for the first).
+    pub schema_version: i64,
+    /// Conditions, e.g. `TopicExists`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Status of a `TargetCluster`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetClusterStatus {
+    /// Conditions, e.g. `Reachable`, `Privileged`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
