@@ -64,6 +64,7 @@ resource!(
 
 /// Any Sluice document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(clippy::large_enum_variant)] // documents are few and short-lived; boxing buys nothing
 #[serde(untagged)]
 pub enum Document {
     /// A dataset.

@@ -14,10 +14,13 @@ mod document;
 mod kind;
 pub mod meta;
 pub mod names;
+pub mod output;
 pub mod product;
+pub mod published;
 pub mod status;
 pub mod target_cluster;
 pub mod time;
+pub mod validate;
 
 pub use dataset::{Classification, Compatibility, DatasetKind, DatasetSpec};
 pub use document::{DataProduct, Dataset, Document, TargetCluster};
