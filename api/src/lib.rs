@@ -1,14 +1,23 @@
 //! The Sluice API server.
 //!
 //! This crate owns the HTTP front door of `sluice serve`: configuration (file, `SLUICE_*`
-//! variables and the local `.sluice/services.env`), the router with `/healthz` and
-//! `/readyz`, and — as later issues add them — the `/api/v1` resources, OpenAPI document and
-//! console assets. It hands decisions to `sluice-controller` and never talks to Kafka or the
-//! targets directly.
+//! variables and the local `.sluice/services.env`), the `/api/v1` resources (one module per
+//! resource under [`routes`]), the OpenAPI 3.1 document and its interactive docs at
+//! `/api/docs`, problem+json errors, and `/healthz` and `/readyz`. It validates with
+//! `sluice-schemas`, persists through `sluice-store` and plans through `sluice-controller`;
+//! it never talks to Kafka or the targets directly.
 
 pub mod config;
+mod docs;
+pub mod error;
+mod extract;
 mod health;
+pub mod openapi;
+pub mod routes;
+mod secrets;
 pub mod server;
+pub mod state;
 
 pub use config::{Config, ConfigError, Secret};
-pub use server::{ServeError, router, serve};
+pub use server::{ServeError, api, router, serve};
+pub use state::AppState;

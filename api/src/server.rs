@@ -1,18 +1,32 @@
-//! Building the router and running the HTTP server until shutdown.
+//! Building the application and running the HTTP server until shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use serde_json::Value;
+use sluice_schemas::validate::MAX_DOCUMENT_BYTES;
+use sluice_store::{Store, StoreError};
 use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
+use crate::error::{ApiError, ErrorCode};
 use crate::health;
+use crate::openapi::{ApiDoc, finish};
+use crate::routes::{datasets, products, schemas, targets};
+use crate::state::AppState;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The metadata store could not be opened or migrated.
+    #[error("cannot open the metadata store")]
+    Store(#[source] StoreError),
     /// The listen address could not be bound (in use, not local, no permission).
     #[error("cannot listen on {addr}")]
     Bind {
@@ -27,21 +41,48 @@ pub enum ServeError {
     Serve(#[source] std::io::Error),
 }
 
-/// The full HTTP router of `sluice serve`.
-pub fn router() -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+/// The API routes and the OpenAPI document describing exactly them.
+pub fn api() -> (Router<AppState>, Value) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(datasets::router())
+        .merge(targets::router())
+        .merge(products::router())
+        .merge(schemas::router())
+        .split_for_parts();
+    (router, finish(openapi))
 }
 
-/// Binds `config.listen` and serves until `shutdown` resolves, then drains in-flight requests.
-///
-/// `on_bound` is told the bound address (useful when the configured port is 0).
+/// The whole HTTP application of `sluice serve` over `state`.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api();
+    let docs: Router = SwaggerUi::new("/api/docs")
+        .external_url_unchecked("/api/v1/openapi.json", openapi)
+        .into();
+    api.with_state(state)
+        .merge(docs)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES + 1024))
+}
+
+/// Opens the store, binds `config.listen` and serves until `shutdown` resolves, then drains
+/// in-flight requests. `on_bound` is told the bound address (useful when the port is 0).
 pub async fn serve(
     config: &Config,
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .map_err(ServeError::Store)?;
+    tracing::info!(backend = store.backend().as_str(), "metadata store ready");
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -51,50 +92,8 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %bound, "sluice API listening");
     on_bound(bound);
-    axum::serve(listener, router())
+    axum::serve(listener, router(AppState { store }))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Serve)
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    use super::router;
-
-    async fn get(path: &str) -> (StatusCode, serde_json::Value) {
-        let response = router()
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        (status, body)
-    }
-
-    #[tokio::test]
-    async fn healthz_and_readyz_answer_ok() {
-        assert_eq!(
-            get("/healthz").await,
-            (StatusCode::OK, serde_json::json!({"status": "ok"}))
-        );
-        assert_eq!(
-            get("/readyz").await,
-            (StatusCode::OK, serde_json::json!({"status": "ready"}))
-        );
-    }
-
-    #[tokio::test]
-    async fn unknown_paths_are_not_found() {
-        assert_eq!(get("/nope").await.0, StatusCode::NOT_FOUND);
-    }
 }

@@ -86,6 +86,9 @@ pub enum Command {
         /// Wait until every applied product is Live (or fails).
         #[arg(long)]
         wait: bool,
+        /// How long `--wait` waits, in seconds.
+        #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+        timeout: u64,
     },
     /// Show what applying a spec would do, without storing anything.
     Plan {

@@ -5,3 +5,5 @@
 //! through `sluice-provisioners` and `sluice-pipeline`, records status and conditions, and
 //! requeues with backoff. It is level-triggered and idempotent, so a restart at any moment
 //! converges to the same result.
+
+pub mod plan;

@@ -6,5 +6,22 @@
 //! provisioner per [`sluice_schemas::TargetType`], each able to plan, ensure, observe, grant
 //! and delete idempotently. It knows nothing of the metadata store or of approval: the
 //! controller decides, provisioners act.
+//!
+//! Planning is pure: [`plan_target`] and [`kafka::plan_topics`] derive what to create from a
+//! product and its output schema, with no I/O. Every name they emit goes through the one
+//! quoting or checking function of its dialect in [`quote`].
 
 #![deny(missing_docs)]
+
+pub mod elasticsearch;
+pub mod kafka;
+pub mod plan;
+pub mod postgres;
+pub mod quote;
+pub mod redis;
+
+#[cfg(test)]
+mod test_support;
+
+pub use plan::{PlanError, RowIdentity, TargetPlan, TargetRequest, plan_target};
+pub use quote::QuoteError;

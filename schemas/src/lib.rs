@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod compat;
 pub mod dataset;
 mod document;
 mod kind;

@@ -1,0 +1,264 @@
+//! Applying a document: structure, catalog-aware semantics, compatibility, then the store.
+
+use axum::Json;
+use axum::http::header::{ETAG, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::Value;
+use sluice_schemas::validate::{self, CatalogDataset, Context, Problem};
+use sluice_schemas::{DataProductStatus, Document, Kind, compat};
+use sluice_store::{ObjectInput, ObjectKey, Outcome, Store, StoredObject};
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::extract::parse_resource_version;
+use crate::secrets;
+
+/// A document as the API returns it: the stored document with secrets redacted.
+pub(crate) fn present(object: &StoredObject) -> Value {
+    let mut document = object.document();
+    if object.key.kind() == Kind::TargetCluster {
+        secrets::redact_target_cluster(&mut document);
+    }
+    document
+}
+
+/// The document with its ETag header.
+pub(crate) fn respond(status: StatusCode, object: &StoredObject) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", object.resource_version)) {
+        headers.insert(ETAG, etag);
+    }
+    (status, headers, Json(present(object))).into_response()
+}
+
+/// Parses and validates `body` as a document of `key`'s kind and name, both layers, against
+/// the catalog in `store`.
+pub(crate) async fn validate_for(
+    store: &Store,
+    key: &ObjectKey,
+    body: &Value,
+) -> ApiResult<(Document, Option<sluice_schemas::output::OutputSchema>)> {
+    let document = validate::structure(body).map_err(|problems| {
+        ApiError::invalid(
+            ErrorCode::ValidationFailed,
+            "the document is invalid",
+            problems,
+        )
+    })?;
+    let mut problems = Vec::new();
+    if document.kind() != key.kind() {
+        problems.push(Problem::new(
+            "/kind",
+            format!("is {} but this URL takes a {}", document.kind(), key.kind()),
+        ));
+    }
+    let meta = document.metadata();
+    if meta.name != key.name() {
+        problems.push(Problem::new(
+            "/metadata/name",
+            format!("is `{}` but the URL names `{}`", meta.name, key.name()),
+        ));
+    }
+    if key.kind() == Kind::DataProduct && meta.team.as_deref() != Some(key.team()) {
+        problems.push(Problem::new(
+            "/metadata/team",
+            format!("must be `{}`, the team in the URL", key.team()),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(
+            ErrorCode::ValidationFailed,
+            "the document does not match the URL",
+            problems,
+        ));
+    }
+    let ctx = context_for(store, &document).await?;
+    let output = validate::semantics(&document, &ctx).map_err(|problems| {
+        ApiError::invalid(
+            ErrorCode::ValidationFailed,
+            "the document is invalid",
+            problems,
+        )
+    })?;
+    Ok((document, output))
+}
+
+/// The catalog entries a document refers to, loaded from the store.
+pub(crate) async fn context_for(store: &Store, document: &Document) -> ApiResult<Context> {
+    let refs = validate::references(document);
+    let mut ctx = Context::new(Utc::now().date_naive());
+    for name in refs.datasets {
+        if let Some(object) = store.get(&ObjectKey::dataset(&name)).await? {
+            if let Ok(spec) = serde_json::from_value(object.spec.clone()) {
+                let owner = object
+                    .metadata
+                    .get("owner")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                ctx = ctx.with_dataset(name, CatalogDataset { owner, spec });
+            }
+        }
+    }
+    for name in refs.clusters {
+        if let Some(object) = store.get(&ObjectKey::target_cluster(&name)).await? {
+            if let Ok(spec) = serde_json::from_value(object.spec.clone()) {
+                ctx = ctx.with_cluster(name, spec);
+            }
+        }
+    }
+    Ok(ctx)
+}
+
+/// `PUT` of a document at `key`: validate, then create or update. Idempotent.
+pub(crate) async fn apply(
+    store: &Store,
+    key: ObjectKey,
+    body: Value,
+    if_match: Option<i64>,
+) -> ApiResult<Response> {
+    let (mut document, _) = validate_for(store, &key, &body).await?;
+    let precondition = match (&document.metadata().resource_version, if_match) {
+        (_, Some(rv)) => Some(rv),
+        (Some(text), None) => Some(parse_resource_version(text).ok_or_else(|| {
+            ApiError::invalid(
+                ErrorCode::BadRequest,
+                "metadata.resourceVersion is not one this server handed out",
+                vec![Problem::new(
+                    "/metadata/resourceVersion",
+                    "not a resourceVersion",
+                )],
+            )
+        })?),
+        (None, None) => None,
+    };
+    let current = store.get(&key).await?;
+
+    let mut schema_version = None;
+    match &mut document {
+        Document::Dataset(d) => {
+            let versions = store.schema_versions(&key.name().to_owned()).await?;
+            let previous: Vec<Value> = versions.into_iter().map(|v| v.schema).collect();
+            if previous.last() != Some(&d.spec.schema) {
+                let broken = compat::check(d.spec.compatibility, &d.spec.schema, &previous);
+                if !broken.is_empty() {
+                    let problems = broken
+                        .into_iter()
+                        .map(|i| {
+                            // A removed field has no place in the new schema: point at the schema.
+                            let pointer = match i.path_in {
+                                compat::Side::New => format!("/spec/schema{}", i.path),
+                                compat::Side::Old => "/spec/schema".to_owned(),
+                            };
+                            Problem::new(pointer, i.message)
+                        })
+                        .collect();
+                    return Err(ApiError::invalid(
+                        ErrorCode::IncompatibleSchema,
+                        format!(
+                            "the new schema breaks the dataset's {:?} compatibility rule",
+                            d.spec.compatibility
+                        ),
+                        problems,
+                    ));
+                }
+            }
+            schema_version = Some(d.spec.schema.clone());
+        }
+        Document::TargetCluster(t) => {
+            let stored_url = current
+                .as_ref()
+                .and_then(|o| o.spec.get("url"))
+                .and_then(Value::as_str);
+            t.spec.url = secrets::restore_password(&t.spec.url, stored_url);
+        }
+        Document::DataProduct(_) => {}
+    }
+
+    let metadata = serde_json::to_value(document.metadata().user_part())
+        .map_err(|e| ApiError::internal("cannot encode metadata", &e))?;
+    let mut input = ObjectInput::new(metadata, document.spec_json());
+    if let Some(schema) = schema_version {
+        input = input.with_schema_version(schema);
+    }
+    // Without an explicit precondition the write still must not race the read above.
+    let guard = precondition.or(current.as_ref().map(|o| o.resource_version));
+    let applied = store.apply(&key, input, guard).await.map_err(|e| {
+        if precondition.is_none() && e.is_conflict() {
+            ApiError::new(
+                ErrorCode::Conflict,
+                format!("{key} was changed concurrently; apply again"),
+            )
+        } else {
+            ApiError::from(e)
+        }
+    })?;
+    let mut object = applied.object;
+    let spec_changed = current
+        .as_ref()
+        .is_none_or(|c| c.generation != object.generation);
+    if key.kind() == Kind::DataProduct && spec_changed {
+        let status = serde_json::to_value(DataProductStatus::pending(object.generation))
+            .map_err(|e| ApiError::internal("cannot encode status", &e))?;
+        object = store
+            .set_status(&key, status, Some(object.resource_version))
+            .await?;
+    }
+    let status = match applied.outcome {
+        Outcome::Created => StatusCode::CREATED,
+        Outcome::Updated | Outcome::Unchanged => StatusCode::OK,
+    };
+    let mut response = respond(status, &object);
+    let outcome = match applied.outcome {
+        Outcome::Created => "created",
+        Outcome::Updated => "updated",
+        Outcome::Unchanged => "unchanged",
+    };
+    response
+        .headers_mut()
+        .insert("x-sluice-outcome", HeaderValue::from_static(outcome));
+    if status == StatusCode::CREATED {
+        if let Ok(location) = HeaderValue::from_str(&location_of(&key)) {
+            response.headers_mut().insert(LOCATION, location);
+        }
+    }
+    Ok(response)
+}
+
+/// The canonical URL of an object.
+pub(crate) fn location_of(key: &ObjectKey) -> String {
+    match key.kind() {
+        Kind::Dataset => format!("/api/v1/datasets/{}", key.name()),
+        Kind::TargetCluster => format!("/api/v1/targetclusters/{}", key.name()),
+        Kind::DataProduct => format!("/api/v1/products/{}/{}", key.team(), key.name()),
+    }
+}
+
+/// `GET` of one object.
+pub(crate) async fn get(store: &Store, key: ObjectKey) -> ApiResult<Response> {
+    match store.get(&key).await? {
+        Some(object) => Ok(respond(StatusCode::OK, &object)),
+        None => Err(ApiError::not_found(describe(&key))),
+    }
+}
+
+/// `DELETE` of one object; returns the deleted document.
+pub(crate) async fn delete(
+    store: &Store,
+    key: ObjectKey,
+    if_match: Option<i64>,
+) -> ApiResult<Response> {
+    match store.delete(&key, if_match).await? {
+        Some(object) => Ok(respond(StatusCode::OK, &object)),
+        None => Err(ApiError::not_found(describe(&key))),
+    }
+}
+
+/// How messages name an object: `dataset shop.orders`, `product team-a/orders`.
+pub(crate) fn describe(key: &ObjectKey) -> String {
+    match key.kind() {
+        Kind::Dataset => format!("dataset {}", key.name()),
+        Kind::TargetCluster => format!("target cluster {}", key.name()),
+        Kind::DataProduct => format!("product {}/{}", key.team(), key.name()),
+    }
+}

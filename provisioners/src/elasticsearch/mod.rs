@@ -1,0 +1,12 @@
+//! Elasticsearch/OpenSearch targets: an index per product version (`<name>_v<N>`) behind a
+//! stable alias (`<name>`) that readers use and a rebuild re-points.
+//!
+//! [`plan`] derives the index settings, mappings and alias actions purely from the output
+//! schema; executing them comes later.
+
+pub mod plan;
+
+pub use plan::{ElasticsearchPlan, METADATA_FIELDS, plan_elasticsearch, property_mapping};
+
+#[cfg(test)]
+mod tests;

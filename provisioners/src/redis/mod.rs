@@ -1,0 +1,14 @@
+//! Redis targets: one hash (or JSON string) per output key under a versioned prefix
+//! (`<name>:v<N>:<key>`), a pointer key (`<name>:current`) naming the live version, and an
+//! ACL user per product that may read only keys under `<name>:`.
+//!
+//! [`plan`] derives the key layout and ACL rule purely; executing them comes later.
+
+pub mod plan;
+
+pub use plan::{
+    READER_COMMANDS_HASH, READER_COMMANDS_STRING, RedisEncoding, RedisPlan, plan_redis,
+};
+
+#[cfg(test)]
+mod tests;
