@@ -75,7 +75,7 @@ const INSERT_OBJECT: &str = concat!(
 
 const UPDATE_OBJECT: &str = "UPDATE objects \
      SET metadata = $4, spec = $5, generation = $6, resource_version = $7, updated_at = $8 \
-     WHERE kind = $1 AND team = $2 AND name = $3 AND $9 = $9";
+     WHERE kind = $1 AND team = $2 AND name = $3 AND resource_version = $9";
 
 const UPDATE_STATUS: &str = "UPDATE objects \
      SET status = $4, resource_version = $5, updated_at = $6 \
@@ -377,7 +377,9 @@ impl Store {
     }
 
     /// Replaces the status of the object at `key` (`null` clears it) and returns the object.
-    /// The resourceVersion changes; the generation, spec and metadata do not.
+    /// The resourceVersion changes; the generation, spec and metadata do not. Writing the
+    /// status the object already has (JSON equality) writes nothing and keeps the
+    /// resourceVersion, so a controller re-asserting its status does not churn versions.
     ///
     /// Fails with [`StoreError::NotFound`] if the object does not exist and no precondition
     /// was given, with [`StoreError::Conflict`] if a precondition was given and the object
@@ -400,6 +402,10 @@ impl Store {
             Value::Null => None,
             status => Some(status),
         };
+        if status == current.status {
+            write.tx.rollback().await?;
+            return Ok(current);
+        }
         let object = StoredObject {
             status,
             resource_version: write.revision,
@@ -468,7 +474,7 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
         };
         let revision: i64 = sqlx::query_scalar(BUMP_REVISION)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
         Ok(Write {
             tx,
@@ -542,10 +548,17 @@ async fn enable_wal(pool: &AnyPool) -> Result<(), StoreError> {
 }
 
 async fn connect_postgres(url: &str) -> Result<AnyPool, StoreError> {
-    Ok(AnyPoolOptions::new()
+    AnyPoolOptions::new()
         .max_connections(POSTGRES_MAX_CONNECTIONS)
         .connect(url)
-        .await?)
+        .await
+        .map_err(|err| match err {
+            sqlx::Error::Configuration(_) => StoreError::InvalidUrl {
+                reason: "not a valid PostgreSQL URL",
+                source: Some(err),
+            },
+            err => StoreError::Database(err),
+        })
 }
 
 async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

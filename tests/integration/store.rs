@@ -1010,6 +1010,17 @@ async fn status_writes_keep_the_generation(db: &TestDb) {
     assert_eq!(v3.generation, 2);
     assert_eq!(v3.status, Some(status));
 
+    // Writing the same status again is a no-op (key order does not matter).
+    let again = store
+        .set_status(
+            &key,
+            json!({"observedGeneration": 1, "phase": "Provisioning"}),
+            Some(v3.resource_version),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, v3);
+
     // Without a precondition, and clearing with null.
     let v4 = store
         .set_status(
@@ -1270,6 +1281,32 @@ async fn sqlite_file_is_created_in_wal_mode_and_migrated_once() {
 }
 
 #[tokio::test]
+async fn corrupt_rows_are_reported_as_corrupt() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.connect().await;
+    let key = ObjectKey::dataset("d");
+    apply(&store, &key, input("d", json!({"topic": "d"}))).await;
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE objects SET spec = '{not json'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let err = store.get(&key).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt { column: "spec", .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "stored spec of Dataset d is corrupt");
+    assert!(std::error::Error::source(&err).is_some());
+    let err = store
+        .list(Kind::Dataset, &ListQuery::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+}
+
+#[tokio::test]
 async fn in_memory_sqlite_store_works() {
     let store = Store::connect("sqlite::memory:").await.unwrap();
     let key = ObjectKey::dataset("d");
@@ -1316,6 +1353,7 @@ async fn unsupported_urls_are_refused() {
         "",
         "/var/lib/sluice.db",
         "sqlite://x.db?mode=bogus",
+        "postgres://[::1/x",
     ] {
         let err = Store::connect(url).await.unwrap_err();
         assert!(

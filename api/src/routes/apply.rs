@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::Value;
 use sluice_schemas::validate::{self, CatalogDataset, Context, Problem};
-use sluice_schemas::{DataProductStatus, Document, Kind, compat};
-use sluice_store::{ObjectInput, ObjectKey, Outcome, Store, StoredObject};
+use sluice_schemas::{DataProduct, DataProductStatus, Document, Kind, compat};
+use sluice_store::{ListQuery, ObjectInput, ObjectKey, Outcome, Store, StoredObject};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::parse_resource_version;
@@ -172,7 +172,7 @@ pub(crate) async fn apply(
                 .and_then(Value::as_str);
             t.spec.url = secrets::restore_password(&t.spec.url, stored_url);
         }
-        Document::DataProduct(_) => {}
+        Document::DataProduct(p) => ensure_target_is_free(store, &key, p).await?,
     }
 
     let metadata = serde_json::to_value(document.metadata().user_part())
@@ -223,6 +223,64 @@ pub(crate) async fn apply(
         }
     }
     Ok(response)
+}
+
+/// Refuses a product whose target objects would be another product's: the same index or
+/// key prefix on a cluster, or the same table of the same team on PostgreSQL.
+async fn ensure_target_is_free(
+    store: &Store,
+    key: &ObjectKey,
+    product: &DataProduct,
+) -> ApiResult<()> {
+    let Some(cluster) = product.spec.target.cluster.as_deref() else {
+        return Ok(());
+    };
+    let per_team = store
+        .get(&ObjectKey::target_cluster(cluster))
+        .await?
+        .and_then(|c| {
+            c.spec
+                .get("type")
+                .and_then(Value::as_str)
+                .map(|t| t == "postgres")
+        })
+        .unwrap_or(false);
+    let name = product.spec.target.name.as_str();
+    let mut query = ListQuery {
+        limit: ListQuery::MAX_LIMIT,
+        ..ListQuery::default()
+    };
+    loop {
+        let page = store.list(Kind::DataProduct, &query).await?;
+        for other in &page.items {
+            let same_object = other.key != *key
+                && other
+                    .spec
+                    .pointer("/target/cluster")
+                    .and_then(Value::as_str)
+                    == Some(cluster)
+                && other.spec.pointer("/target/name").and_then(Value::as_str) == Some(name)
+                && (!per_team || other.key.team() == key.team());
+            if same_object {
+                return Err(ApiError::invalid(
+                    ErrorCode::Conflict,
+                    "the target is taken",
+                    vec![Problem::new(
+                        "/spec/target/name",
+                        format!(
+                            "`{name}` on {cluster} already belongs to product {}/{}",
+                            other.key.team(),
+                            other.key.name()
+                        ),
+                    )],
+                ));
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// The canonical URL of an object.

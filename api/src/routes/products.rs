@@ -236,9 +236,12 @@ async fn plan_of(
     let cluster = target_cluster_of(state, &product).await?;
     let plan = sluice_controller::plan::plan_product(&product, &output, &cluster, &[], 1)
         .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("cannot plan: {e}")))?;
-    serde_json::to_value(plan)
-        .map(Json)
-        .map_err(|e| ApiError::internal("cannot encode the plan", &e))
+    let mut body = serde_json::to_value(&plan)
+        .map_err(|e| ApiError::internal("cannot encode the plan", &e))?;
+    if let Some(map) = body.as_object_mut() {
+        map.insert("summary".into(), Value::from(plan.summary()));
+    }
+    Ok(Json(body))
 }
 
 async fn target_cluster_of(

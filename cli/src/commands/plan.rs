@@ -51,26 +51,14 @@ pub async fn run(client: &Client, files: &[PathBuf]) -> Result<(), Failure> {
 
 fn print_plan(product: &str, plan: &Value) {
     println!("Plan for {product}:");
-    if let Some(topics) = plan.get("topics").and_then(Value::as_array) {
-        println!("  Topics:");
-        for t in topics {
-            println!(
-                "    {} ({} partitions{})",
-                t.get("name").and_then(Value::as_str).unwrap_or("?"),
-                t.get("partitions").and_then(Value::as_i64).unwrap_or(0),
-                t.pointer("/configs/cleanup.policy")
-                    .and_then(Value::as_str)
-                    .map(|p| format!(", cleanup.policy={p}"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    if let Some(lines) = plan.pointer("/target/summary").and_then(Value::as_array) {
-        println!("  Target:");
-        for line in lines {
-            for l in line.as_str().unwrap_or_default().lines() {
-                println!("    {l}");
-            }
+    for line in plan
+        .get("summary")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for l in line.as_str().unwrap_or_default().lines() {
+            println!("  {l}");
         }
     }
     if let Some(properties) = plan

@@ -18,7 +18,9 @@ const RESERVED_FIELD_PREFIX: &str = "_sluice";
 /// What is known about each source while checking expressions.
 struct SourceInfo<'a> {
     dataset: &'a str,
-    schema: &'a serde_json::Value,
+    /// The dataset's record schema; `None` when the dataset is unknown (reported once, at
+    /// the source, rather than again at every expression that reads it).
+    schema: Option<&'a serde_json::Value>,
     /// Joined by a lookup that is not inner: its fields may be null in the output.
     nullable: bool,
 }
@@ -82,7 +84,8 @@ pub(super) fn check(
                 &analysis,
                 &sources,
             ) {
-                Ok(mut out) => {
+                Ok(None) => {}
+                Ok(Some(mut out)) => {
                     if let crate::FieldSpec::Typed(t) = field
                         && t.description.is_some()
                     {
@@ -167,27 +170,23 @@ fn check_sources<'a>(
         {
             problems.push(Problem::new(format!("{at}/from"), e.to_string()));
         }
-        match ctx.dataset(&source.dataset) {
-            None => problems.push(Problem::new(
+        if ctx.dataset(&source.dataset).is_none() {
+            problems.push(Problem::new(
                 format!("{at}/dataset"),
                 format!("no dataset `{}` in the catalog", shorten(&source.dataset)),
-            )),
-            Some(dataset) => {
-                let nullable = spec.joins.iter().any(|j| {
-                    j.right == source.name
-                        && j.join_type == JoinType::Lookup
-                        && j.inner != Some(true)
-                });
-                sources.insert(
-                    source.name.as_str(),
-                    SourceInfo {
-                        dataset: source.dataset.as_str(),
-                        schema: &dataset.spec.schema,
-                        nullable,
-                    },
-                );
-            }
+            ));
         }
+        let nullable = spec.joins.iter().any(|j| {
+            j.right == source.name && j.join_type == JoinType::Lookup && j.inner != Some(true)
+        });
+        sources.insert(
+            source.name.as_str(),
+            SourceInfo {
+                dataset: source.dataset.as_str(),
+                schema: ctx.dataset(&source.dataset).map(|d| &d.spec.schema),
+                nullable,
+            },
+        );
     }
     sources
 }
@@ -373,7 +372,11 @@ fn check_ref(r: &FieldRef, sources: &HashMap<&str, SourceInfo<'_>>) -> Result<()
             }
         ));
     };
-    resolve(source.schema, &r.path)
+    let Some(schema) = source.schema else {
+        // The unknown dataset is reported at the source; its fields cannot be checked.
+        return Ok(());
+    };
+    resolve(schema, &r.path)
         .map(|_| ())
         .map_err(|e| format!("`{}`: {e} (dataset {})", r.dotted(), source.dataset))
 }
@@ -384,11 +387,11 @@ fn output_field(
     declared: Option<FieldType>,
     analysis: &Analysis,
     sources: &HashMap<&str, SourceInfo<'_>>,
-) -> Result<OutputField, String> {
+) -> Result<Option<OutputField>, String> {
     let pii = analysis.refs.iter().any(|r| {
         sources
             .get(r.root.as_str())
-            .and_then(|s| resolve(s.schema, &r.path).ok())
+            .and_then(|s| s.schema.and_then(|schema| resolve(schema, &r.path).ok()))
             .is_some_and(|res| res.pii)
     });
     let plain = analysis
@@ -396,8 +399,15 @@ fn output_field(
         .as_ref()
         .and_then(|r| sources.get(r.root.as_str()).map(|s| (r, s)));
     match plain {
-        Some((r, source)) => {
-            let resolved = resolve(source.schema, &r.path)?;
+        Some((_, SourceInfo { schema: None, .. })) => Ok(None),
+        Some((
+            r,
+            source @ SourceInfo {
+                schema: Some(schema),
+                ..
+            },
+        )) => {
+            let resolved = resolve(schema, &r.path)?;
             let (schema_type, nullable_type) = field_type(resolved.schema)
                 .map_err(|e| format!("`{}` {e}; declare `type`", r.dotted()))?;
             let field_type = match declared {
@@ -415,7 +425,7 @@ fn output_field(
                     ));
                 }
             };
-            Ok(OutputField {
+            Ok(Some(OutputField {
                 name: name.to_owned(),
                 field_type,
                 nullable: nullable_type || !resolved.required || source.nullable,
@@ -426,21 +436,21 @@ fn output_field(
                     .get("description")
                     .and_then(|d| d.as_str())
                     .map(str::to_owned),
-            })
+            }))
         }
         None => {
             let field_type = declared.ok_or_else(|| {
                 "a computed field needs a type: write `{expr: ..., type: string|integer|number|boolean|timestamp|object|array}`"
                     .to_owned()
             })?;
-            Ok(OutputField {
+            Ok(Some(OutputField {
                 name: name.to_owned(),
                 field_type,
                 nullable: true,
                 pii,
                 expr: expr.to_owned(),
                 description: None,
-            })
+            }))
         }
     }
 }
@@ -456,7 +466,14 @@ fn output_key(
             let source = sources
                 .get(r.root.as_str())
                 .ok_or_else(|| format!("`{}` is not a declared source", r.root))?;
-            let resolved = resolve(source.schema, &r.path)?;
+            let Some(schema) = source.schema else {
+                return Ok(OutputKey {
+                    expr: expr.to_owned(),
+                    field_type: FieldType::String,
+                    field: None,
+                });
+            };
+            let resolved = resolve(schema, &r.path)?;
             let (ty, _) =
                 field_type(resolved.schema).map_err(|e| format!("`{}` {e}", r.dotted()))?;
             if !matches!(ty, FieldType::String | FieldType::Integer) {
