@@ -127,3 +127,153 @@ async fn serve_answers_healthz_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A `sluice serve` on a free port with its own SQLite store, killed on drop.
+struct Server {
+    child: std::process::Child,
+    url: String,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn start_server(label: &str) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("sluice-cli-{label}-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("serve")
+        .env("SLUICE_DATA_DIR", &dir)
+        .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("SLUICE_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sluice serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+fn client(server: &Server) -> Command {
+    let mut cmd = sluice();
+    cmd.env("SLUICE_URL", &server.url)
+        .env("SLUICE_TEST_POSTGRES_URL", "postgres://admin:pw@127.0.0.1:1/postgres")
+        .env("SLUICE_TEST_OPENSEARCH_URL", "http://127.0.0.1:2")
+        .env("SLUICE_TEST_REDIS_URL", "redis://admin:pw@127.0.0.1:3/0");
+    cmd
+}
+
+fn retail_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail")
+}
+
+fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn retail_example_applies_and_round_trips_through_get() {
+    let server = start_server("retail");
+    let (code, stdout, stderr) = run(client(&server).args(["apply", "-f"]).arg(retail_dir()));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for line in [
+        "dataset/shop.orders created",
+        "targetcluster/shared-pg created",
+        "dataproduct/team-payments/orders-enriched created",
+    ] {
+        assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
+    }
+
+    let (code, yaml, stderr) = run(client(&server).args([
+        "get", "product", "orders-enriched", "--team", "team-payments", "-o", "yaml",
+    ]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let got: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    let applied: serde_json::Value = serde_yaml::Deserializer::from_str(
+        &std::fs::read_to_string(retail_dir().join("products.yaml")).unwrap(),
+    )
+    .map(|d| serde::Deserialize::deserialize(d).unwrap())
+    .find(|d: &serde_json::Value| d["metadata"]["name"] == "orders-enriched")
+    .unwrap();
+    assert_eq!(got["spec"], applied["spec"]);
+    assert_eq!(got["metadata"]["team"], applied["metadata"]["team"]);
+    assert_eq!(got["status"]["phase"], "PendingApproval");
+
+    // What `get -o yaml` printed applies back unchanged.
+    let file = server._dir.join("round-trip.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let (code, stdout, stderr) = run(client(&server).args(["apply", "-f"]).arg(&file));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), "dataproduct/team-payments/orders-enriched unchanged");
+
+    // TEAM/NAME works too, and the table lists all three products.
+    let (code, _, _) = run(client(&server).args(["get", "product", "team-payments/orders-enriched", "-o", "json"]));
+    assert_eq!(code, Some(0));
+    let (_, table, _) = run(client(&server).args(["get", "products"]));
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(table.lines().next().unwrap().starts_with("TEAM"));
+}
+
+#[test]
+fn rejected_specs_exit_1_with_file_document_and_path() {
+    let server = start_server("reject");
+    let (code, _, stderr) = run(client(&server).args(["apply", "-f"]).arg(retail_dir()));
+    assert_eq!(code, Some(0), "{stderr}");
+    let bad = server._dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: sluice.dev/v1alpha1\nkind: DataProduct\nmetadata: {name: broken, team: team-x}\n\
+         spec:\n  sources: [{name: o, dataset: shop.orders}]\n  key: o.id\n  fields: {id: o.idd}\n\
+         \x20 target: {cluster: shared-pg, name: broken}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(client(&server).args(["apply", "-f"]).arg(&bad));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml document 1 (DataProduct team-x/broken): /spec/fields/id:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no field `idd`"), "{stderr}");
+}
+
+#[test]
+fn unset_variables_and_unreachable_servers_are_one_line_errors() {
+    let server = start_server("vars");
+    let (code, _, stderr) = run(
+        client(&server)
+            .env_remove("SLUICE_TEST_POSTGRES_URL")
+            .args(["apply", "-f"])
+            .arg(retail_dir().join("targets.yaml")),
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("environment variable SLUICE_TEST_POSTGRES_URL is not set"), "{stderr}");
+
+    let (code, _, stderr) = run(sluice().args(["get", "datasets", "--url", "http://127.0.0.1:9"]));
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot reach Sluice at http://127.0.0.1:9"), "{stderr}");
+
+    let (code, _, stderr) = run(client(&server).args(["get", "product", "orders-enriched"]));
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, _, stderr) = run(client(&server).args(["get", "widgets"]));
+    assert_eq!(code, Some(2), "{stderr}");
+}
