@@ -29,10 +29,11 @@ pub fn restore_password(incoming: &str, stored: Option<&str>) -> String {
     else {
         return incoming.to_owned();
     };
-    if new.password() == Some(REDACTED) && new.username() == old.username() {
-        if new.set_password(old.password()).is_ok() {
-            return new.to_string();
-        }
+    if new.password() == Some(REDACTED)
+        && new.username() == old.username()
+        && new.set_password(old.password()).is_ok()
+    {
+        return new.to_string();
     }
     incoming.to_owned()
 }

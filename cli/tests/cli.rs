@@ -144,8 +144,13 @@ impl Drop for Server {
 }
 
 fn start_server(label: &str) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("sluice-cli-{label}-{}-{port}", std::process::id()));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir =
+        std::env::temp_dir().join(format!("sluice-cli-{label}-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("serve")
@@ -171,7 +176,10 @@ fn start_server(label: &str) -> Server {
 fn client(server: &Server) -> Command {
     let mut cmd = sluice();
     cmd.env("SLUICE_URL", &server.url)
-        .env("SLUICE_TEST_POSTGRES_URL", "postgres://admin:pw@127.0.0.1:1/postgres")
+        .env(
+            "SLUICE_TEST_POSTGRES_URL",
+            "postgres://admin:pw@127.0.0.1:1/postgres",
+        )
         .env("SLUICE_TEST_OPENSEARCH_URL", "http://127.0.0.1:2")
         .env("SLUICE_TEST_REDIS_URL", "redis://admin:pw@127.0.0.1:3/0");
     cmd
@@ -204,7 +212,13 @@ fn retail_example_applies_and_round_trips_through_get() {
     }
 
     let (code, yaml, stderr) = run(client(&server).args([
-        "get", "product", "orders-enriched", "--team", "team-payments", "-o", "yaml",
+        "get",
+        "product",
+        "orders-enriched",
+        "--team",
+        "team-payments",
+        "-o",
+        "yaml",
     ]));
     assert_eq!(code, Some(0), "{stderr}");
     let got: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
@@ -223,10 +237,19 @@ fn retail_example_applies_and_round_trips_through_get() {
     std::fs::write(&file, &yaml).unwrap();
     let (code, stdout, stderr) = run(client(&server).args(["apply", "-f"]).arg(&file));
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(stdout.trim(), "dataproduct/team-payments/orders-enriched unchanged");
+    assert_eq!(
+        stdout.trim(),
+        "dataproduct/team-payments/orders-enriched unchanged"
+    );
 
     // TEAM/NAME works too, and the table lists all three products.
-    let (code, _, _) = run(client(&server).args(["get", "product", "team-payments/orders-enriched", "-o", "json"]));
+    let (code, _, _) = run(client(&server).args([
+        "get",
+        "product",
+        "team-payments/orders-enriched",
+        "-o",
+        "json",
+    ]));
     assert_eq!(code, Some(0));
     let (_, table, _) = run(client(&server).args(["get", "products"]));
     assert_eq!(table.lines().count(), 4, "{table}");
@@ -258,19 +281,23 @@ fn rejected_specs_exit_1_with_file_document_and_path() {
 #[test]
 fn unset_variables_and_unreachable_servers_are_one_line_errors() {
     let server = start_server("vars");
-    let (code, _, stderr) = run(
-        client(&server)
-            .env_remove("SLUICE_TEST_POSTGRES_URL")
-            .args(["apply", "-f"])
-            .arg(retail_dir().join("targets.yaml")),
-    );
+    let (code, _, stderr) = run(client(&server)
+        .env_remove("SLUICE_TEST_POSTGRES_URL")
+        .args(["apply", "-f"])
+        .arg(retail_dir().join("targets.yaml")));
     assert_eq!(code, Some(1));
-    assert!(stderr.contains("environment variable SLUICE_TEST_POSTGRES_URL is not set"), "{stderr}");
+    assert!(
+        stderr.contains("environment variable SLUICE_TEST_POSTGRES_URL is not set"),
+        "{stderr}"
+    );
 
     let (code, _, stderr) = run(sluice().args(["get", "datasets", "--url", "http://127.0.0.1:9"]));
     assert_eq!(code, Some(1));
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("cannot reach Sluice at http://127.0.0.1:9"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach Sluice at http://127.0.0.1:9"),
+        "{stderr}"
+    );
 
     let (code, _, stderr) = run(client(&server).args(["get", "product", "orders-enriched"]));
     assert_eq!(code, Some(2), "{stderr}");

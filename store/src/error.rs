@@ -67,6 +67,14 @@ pub enum StoreError {
         #[source]
         source: CorruptValue,
     },
+    /// Another object already holds one of the claims of a write.
+    #[error("`{claim}` is already held by {owner}")]
+    ClaimTaken {
+        /// The claim.
+        claim: String,
+        /// The object holding it.
+        owner: ObjectKey,
+    },
     /// A list cursor that this store did not hand out.
     #[error("invalid list cursor")]
     InvalidCursor,

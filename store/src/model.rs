@@ -122,6 +122,10 @@ pub struct ObjectInput {
     /// For a dataset: its current record schema. When it differs from the latest stored
     /// schema version, a new version is recorded in the same transaction as the object.
     pub schema_version: Option<Value>,
+    /// Names this object holds exclusively (opaque strings, e.g. `target:shared-pg:team:orders`).
+    /// Replaced on every write; a claim another object holds fails the write with
+    /// [`StoreError::ClaimTaken`](crate::StoreError::ClaimTaken).
+    pub claims: Vec<String>,
 }
 
 impl ObjectInput {
@@ -131,7 +135,14 @@ impl ObjectInput {
             metadata,
             spec,
             schema_version: None,
+            claims: Vec::new(),
         }
+    }
+
+    /// The same input, holding `claims` exclusively.
+    pub fn with_claims(mut self, claims: Vec<String>) -> Self {
+        self.claims = claims;
+        self
     }
 
     /// The same input, recording `schema` as the dataset's schema.

@@ -274,6 +274,7 @@ impl Store {
             }
         };
 
+        replace_claims(&mut write.tx, key, &input.claims).await?;
         let schema_version = match input.schema_version {
             Some(schema) => record_schema_version(&mut write.tx, key, &schema, now).await?,
             None => None,
@@ -365,6 +366,7 @@ impl Store {
                 Some(current.resource_version),
             ));
         }
+        replace_claims(&mut write.tx, key, &[]).await?;
         if key.kind() == Kind::Dataset {
             sqlx::query(DELETE_SCHEMA_VERSIONS)
                 .bind(key.name())
@@ -727,4 +729,53 @@ fn decode_schema_version(dataset: &str, row: &AnyRow) -> Result<SchemaVersion, S
         schema,
         created_at,
     })
+}
+
+const DELETE_CLAIMS: &str = "DELETE FROM object_claims WHERE kind = $1 AND team = $2 AND name = $3";
+const INSERT_CLAIM: &str = "INSERT INTO object_claims (claim, kind, team, name) VALUES ($1, $2, $3, $4) \
+                            ON CONFLICT (claim) DO NOTHING";
+const CLAIM_OWNER: &str = "SELECT kind, team, name FROM object_claims WHERE claim = $1";
+
+/// Makes `claims` the exact set the object at `key` holds; fails if another object holds one.
+async fn replace_claims(
+    conn: &mut sqlx::AnyConnection,
+    key: &ObjectKey,
+    claims: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query(DELETE_CLAIMS)
+        .bind(key.kind().as_str())
+        .bind(key.team())
+        .bind(key.name())
+        .execute(&mut *conn)
+        .await?;
+    for claim in claims {
+        let inserted = sqlx::query(INSERT_CLAIM)
+            .bind(claim.as_str())
+            .bind(key.kind().as_str())
+            .bind(key.team())
+            .bind(key.name())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if inserted == 0 {
+            let row = sqlx::query(CLAIM_OWNER)
+                .bind(claim.as_str())
+                .fetch_one(&mut *conn)
+                .await?;
+            let kind: String = row.try_get("kind")?;
+            let kind = Kind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == kind)
+                .unwrap_or(key.kind());
+            return Err(StoreError::ClaimTaken {
+                claim: claim.clone(),
+                owner: ObjectKey::new(
+                    kind,
+                    row.try_get::<String, _>("team")?,
+                    row.try_get::<String, _>("name")?,
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::Value;
 use sluice_schemas::validate::{self, CatalogDataset, Context, Problem};
 use sluice_schemas::{DataProduct, DataProductStatus, Document, Kind, compat};
-use sluice_store::{ListQuery, ObjectInput, ObjectKey, Outcome, Store, StoredObject};
+use sluice_store::{ObjectInput, ObjectKey, Outcome, Store, StoreError, StoredObject};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::parse_resource_version;
@@ -90,21 +90,21 @@ pub(crate) async fn context_for(store: &Store, document: &Document) -> ApiResult
     let mut ctx = Context::new(Utc::now().date_naive());
     for name in refs.datasets {
         if let Some(object) = store.get(&ObjectKey::dataset(&name)).await? {
-            if let Ok(spec) = serde_json::from_value(object.spec.clone()) {
-                let owner = object
-                    .metadata
-                    .get("owner")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                ctx = ctx.with_dataset(name, CatalogDataset { owner, spec });
-            }
+            let spec = serde_json::from_value(object.spec.clone())
+                .map_err(|e| ApiError::internal("a stored dataset does not decode", &e))?;
+            let owner = object
+                .metadata
+                .get("owner")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            ctx = ctx.with_dataset(name, CatalogDataset { owner, spec });
         }
     }
     for name in refs.clusters {
         if let Some(object) = store.get(&ObjectKey::target_cluster(&name)).await? {
-            if let Ok(spec) = serde_json::from_value(object.spec.clone()) {
-                ctx = ctx.with_cluster(name, spec);
-            }
+            let spec = serde_json::from_value(object.spec.clone())
+                .map_err(|e| ApiError::internal("a stored target cluster does not decode", &e))?;
+            ctx = ctx.with_cluster(name, spec);
         }
     }
     Ok(ctx)
@@ -135,9 +135,10 @@ pub(crate) async fn apply(
     let current = store.get(&key).await?;
 
     let mut schema_version = None;
+    let mut claims = Vec::new();
     match &mut document {
         Document::Dataset(d) => {
-            let versions = store.schema_versions(&key.name().to_owned()).await?;
+            let versions = store.schema_versions(key.name()).await?;
             let previous: Vec<Value> = versions.into_iter().map(|v| v.schema).collect();
             if previous.last() != Some(&d.spec.schema) {
                 let broken = compat::check(d.spec.compatibility, &d.spec.schema, &previous);
@@ -172,26 +173,31 @@ pub(crate) async fn apply(
                 .and_then(Value::as_str);
             t.spec.url = secrets::restore_password(&t.spec.url, stored_url);
         }
-        Document::DataProduct(p) => ensure_target_is_free(store, &key, p).await?,
+        Document::DataProduct(p) => claims = target_claims(store, &key, p).await?,
     }
 
     let metadata = serde_json::to_value(document.metadata().user_part())
         .map_err(|e| ApiError::internal("cannot encode metadata", &e))?;
-    let mut input = ObjectInput::new(metadata, document.spec_json());
+    let mut input = ObjectInput::new(metadata, document.spec_json()).with_claims(claims);
     if let Some(schema) = schema_version {
         input = input.with_schema_version(schema);
     }
     // Without an explicit precondition the write still must not race the read above.
     let guard = precondition.or(current.as_ref().map(|o| o.resource_version));
-    let applied = store.apply(&key, input, guard).await.map_err(|e| {
-        if precondition.is_none() && e.is_conflict() {
-            ApiError::new(
-                ErrorCode::Conflict,
-                format!("{key} was changed concurrently; apply again"),
-            )
-        } else {
-            ApiError::from(e)
-        }
+    let applied = store.apply(&key, input, guard).await.map_err(|e| match e {
+        StoreError::ClaimTaken { owner, .. } => ApiError::invalid(
+            ErrorCode::Conflict,
+            "the target is taken",
+            vec![Problem::new(
+                "/spec/target/name",
+                format!("this target already belongs to {}", describe(&owner)),
+            )],
+        ),
+        e if precondition.is_none() && e.is_conflict() => ApiError::new(
+            ErrorCode::Conflict,
+            format!("{key} was changed concurrently; apply again"),
+        ),
+        e => ApiError::from(e),
     })?;
     let mut object = applied.object;
     let spec_changed = current
@@ -217,23 +223,24 @@ pub(crate) async fn apply(
     response
         .headers_mut()
         .insert("x-sluice-outcome", HeaderValue::from_static(outcome));
-    if status == StatusCode::CREATED {
-        if let Ok(location) = HeaderValue::from_str(&location_of(&key)) {
-            response.headers_mut().insert(LOCATION, location);
-        }
+    if status == StatusCode::CREATED
+        && let Ok(location) = HeaderValue::from_str(&location_of(&key))
+    {
+        response.headers_mut().insert(LOCATION, location);
     }
     Ok(response)
 }
 
-/// Refuses a product whose target objects would be another product's: the same index or
-/// key prefix on a cluster, or the same table of the same team on PostgreSQL.
-async fn ensure_target_is_free(
+/// The claim a product holds on its target objects: the same index or key prefix on a
+/// cluster, or the same table of the same team on PostgreSQL (one schema per team), can
+/// belong to one product only. The store enforces it in the write's transaction.
+async fn target_claims(
     store: &Store,
     key: &ObjectKey,
     product: &DataProduct,
-) -> ApiResult<()> {
+) -> ApiResult<Vec<String>> {
     let Some(cluster) = product.spec.target.cluster.as_deref() else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let per_team = store
         .get(&ObjectKey::target_cluster(cluster))
@@ -245,42 +252,11 @@ async fn ensure_target_is_free(
                 .map(|t| t == "postgres")
         })
         .unwrap_or(false);
-    let name = product.spec.target.name.as_str();
-    let mut query = ListQuery {
-        limit: ListQuery::MAX_LIMIT,
-        ..ListQuery::default()
-    };
-    loop {
-        let page = store.list(Kind::DataProduct, &query).await?;
-        for other in &page.items {
-            let same_object = other.key != *key
-                && other
-                    .spec
-                    .pointer("/target/cluster")
-                    .and_then(Value::as_str)
-                    == Some(cluster)
-                && other.spec.pointer("/target/name").and_then(Value::as_str) == Some(name)
-                && (!per_team || other.key.team() == key.team());
-            if same_object {
-                return Err(ApiError::invalid(
-                    ErrorCode::Conflict,
-                    "the target is taken",
-                    vec![Problem::new(
-                        "/spec/target/name",
-                        format!(
-                            "`{name}` on {cluster} already belongs to product {}/{}",
-                            other.key.team(),
-                            other.key.name()
-                        ),
-                    )],
-                ));
-            }
-        }
-        match page.next {
-            Some(next) => query.after = Some(next),
-            None => return Ok(()),
-        }
-    }
+    let scope = if per_team { key.team() } else { "" };
+    Ok(vec![format!(
+        "target\u{1f}{cluster}\u{1f}{scope}\u{1f}{}",
+        product.spec.target.name
+    )])
 }
 
 /// The canonical URL of an object.
