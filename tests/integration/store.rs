@@ -163,6 +163,7 @@ on_both_backends!(
     schema_versions_are_appended_only_on_change,
     concurrent_schema_changes_number_versions_without_gaps,
     reopening_keeps_the_data,
+    claims_are_exclusive_and_follow_their_object,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1337,6 +1338,7 @@ async fn postgres_store_uses_its_own_tables() {
         tables,
         [
             "_sqlx_migrations",
+            "object_claims",
             "objects",
             "schema_versions",
             "store_revision"
@@ -1374,4 +1376,90 @@ fn database_urls_are_rewritten_for_test_databases() {
         "postgres://h/x?sslmode=disable"
     );
     assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
+
+async fn claims_are_exclusive_and_follow_their_object(db: &TestDb) {
+    let store = db.connect().await;
+    let a = ObjectKey::data_product("team-a", "first");
+    let b = ObjectKey::data_product("team-b", "second");
+    let claim = |n: &str| vec![format!("target:cluster:{n}")];
+    apply(
+        &store,
+        &a,
+        product_input("team-a", "first", json!({"v": 1})).with_claims(claim("x")),
+    )
+    .await;
+
+    // Another object cannot take the claim, and its write leaves nothing behind.
+    let err = store
+        .apply(
+            &b,
+            product_input("team-b", "second", json!({"v": 1})).with_claims(claim("x")),
+            None,
+        )
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::ClaimTaken { claim, owner } => {
+            assert_eq!(claim, "target:cluster:x");
+            assert_eq!(owner, a);
+        }
+        other => panic!("expected ClaimTaken, got {other:?}"),
+    }
+    assert!(store.get(&b).await.unwrap().is_none());
+
+    // Moving to another claim frees the first; deleting frees the second.
+    apply(
+        &store,
+        &a,
+        product_input("team-a", "first", json!({"v": 2})).with_claims(claim("y")),
+    )
+    .await;
+    apply(
+        &store,
+        &b,
+        product_input("team-b", "second", json!({"v": 1})).with_claims(claim("x")),
+    )
+    .await;
+    assert!(
+        store
+            .apply(
+                &b,
+                product_input("team-b", "second", json!({"v": 2})).with_claims(claim("y")),
+                None
+            )
+            .await
+            .is_err()
+    );
+    store.delete(&a, None).await.unwrap();
+    apply(
+        &store,
+        &b,
+        product_input("team-b", "second", json!({"v": 2})).with_claims(claim("y")),
+    )
+    .await;
+
+    // Racing creates with one claim: exactly one wins.
+    let stores = [db.connect().await, db.connect().await];
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = stores[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let key = ObjectKey::data_product("team-r", format!("racer-{i}"));
+            store
+                .apply(
+                    &key,
+                    product_input("team-r", &format!("racer-{i}"), json!({}))
+                        .with_claims(vec!["contested".into()]),
+                    None,
+                )
+                .await
+                .is_ok()
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.unwrap());
+    }
+    assert_eq!(winners, 1);
 }
