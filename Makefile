@@ -9,13 +9,14 @@ CARGO ?= cargo
 PHASE := tests/tools/phase.sh
 SLUICE_BIN := $(CARGO_TARGET_DIR)/debug/sluice
 
-.PHONY: help run build deps services services-down services-status test fmt fmt-check clippy test-rust
+.PHONY: help run build deps services services-down services-status test fmt fmt-check clippy test-rust bench
 
 help:
 	@echo "make run            build and start sluice serve on 127.0.0.1:8080"
 	@echo "make test           start the local services, check formatting and lints, run every test"
 	@echo "make services       start PostgreSQL, Redis, Kafka and OpenSearch (reuses running ones)"
 	@echo "make services-down  stop them"
+	@echo "make bench          run the benchmarks (not part of make test)"
 
 deps:
 	@tests/services/deps.sh
@@ -54,3 +55,7 @@ test:
 	@$(PHASE) fmt-check $(MAKE) --no-print-directory fmt-check
 	@$(PHASE) clippy $(MAKE) --no-print-directory clippy
 	@$(PHASE) tests $(MAKE) --no-print-directory test-rust
+
+## Benchmarks: long-running, not part of `make test`. Figures go to docs/benchmarks.md.
+bench: services
+	$(CARGO) bench -p sluice-tests --bench api_load
