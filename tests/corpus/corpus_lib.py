@@ -390,7 +390,16 @@ def add(category, name, body, *, endpoint, status=422, pointers=(), desc, conten
     for line in header:
         assert "\n" not in line, line
     if ext is None:
-        ext = "json" if content_type == "application/json" else "yaml"
+        # Bodies with control characters (other than tab and line breaks) or bytes that are
+        # not UTF-8 are stored raw, so no editor or tool mistakes the case file for text.
+        try:
+            textual = not any(ord(ch) < 0x20 and ch not in "\t\r\n" or ord(ch) == 0x7F for ch in body.decode("utf-8"))
+        except UnicodeDecodeError:
+            textual = False
+        if not textual:
+            ext = "bin"
+        else:
+            ext = "json" if content_type == "application/json" else "yaml"
     CASES[key] = (ext, header, body)
 
 

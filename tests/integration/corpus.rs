@@ -330,12 +330,12 @@ fn generated_cases() -> Vec<Case> {
                 .into_bytes(),
         ),
         case(
-            "unclosed-brackets-500k",
+            "unclosed-brackets-200k",
             PRODUCT_URL,
             yaml,
             422,
             &[""],
-            "[".repeat(500_000).into_bytes(),
+            "[".repeat(200_000).into_bytes(),
         ),
         case(
             "aliases-of-a-large-anchor",
