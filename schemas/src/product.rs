@@ -236,7 +236,7 @@ pub struct DataProductSpec {
     #[schemars(length(min = 1, max = 4096))]
     pub key: Option<String>,
     /// The output shape: field name → CEL expression (or `{expr, type}`).
-    #[schemars(length(min = 1, max = 512))]
+    #[schemars(extend("minProperties" = 1, "maxProperties" = 512))]
     pub fields: IndexMap<String, FieldSpec>,
     /// Where the rows land.
     pub target: Target,

@@ -104,9 +104,12 @@ def parse_level():
     raw("deep-block-yaml", "".join(" " * i + "a:\n" for i in range(200)) + " " * 200 + "a: 1\n", "200 nested YAML block mappings")
     raw("deep-block-sequence", "".join(" " * i + "-\n" for i in range(0, 400, 2)) + " " * 400 + "- 1\n", "200 nested YAML block sequences")
     nested = "1"
-    for _ in range(100):
+    for _ in range(40):
         nested = "{a: " + nested + "}"
-    raw("deep-options-within-limits", good.replace("mode: upsert\n", f"mode: upsert\n    options: {nested}\n"), "100 levels of nesting inside target options", pointers=("/spec/target/options/a",))
+    raw("deep-options-within-limits", good.replace("mode: upsert\n", f"mode: upsert\n    options: {nested}\n"), "40 levels of nesting inside target options (parses; the option is unknown)", pointers=("/spec/target/options/a",))
+    for _ in range(60):
+        nested = "{a: " + nested + "}"
+    raw("deep-options-over-limit", good.replace("mode: upsert\n", f"mode: upsert\n    options: {nested}\n"), "100 levels of nesting inside target options (refused before parsing)")
     # JSON that is not well-formed.
     js = json.dumps(P_PG)
     raw("json-truncated", js[: len(js) // 2], "truncated JSON", content_type="application/json")

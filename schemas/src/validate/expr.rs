@@ -30,6 +30,79 @@ impl FieldRef {
     }
 }
 
+/// What the outermost node of an expression is, as far as its type can be told without a
+/// type checker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A literal of this CEL type: `bool`, `int`, `uint`, `double`, `string`, `bytes`, `null`.
+    Literal(&'static str),
+    /// A list, map or message literal.
+    Collection,
+    /// Arithmetic (`+ - * / %`, unary minus): a number, string or list, never a boolean.
+    Arithmetic,
+    /// A comparison or logical operator: a boolean.
+    Boolean,
+    /// Anything else (a field, a function call, a conditional): not known statically.
+    Unknown,
+}
+
+/// Functions expressions may call: CEL's standard library, its string extension and the
+/// optional-value helpers. The stream job runtime provides every one of them.
+pub const KNOWN_FUNCTIONS: &[&str] = &[
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "bool",
+    "timestamp",
+    "duration",
+    "type",
+    "dyn",
+    "has",
+    "all",
+    "exists",
+    "exists_one",
+    "map",
+    "filter",
+    "max",
+    "min",
+    "getFullYear",
+    "getMonth",
+    "getDayOfYear",
+    "getDayOfMonth",
+    "getDate",
+    "getDayOfWeek",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
+    "lowerAscii",
+    "upperAscii",
+    "trim",
+    "replace",
+    "split",
+    "join",
+    "substring",
+    "indexOf",
+    "lastIndexOf",
+    "charAt",
+    "format",
+    "quote",
+    "reverse",
+    "hasValue",
+    "value",
+    "orValue",
+    "or",
+    "optMap",
+    "optFlatMap",
+];
+
 /// What an expression reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Analysis {
@@ -39,6 +112,10 @@ pub struct Analysis {
     pub plain_path: Option<FieldRef>,
     /// For an `a.x == b.y` comparison: the two sides, when both are field paths.
     pub equality: Option<(FieldRef, FieldRef)>,
+    /// The outermost node.
+    pub shape: Shape,
+    /// Functions called that are not in [`KNOWN_FUNCTIONS`].
+    pub unknown_functions: Vec<String>,
 }
 
 /// Parses `source` and reports what it reads, or why it does not parse.
@@ -60,7 +137,15 @@ pub fn analyze(source: &str) -> Result<Analysis, String> {
     })?;
     let root = program.expression();
     let mut refs = Vec::new();
-    collect(root, &mut Vec::new(), &mut refs);
+    let mut functions = Vec::new();
+    collect(root, &mut Vec::new(), &mut refs, &mut functions);
+    functions.sort();
+    functions.dedup();
+    let unknown_functions = functions
+        .into_iter()
+        .filter(|f| !f.starts_with('_') && !f.starts_with('@') && !f.starts_with('!'))
+        .filter(|f| !KNOWN_FUNCTIONS.contains(&f.as_str()))
+        .collect();
     refs.sort();
     refs.dedup();
     let plain_path = field_ref(&root.expr);
@@ -77,7 +162,33 @@ pub fn analyze(source: &str) -> Result<Analysis, String> {
         refs,
         plain_path,
         equality,
+        shape: shape(&root.expr),
+        unknown_functions,
     })
+}
+
+fn shape(expr: &Expr) -> Shape {
+    use cel::common::ast::LiteralValue;
+    match expr {
+        Expr::Literal(literal) => Shape::Literal(match literal {
+            LiteralValue::Boolean(_) => "bool",
+            LiteralValue::Bytes(_) => "bytes",
+            LiteralValue::Double(_) => "double",
+            LiteralValue::Int(_) => "int",
+            LiteralValue::Null => "null",
+            LiteralValue::String(_) => "string",
+            LiteralValue::UInt(_) => "uint",
+        }),
+        Expr::List(_) | Expr::Map(_) | Expr::Struct(_) => Shape::Collection,
+        Expr::Call(call) => match call.func_name.as_str() {
+            "_+_" | "_-_" | "_*_" | "_/_" | "_%_" | "-_" => Shape::Arithmetic,
+            "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" | "_&&_" | "_||_" | "!_" | "@in" => {
+                Shape::Boolean
+            }
+            _ => Shape::Unknown,
+        },
+        _ => Shape::Unknown,
+    }
 }
 
 fn nesting(source: &str) -> usize {
@@ -124,7 +235,12 @@ fn field_ref(expr: &Expr) -> Option<FieldRef> {
     }
 }
 
-fn collect(node: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<FieldRef>) {
+fn collect(
+    node: &IdedExpr,
+    bound: &mut Vec<String>,
+    out: &mut Vec<FieldRef>,
+    functions: &mut Vec<String>,
+) {
     if let Some(r) = field_ref(&node.expr)
         && !bound.contains(&r.root)
     {
@@ -133,47 +249,48 @@ fn collect(node: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<FieldRef>) {
     }
     match &node.expr {
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
-        Expr::Select(select) => collect(&select.operand, bound, out),
+        Expr::Select(select) => collect(&select.operand, bound, out, functions),
         Expr::Call(call) => {
+            functions.push(call.func_name.clone());
             if let Some(target) = &call.target {
-                collect(target, bound, out);
+                collect(target, bound, out, functions);
             }
             for arg in &call.args {
-                collect(arg, bound, out);
+                collect(arg, bound, out, functions);
             }
         }
         Expr::List(list) => {
             for e in &list.elements {
-                collect(e, bound, out);
+                collect(e, bound, out, functions);
             }
         }
         Expr::Map(map) => {
             for entry in &map.entries {
                 if let EntryExpr::MapEntry(e) = &entry.expr {
-                    collect(&e.key, bound, out);
-                    collect(&e.value, bound, out);
+                    collect(&e.key, bound, out, functions);
+                    collect(&e.value, bound, out, functions);
                 }
             }
         }
         Expr::Struct(st) => {
             for entry in &st.entries {
                 if let EntryExpr::StructField(f) = &entry.expr {
-                    collect(&f.value, bound, out);
+                    collect(&f.value, bound, out, functions);
                 }
             }
         }
         Expr::Comprehension(c) => {
-            collect(&c.iter_range, bound, out);
-            collect(&c.accu_init, bound, out);
+            collect(&c.iter_range, bound, out, functions);
+            collect(&c.accu_init, bound, out, functions);
             let mark = bound.len();
             bound.push(c.iter_var.clone());
             if let Some(v) = &c.iter_var2 {
                 bound.push(v.clone());
             }
             bound.push(c.accu_var.clone());
-            collect(&c.loop_cond, bound, out);
-            collect(&c.loop_step, bound, out);
-            collect(&c.result, bound, out);
+            collect(&c.loop_cond, bound, out, functions);
+            collect(&c.loop_step, bound, out, functions);
+            collect(&c.result, bound, out, functions);
             bound.truncate(mark);
         }
     }

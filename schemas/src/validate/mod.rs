@@ -134,7 +134,7 @@ pub fn references(document: &Document) -> References {
 
 /// Checks `document` against the catalog; for a product, also derives its output schema.
 pub fn semantics(document: &Document, ctx: &Context) -> Result<Option<OutputSchema>, Vec<Problem>> {
-    let mut problems = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let output = match document {
         Document::Dataset(d) => {
             dataset::check(&d.metadata, &d.spec, &mut problems);
@@ -149,6 +149,8 @@ pub fn semantics(document: &Document, ctx: &Context) -> Result<Option<OutputSche
     if problems.is_empty() {
         Ok(output)
     } else {
+        let mut seen = std::collections::HashSet::new();
+        problems.retain(|p| seen.insert((p.pointer.clone(), p.message.clone())));
         Err(problems)
     }
 }

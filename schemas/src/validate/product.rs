@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::expr::{Analysis, FieldRef, analyze};
+use super::expr::{Analysis, FieldRef, Shape, analyze};
 use super::fields::{field_type, resolve};
 use super::target::{check_target_name_and_options, dns_label_problem};
 use super::{Context, Problem, forbid_meta, shorten};
@@ -11,6 +11,9 @@ use crate::time::{StartPosition, parse_positive_duration};
 use crate::{
     DataProductSpec, DatasetKind, FieldType, JoinType, ObjectMeta, TargetType, WriteMode, names,
 };
+
+/// The most output fields a product may have.
+const MAX_FIELDS: usize = 512;
 
 /// Output field names Sluice keeps for itself in targets.
 const RESERVED_FIELD_PREFIX: &str = "_sluice";
@@ -54,8 +57,30 @@ pub(super) fn check(
     let sources = check_sources(spec, ctx, problems);
     check_joins(spec, ctx, &sources, problems);
 
-    if let Some(filter) = &spec.filter {
-        check_refs("/spec/filter", filter, &sources, problems);
+    if let Some(filter) = &spec.filter
+        && let Some(analysis) = check_refs("/spec/filter", filter, &sources, problems)
+    {
+        let not_boolean = match analysis.shape {
+            Shape::Literal(ty) => (ty != "bool").then_some(ty),
+            Shape::Collection => Some("a collection"),
+            Shape::Arithmetic => Some("an arithmetic result"),
+            Shape::Boolean | Shape::Unknown => None,
+        };
+        if let Some(what) = not_boolean {
+            problems.push(Problem::new(
+                "/spec/filter",
+                format!("must be a boolean expression, not {what}"),
+            ));
+        }
+    }
+    if !(1..=MAX_FIELDS).contains(&spec.fields.len()) {
+        problems.push(Problem::new(
+            "/spec/fields",
+            format!(
+                "must have 1 to {MAX_FIELDS} fields, not {}",
+                spec.fields.len()
+            ),
+        ));
     }
     let key_analysis = spec
         .key
@@ -126,16 +151,27 @@ pub(super) fn check(
         problems.push(Problem::new("/spec/slo/freshness", e.to_string()));
     }
     if let Some(expires) = &spec.expires {
-        match chrono::NaiveDate::parse_from_str(expires, "%Y-%m-%d") {
-            Err(_) => problems.push(Problem::new(
+        let well_formed = expires.len() == 10
+            && expires.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        let parsed = well_formed
+            .then(|| chrono::NaiveDate::parse_from_str(expires, "%Y-%m-%d").ok())
+            .flatten();
+        match parsed {
+            None => problems.push(Problem::new(
                 "/spec/expires",
                 format!("`{}` is not a date; expected YYYY-MM-DD", shorten(expires)),
             )),
-            Ok(date) if date < ctx.today => problems.push(Problem::new(
+            Some(date) if date < ctx.today => problems.push(Problem::new(
                 "/spec/expires",
                 format!("{date} is in the past"),
             )),
-            Ok(_) => {}
+            Some(_) => {}
         }
     }
     Some(OutputSchema { fields, key })
@@ -295,7 +331,10 @@ fn check_joins(
                 let shape_ok = match &analysis.equality {
                     Some((a, b)) => {
                         let (this, other) = if a.root == join.right { (a, b) } else { (b, a) };
-                        this.root == join.right && in_scope.contains(&other.root.as_str())
+                        this.root == join.right
+                            && in_scope.contains(&other.root.as_str())
+                            && !this.path.is_empty()
+                            && !other.path.is_empty()
                     }
                     None => false,
                 };
@@ -352,6 +391,13 @@ fn check_refs(
                     problems.push(Problem::new(pointer, e));
                     ok = false;
                 }
+            }
+            for f in &analysis.unknown_functions {
+                problems.push(Problem::new(
+                    pointer,
+                    format!("CEL: unknown function `{}`", shorten(f)),
+                ));
+                ok = false;
             }
             ok.then_some(analysis)
         }
@@ -439,6 +485,21 @@ fn output_field(
             }))
         }
         None => {
+            if let (Shape::Literal(literal), Some(declared)) = (analysis.shape, declared) {
+                let fits = match declared {
+                    FieldType::String | FieldType::Timestamp => literal == "string",
+                    FieldType::Integer => matches!(literal, "int" | "uint"),
+                    FieldType::Number => matches!(literal, "int" | "uint" | "double"),
+                    FieldType::Boolean => literal == "bool",
+                    FieldType::Object | FieldType::Array => false,
+                };
+                if !fits && literal != "null" {
+                    return Err(format!(
+                        "declared type {} but the expression is a {literal} literal",
+                        declared.as_str()
+                    ));
+                }
+            }
             let field_type = declared.ok_or_else(|| {
                 "a computed field needs a type: write `{expr: ..., type: string|integer|number|boolean|timestamp|object|array}`"
                     .to_owned()

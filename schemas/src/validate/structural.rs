@@ -76,15 +76,33 @@ pub fn structure(value: &Value) -> Result<Document, Vec<Problem>> {
         return Err(problems);
     }
     let typed = match kind {
-        Kind::Dataset => serde_json::from_value::<Dataset>(input).map(Document::Dataset),
-        Kind::TargetCluster => {
-            serde_json::from_value::<TargetCluster>(input).map(Document::TargetCluster)
-        }
-        Kind::DataProduct => {
-            serde_json::from_value::<DataProduct>(input).map(Document::DataProduct)
-        }
+        Kind::Dataset => typed::<Dataset>(input).map(Document::Dataset),
+        Kind::TargetCluster => typed::<TargetCluster>(input).map(Document::TargetCluster),
+        Kind::DataProduct => typed::<DataProduct>(input).map(Document::DataProduct),
     };
-    typed.map_err(|e| vec![Problem::new("", format!("does not match {kind}: {e}"))])
+    typed.map_err(|p| vec![p])
+}
+
+/// Converts a structurally valid document into its type; what the JSON Schema cannot say
+/// (e.g. a number too large for its field) is reported at its path.
+fn typed<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(input).map_err(|e| {
+        let pointer: String = e
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
+                serde_path_to_error::Segment::Map { key } => {
+                    Some(format!("/{}", escape_pointer(key)))
+                }
+                serde_path_to_error::Segment::Enum { variant } => {
+                    Some(format!("/{}", escape_pointer(variant)))
+                }
+                serde_path_to_error::Segment::Unknown => None,
+            })
+            .collect();
+        Problem::new(pointer, shorten(&e.into_inner().to_string()))
+    })
 }
 
 fn to_problems(error: &ValidationError<'_>) -> Vec<Problem> {
@@ -118,10 +136,18 @@ fn to_problems(error: &ValidationError<'_>) -> Vec<Problem> {
             });
             match best {
                 Some(branch) if !branch.is_empty() => branch.iter().flat_map(to_problems).collect(),
-                _ => vec![Problem::new(
+                _ if at.starts_with("/spec/fields/") => vec![Problem::new(
                     at,
                     "must be a CEL expression (a string) or a mapping {expr, type}",
                 )],
+                _ => {
+                    let first = context.first().and_then(|branch| branch.first());
+                    let message = first.map_or_else(
+                        || "has the wrong type".to_owned(),
+                        |e| format!("has the wrong type: {}", e.masked()),
+                    );
+                    vec![Problem::new(at, message)]
+                }
             }
         }
         ValidationErrorKind::Type { .. } => {
