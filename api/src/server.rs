@@ -58,10 +58,10 @@ pub fn router(state: AppState) -> Router {
     let docs: Router = SwaggerUi::new("/api/docs")
         .external_url_unchecked("/api/v1/openapi.json", openapi)
         .into();
-    api.with_state(state)
-        .merge(docs)
-        .route("/healthz", get(health::healthz))
+    api.route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .with_state(state)
+        .merge(docs)
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
