@@ -47,7 +47,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 test-rust:
-	$(CARGO) test --workspace --all-targets --locked --no-fail-fast
+	$(CARGO) test --workspace --locked --no-fail-fast
 
 ## Everything CI runs: services, formatting, lints and every test, each phase timed.
 test:
