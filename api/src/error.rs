@@ -18,6 +18,10 @@ use utoipa::ToSchema;
 pub enum ErrorCode {
     /// The request is malformed (bad header, bad query parameter, unreadable body).
     BadRequest,
+    /// No valid credentials: the bearer token is missing, unknown, expired or revoked.
+    Unauthenticated,
+    /// The caller's role or team may not do this.
+    Forbidden,
     /// The resource does not exist.
     NotFound,
     /// The method is not allowed on this path.
@@ -44,6 +48,8 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
@@ -61,6 +67,8 @@ impl ErrorCode {
     pub fn title(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "Bad request",
+            ErrorCode::Unauthenticated => "Unauthenticated",
+            ErrorCode::Forbidden => "Forbidden",
             ErrorCode::NotFound => "Not found",
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::Conflict => "Conflict",
@@ -76,6 +84,8 @@ impl ErrorCode {
     fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",

@@ -8,7 +8,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use serde_json::Value;
 use sluice_schemas::validate::MAX_DOCUMENT_BYTES;
-use sluice_store::{Store, StoreError};
+use sluice_store::{AuditKey, Store, StoreError};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -79,7 +79,8 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let store = Store::connect(&config.database_url)
+    let audit_key = audit_key(config).map_err(ServeError::Store)?;
+    let store = Store::connect(&config.database_url, audit_key)
         .await
         .map_err(ServeError::Store)?;
     tracing::info!(backend = store.backend().as_str(), "metadata store ready");
@@ -96,4 +97,23 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Serve)
+}
+
+/// Signs the audit log's head when `SLUICE_SECRET_KEY` is not set: development only, since
+/// anyone can forge signatures with it.
+const INSECURE_DEVELOPMENT_SECRET: &[u8] = b"sluice-insecure-development-audit-secret";
+
+/// The key that signs the head of the audit log, derived from `SLUICE_SECRET_KEY`; without
+/// one, a built-in development key (with a warning).
+fn audit_key(config: &Config) -> Result<AuditKey, StoreError> {
+    match &config.secret_key {
+        Some(secret) => AuditKey::from_secret(secret.expose().as_bytes()),
+        None => {
+            tracing::warn!(
+                "SLUICE_SECRET_KEY is not set: the audit log head is signed with a built-in \
+                 development key, so cutting entries off its end goes undetected"
+            );
+            AuditKey::from_secret(INSECURE_DEVELOPMENT_SECRET)
+        }
+    }
 }

@@ -78,6 +78,32 @@ pub enum StoreError {
     /// A list cursor that this store did not hand out.
     #[error("invalid list cursor")]
     InvalidCursor,
+    /// The audit entry of a change could not be written, so the change was not made.
+    #[error("the audit entry could not be written, so the change was refused")]
+    AuditWrite {
+        /// The database's reason.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The signed head of the audit log is missing or does not verify: appending to it would
+    /// sign whatever was done to the log, so every change is refused until it is repaired.
+    #[error("the signed head of the audit log {reason}; changes are refused")]
+    AuditHeadInvalid {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An audit entry lacks a required field.
+    #[error("invalid audit entry: {reason}")]
+    InvalidAuditEntry {
+        /// What is missing.
+        reason: &'static str,
+    },
+    /// The secret to derive the audit key from is empty.
+    #[error("the audit key secret must not be empty")]
+    InvalidAuditKey,
+    /// Writing the audit export failed.
+    #[error("writing the audit export failed")]
+    Export(#[source] std::io::Error),
     /// A schema version was given for an object that is not a dataset.
     #[error("schema versions are kept for datasets only, not for a {kind}")]
     SchemaVersionNotDataset {
@@ -90,6 +116,15 @@ impl StoreError {
     /// Whether this is a [`StoreError::Conflict`] (an HTTP 409).
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
+    }
+
+    /// Whether the change was refused because the audit log could not record it
+    /// ([`StoreError::AuditWrite`] or [`StoreError::AuditHeadInvalid`]).
+    pub fn is_audit_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::AuditWrite { .. } | StoreError::AuditHeadInvalid { .. }
+        )
     }
 
     /// Whether this is a [`StoreError::NotFound`] (an HTTP 404).

@@ -30,24 +30,41 @@
 //! (the resourceVersion the caller last saw) that no longer matches — or whose object does
 //! not exist — fails with [`StoreError::Conflict`]. Reads never block.
 //!
+//! # Audit
+//!
+//! Every change appends an [`AuditEntry`] (who, what, which object, the diff, when, which
+//! request) to a hash-chained log in the transaction of the change, whose head is signed
+//! with an [`AuditKey`]; a change whose entry cannot be written is not made. See the
+//! `audit` section of [`Store`]'s methods and `docs/audit.md`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), sluice_store::StoreError> {
 //! use serde_json::json;
-//! use sluice_store::{ListQuery, ObjectInput, ObjectKey, Store};
+//! use sluice_store::{Audit, AuditKey, AuditQuery, ListQuery, ObjectInput, ObjectKey, Store};
 //!
-//! let store = Store::connect("sqlite://.sluice/sluice.db?mode=rwc").await?;
+//! let key = AuditKey::from_secret(b"the operator's secret")?;
+//! let store = Store::connect("sqlite://.sluice/sluice.db?mode=rwc", key).await?;
 //! let key = ObjectKey::dataset("shop.orders");
 //! let input = ObjectInput::new(json!({"name": "shop.orders"}), json!({"topic": "shop.orders"}));
-//! let applied = store.apply(&key, input, None).await?;
+//! let who = Audit::new("alice", "request-1");
+//! let applied = store.apply(&key, input, None, &who).await?;
 //! let page = store.list(key.kind(), &ListQuery::default()).await?;
 //! assert_eq!(page.items[0].uid, applied.object.uid);
+//! let history = store.audit_entries(&AuditQuery::for_object(&key)).await?;
+//! assert_eq!(history[0].outcome, "created");
+//! assert!(store.verify_audit().await?.ok);
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod error;
 mod model;
 mod store;
 
+pub use audit::{
+    Audit, AuditBreak, AuditBreakReason, AuditEntry, AuditInput, AuditKey, AuditQuery,
+    AuditVerification, GENESIS_HASH,
+};
 pub use error::{CorruptValue, StoreError};
 pub use model::{
     Applied, Backend, ListQuery, ObjectInput, ObjectKey, Outcome, Page, SchemaVersion, StoredObject,

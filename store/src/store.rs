@@ -11,9 +11,13 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyPool, Row, Transaction};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
+use crate::audit::{
+    self, Audit, AuditEntry, AuditInput, AuditKey, AuditQuery, AuditVerification, object_diff,
+};
 use crate::error::{CorruptValue, StoreError};
 use crate::model::{
     Applied, Backend, ListQuery, ObjectInput, ObjectKey, Outcome, Page, SERVER_METADATA_KEYS,
@@ -105,6 +109,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite only: writers of this process queue here rather than in SQLite's busy handler.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// Signs the head of the audit log.
+    audit_key: AuditKey,
 }
 
 /// An open write transaction holding the store-wide write lock.
@@ -123,7 +129,11 @@ impl Store {
     ///   parent directory if missing (`mode=rwc`); put in WAL mode, with a busy timeout and
     ///   foreign keys on. `sqlite::memory:` is an in-memory store on a single connection.
     /// - `postgres://…` or `postgresql://…`: a PostgreSQL database, which must exist.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    ///
+    /// `audit_key` signs the head of the audit log; a store opened with another key than the
+    /// one that wrote the log refuses changes ([`StoreError::AuditHeadInvalid`]) and
+    /// [`Store::verify_audit`] reports the head's signature invalid.
+    pub async fn connect(url: &str, audit_key: AuditKey) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -145,6 +155,7 @@ impl Store {
             pool,
             backend,
             write_lock,
+            audit_key,
         })
     }
 
@@ -179,15 +190,23 @@ impl Store {
     /// For a dataset, `input.schema_version` (when `Some` and the object is written) is
     /// compared with the dataset's latest schema version and, if different, recorded as the
     /// next version in the same transaction. An `Unchanged` apply records nothing.
+    ///
+    /// A write appends an audit entry by `audit` in its transaction: action `apply`, outcome
+    /// `created` or `updated`, the generation after the write and the diff of
+    /// `{"metadata", "spec"}` (see [`AuditEntry::diff`]). An `Unchanged` apply and a refused
+    /// one (conflict, claim taken) change nothing and are not audited. If the entry cannot be
+    /// written the write is not made ([`StoreError::AuditWrite`]).
     pub async fn apply(
         &self,
         key: &ObjectKey,
         input: ObjectInput,
         precondition: Option<i64>,
+        audit: &Audit,
     ) -> Result<Applied, StoreError> {
         if input.schema_version.is_some() && key.kind() != Kind::Dataset {
             return Err(StoreError::SchemaVersionNotDataset { kind: key.kind() });
         }
+        check_audit(audit)?;
         let metadata = user_metadata(input.metadata);
         let spec = input.spec;
         let mut write = self.begin_write().await?;
@@ -195,6 +214,7 @@ impl Store {
         let current = fetch_object(&mut write.tx, key).await?;
         check_precondition(key, precondition, current.as_ref())?;
 
+        let before = current.as_ref().map(written_state);
         let (outcome, object) = match current {
             None => {
                 let object = StoredObject {
@@ -279,6 +299,15 @@ impl Store {
             Some(schema) => record_schema_version(&mut write.tx, key, &schema, now).await?,
             None => None,
         };
+        let outcome_name = match outcome {
+            Outcome::Created => "created",
+            Outcome::Updated | Outcome::Unchanged => "updated",
+        };
+        let entry = AuditInput::new(audit, "apply", outcome_name)
+            .with_object(key)
+            .with_generation(Some(object.generation))
+            .with_diff(object_diff(before, Some(written_state(&object))));
+        audit::append(&mut write.tx, &self.audit_key, entry, now).await?;
         write.tx.commit().await?;
         tracing::debug!(%key, ?outcome, resource_version = object.resource_version, "applied");
         Ok(Applied {
@@ -339,11 +368,17 @@ impl Store {
     ///
     /// With a `precondition` that is not the object's resourceVersion, or on a missing
     /// object, fails with [`StoreError::Conflict`] and deletes nothing.
+    ///
+    /// A delete appends an audit entry by `audit` in its transaction: action `delete`,
+    /// outcome `deleted`, the deleted object's generation, and the diff from its
+    /// `{"metadata", "spec", "status"}` to `null`. Deleting nothing is not audited.
     pub async fn delete(
         &self,
         key: &ObjectKey,
         precondition: Option<i64>,
+        audit: &Audit,
     ) -> Result<Option<StoredObject>, StoreError> {
+        check_audit(audit)?;
         let mut write = self.begin_write().await?;
         let current = fetch_object(&mut write.tx, key).await?;
         check_precondition(key, precondition, current.as_ref())?;
@@ -373,6 +408,15 @@ impl Store {
                 .execute(&mut *write.tx)
                 .await?;
         }
+        let mut before = written_state(&current);
+        if let (Value::Object(state), Some(status)) = (&mut before, &current.status) {
+            state.insert("status".to_owned(), status.clone());
+        }
+        let entry = AuditInput::new(audit, "delete", "deleted")
+            .with_object(key)
+            .with_generation(Some(current.generation))
+            .with_diff(object_diff(Some(before), None));
+        audit::append(&mut write.tx, &self.audit_key, entry, now()).await?;
         write.tx.commit().await?;
         tracing::debug!(%key, "deleted");
         Ok(Some(current))
@@ -386,12 +430,18 @@ impl Store {
     /// Fails with [`StoreError::NotFound`] if the object does not exist and no precondition
     /// was given, with [`StoreError::Conflict`] if a precondition was given and the object
     /// has another resourceVersion or does not exist.
+    ///
+    /// A change appends an audit entry by `audit` in its transaction: action `status`,
+    /// outcome `updated`, the object's generation and the diff of `{"status"}` (absent when
+    /// cleared). Re-writing the same status is not audited.
     pub async fn set_status(
         &self,
         key: &ObjectKey,
         status: Value,
         precondition: Option<i64>,
+        audit: &Audit,
     ) -> Result<StoredObject, StoreError> {
+        check_audit(audit)?;
         let mut write = self.begin_write().await?;
         let now = now();
         let current = fetch_object(&mut write.tx, key).await?;
@@ -432,6 +482,14 @@ impl Store {
                 Some(current.resource_version),
             ));
         }
+        let entry = AuditInput::new(audit, "status", "updated")
+            .with_object(key)
+            .with_generation(Some(object.generation))
+            .with_diff(object_diff(
+                Some(status_state(current.status.as_ref())),
+                Some(status_state(object.status.as_ref())),
+            ));
+        audit::append(&mut write.tx, &self.audit_key, entry, now).await?;
         write.tx.commit().await?;
         tracing::debug!(%key, resource_version = object.resource_version, "status set");
         Ok(object)
@@ -461,6 +519,75 @@ impl Store {
             .await?;
         row.map(|row| decode_schema_version(dataset, &row))
             .transpose()
+    }
+
+    /// Appends `entry` to the audit log in a transaction of its own (serialised with every
+    /// other write), for an action that is not an object write: a token created, an
+    /// approval, a verification run. Returns the entry as stored.
+    pub async fn append_audit(&self, entry: AuditInput) -> Result<AuditEntry, StoreError> {
+        let mut write = self.begin_write().await?;
+        let entry = audit::append(&mut write.tx, &self.audit_key, entry, now()).await?;
+        write.tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// The audit entries matching `query`, oldest first, at most
+    /// [`AuditQuery::effective_limit`] of them; the next page starts after the last `seq`.
+    pub async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        audit::entries(&mut conn, query).await
+    }
+
+    /// Writes every audit entry matching `query` (from `query.after_seq` on, whatever
+    /// `query.limit`) to `out` as JSON lines — one camelCase [`AuditEntry`] per line, oldest
+    /// first — and returns how many were written.
+    pub async fn export_audit<W>(&self, query: &AuditQuery, out: &mut W) -> Result<u64, StoreError>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let mut page = AuditQuery {
+            limit: AuditQuery::MAX_LIMIT,
+            ..query.clone()
+        };
+        let mut written = 0;
+        loop {
+            let entries = self.audit_entries(&page).await?;
+            let mut buffer = Vec::new();
+            for entry in &entries {
+                serde_json::to_writer(&mut buffer, entry)
+                    .map_err(|e| StoreError::Export(e.into()))?;
+                buffer.push(b'\n');
+            }
+            out.write_all(&buffer).await.map_err(StoreError::Export)?;
+            written += entries.len() as u64;
+            match entries.last() {
+                Some(last) if entries.len() == AuditQuery::MAX_LIMIT as usize => {
+                    page.after_seq = Some(last.seq);
+                }
+                _ => break,
+            }
+        }
+        out.flush().await.map_err(StoreError::Export)?;
+        Ok(written)
+    }
+
+    /// Re-walks the whole audit log and checks it: every entry's hash, `seq` consecutive
+    /// from 1, every `prev_hash` the hash of the entry before, and the last entry being the
+    /// one the signed head names, with a valid signature. Reads one consistent snapshot;
+    /// writers are not blocked. See [`AuditVerification`] and
+    /// [`AuditBreakReason`](crate::AuditBreakReason) for what it reports.
+    pub async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?
+            }
+        };
+        let verification = audit::verify(&mut tx, &self.audit_key).await?;
+        tx.rollback().await?;
+        Ok(verification)
     }
 
     /// Opens a write transaction and takes the store-wide write lock: on SQLite by queueing
@@ -564,20 +691,29 @@ async fn connect_postgres(url: &str) -> Result<AnyPool, StoreError> {
 }
 
 async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    /// How often SQLite migrations are retried after losing a race, and how long to wait.
+    const SQLITE_ATTEMPTS: u32 = 20;
+    const SQLITE_RETRY_DELAY: Duration = Duration::from_millis(25);
     let migrator = match backend {
         Backend::Sqlite => &SQLITE_MIGRATIONS,
         Backend::Postgres => &POSTGRES_MIGRATIONS,
     };
-    match migrator.run(pool).await {
-        Ok(()) => Ok(()),
-        // PostgreSQL migrations hold an advisory lock; SQLite ones have none, so another
-        // process (or store) migrating the same file at the same moment makes ours fail.
-        // A second run sees its work and has nothing left to do.
-        Err(first) if backend == Backend::Sqlite => {
-            tracing::debug!(error = %first, "retrying SQLite migrations");
-            migrator.run(pool).await.map_err(StoreError::Migrate)
+    let mut attempt = 1;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            // PostgreSQL migrations hold an advisory lock; SQLite ones have none, so another
+            // process (or store) migrating the same file at the same moment makes ours fail
+            // ("table … already exists"; each migration runs in a transaction, so nothing is
+            // left half-done). Each loss means the other made progress: run again until it
+            // is all applied — a second run sees that work and has less or nothing to do.
+            Err(err) if backend == Backend::Sqlite && attempt < SQLITE_ATTEMPTS => {
+                tracing::debug!(error = %err, attempt, "retrying SQLite migrations");
+                attempt += 1;
+                tokio::time::sleep(SQLITE_RETRY_DELAY).await;
+            }
+            Err(err) => return Err(StoreError::Migrate(err)),
         }
-        Err(err) => Err(StoreError::Migrate(err)),
     }
 }
 
@@ -597,6 +733,33 @@ fn user_metadata(metadata: Value) -> Value {
         }
         other => other,
     }
+}
+
+/// Refuses a change whose actor is not named.
+fn check_audit(audit: &Audit) -> Result<(), StoreError> {
+    if audit.actor.is_empty() {
+        return Err(StoreError::InvalidAuditEntry {
+            reason: "the actor is empty",
+        });
+    }
+    Ok(())
+}
+
+/// What an apply writes: `{"metadata": …, "spec": …}`, as recorded in audit diffs.
+fn written_state(object: &StoredObject) -> Value {
+    let mut state = serde_json::Map::new();
+    state.insert("metadata".to_owned(), object.metadata.clone());
+    state.insert("spec".to_owned(), object.spec.clone());
+    Value::Object(state)
+}
+
+/// What a status write writes: `{"status": …}`, or `{}` without a status.
+fn status_state(status: Option<&Value>) -> Value {
+    let mut state = serde_json::Map::new();
+    if let Some(status) = status {
+        state.insert("status".to_owned(), status.clone());
+    }
+    Value::Object(state)
 }
 
 fn check_precondition(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sluice_api::AppState;
-use sluice_store::Store;
+use sluice_store::{AuditKey, Store};
 
 const PRODUCTS_PER_CLIENT: usize = 5;
 
@@ -32,7 +32,12 @@ async fn main() {
     let sqlite = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
     let (pg_url, pg_cleanup) = fresh_postgres_database().await;
     for (backend, url) in [("sqlite", sqlite.as_str()), ("postgres", pg_url.as_str())] {
-        let store = Store::connect(url).await.unwrap();
+        let store = Store::connect(
+            url,
+            AuditKey::from_secret(b"sluice-bench-audit-secret").unwrap(),
+        )
+        .await
+        .unwrap();
         let base = serve(store).await;
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(clients)

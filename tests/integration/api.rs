@@ -39,9 +39,12 @@ impl TestApi {
     pub async fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("sluice-api-test-{:016x}", rand_u64()));
         std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::connect(&format!("sqlite://{}/sluice.db?mode=rwc", dir.display()))
-            .await
-            .unwrap();
+        let store = Store::connect(
+            &format!("sqlite://{}/sluice.db?mode=rwc", dir.display()),
+            crate::store::test_audit_key(),
+        )
+        .await
+        .unwrap();
         TestApi {
             router: sluice_api::router(AppState {
                 store: store.clone(),

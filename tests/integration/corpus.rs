@@ -600,7 +600,9 @@ fn every_malformed_spec_is_refused_with_a_problem_and_nothing_is_stored() {
         .unwrap();
     let (failures, unexpected_objects) = runtime.block_on(async {
         let url = format!("sqlite://{}?mode=rwc", dir.join("store.db").display());
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect(&url, crate::store::test_audit_key())
+            .await
+            .unwrap();
         let app = sluice_api::router(AppState {
             store: store.clone(),
         });

@@ -8,17 +8,27 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sluice_store::{
-    Applied, Backend, Kind, ListQuery, ObjectInput, ObjectKey, Outcome, Store, StoreError,
-    StoredObject,
+    Applied, Audit, AuditKey, Backend, Kind, ListQuery, ObjectInput, ObjectKey, Outcome, Store,
+    StoreError, StoredObject,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: an empty database per test.
 
+/// The audit key of every test store.
+pub(crate) fn test_audit_key() -> AuditKey {
+    AuditKey::from_secret(b"sluice-test-audit-secret").unwrap()
+}
+
+/// Who the changes of these tests are by.
+pub(crate) fn audit() -> Audit {
+    Audit::new("store-test", "test-request")
+}
+
 /// An empty database of one backend, removed when dropped (unless `SLUICE_TEST_KEEP` is set).
-struct TestDb {
-    backend: Backend,
-    url: String,
+pub(crate) struct TestDb {
+    pub(crate) backend: Backend,
+    pub(crate) url: String,
     cleanup: Cleanup,
 }
 
@@ -30,7 +40,7 @@ enum Cleanup {
 }
 
 impl TestDb {
-    async fn new(backend: Backend) -> TestDb {
+    pub(crate) async fn new(backend: Backend) -> TestDb {
         let id = format!("{:016x}", rand::random::<u64>());
         match backend {
             Backend::Sqlite => {
@@ -62,8 +72,8 @@ impl TestDb {
     }
 
     /// A new store on this database (migrating it if needed).
-    async fn connect(&self) -> Store {
-        let store = Store::connect(&self.url).await.unwrap();
+    pub(crate) async fn connect(&self) -> Store {
+        let store = Store::connect(&self.url, test_audit_key()).await.unwrap();
         assert_eq!(store.backend(), self.backend);
         store
     }
@@ -178,7 +188,7 @@ fn product_input(team: &str, name: &str, spec: Value) -> ObjectInput {
 }
 
 async fn apply(store: &Store, key: &ObjectKey, input: ObjectInput) -> Applied {
-    store.apply(key, input, None).await.unwrap()
+    store.apply(key, input, None, &audit()).await.unwrap()
 }
 
 async fn list_all(store: &Store, kind: Kind, query: ListQuery) -> Vec<StoredObject> {
@@ -244,7 +254,10 @@ async fn starts_empty_and_migrates(db: &TestDb) {
 
 async fn two_stores_migrate_one_fresh_database_at_once(db: &TestDb) {
     // Like two replicas starting together against an empty database.
-    let (a, b) = tokio::join!(Store::connect(&db.url), Store::connect(&db.url));
+    let (a, b) = tokio::join!(
+        Store::connect(&db.url, test_audit_key()),
+        Store::connect(&db.url, test_audit_key())
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     let key = ObjectKey::dataset("shop.orders");
     let created = apply(&a, &key, input("shop.orders", json!({"topic": "t"}))).await;
@@ -261,6 +274,7 @@ async fn create_get_list_round_trip(db: &TestDb) {
             &dataset,
             ObjectInput::new(metadata.clone(), spec.clone()),
             None,
+            &audit(),
         )
         .await
         .unwrap();
@@ -412,6 +426,7 @@ async fn stale_precondition_conflicts(db: &TestDb) {
             &key,
             input("crm.customers", json!({"v": 2})),
             Some(v1.resource_version),
+            &audit(),
         )
         .await
         .unwrap();
@@ -424,6 +439,7 @@ async fn stale_precondition_conflicts(db: &TestDb) {
             &key,
             input("crm.customers", json!({"v": 3})),
             Some(v1.resource_version),
+            &audit(),
         )
         .await;
     assert_conflict(stale, Some(v1.resource_version), Some(v2.resource_version));
@@ -433,6 +449,7 @@ async fn stale_precondition_conflicts(db: &TestDb) {
             &key,
             input("crm.customers", json!({"v": 2})),
             Some(v1.resource_version),
+            &audit(),
         )
         .await;
     assert_conflict(stale, Some(v1.resource_version), Some(v2.resource_version));
@@ -444,6 +461,7 @@ async fn stale_precondition_conflicts(db: &TestDb) {
             &key,
             input("crm.customers", json!({"v": 2})),
             Some(v2.resource_version),
+            &audit(),
         )
         .await
         .unwrap();
@@ -454,6 +472,7 @@ async fn stale_precondition_conflicts(db: &TestDb) {
             &key,
             input("crm.customers", json!({"v": 9})),
             Some(1_000_000),
+            &audit(),
         )
         .await
         .unwrap_err();
@@ -467,24 +486,26 @@ async fn stale_precondition_conflicts(db: &TestDb) {
 async fn precondition_on_a_missing_object_conflicts(db: &TestDb) {
     let store = db.connect().await;
     let key = ObjectKey::target_cluster("ghost");
-    let result = store.apply(&key, input("ghost", json!({})), Some(7)).await;
+    let result = store
+        .apply(&key, input("ghost", json!({})), Some(7), &audit())
+        .await;
     assert_conflict(result, Some(7), None);
     assert_eq!(store.get(&key).await.unwrap(), None);
 
-    assert_conflict(store.delete(&key, Some(7)).await, Some(7), None);
+    assert_conflict(store.delete(&key, Some(7), &audit()).await, Some(7), None);
     assert_conflict(
         store
-            .set_status(&key, json!({"phase": "Live"}), Some(7))
+            .set_status(&key, json!({"phase": "Live"}), Some(7), &audit())
             .await,
         Some(7),
         None,
     );
     let err = store
-        .set_status(&key, json!({"phase": "Live"}), None)
+        .set_status(&key, json!({"phase": "Live"}), None, &audit())
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");
-    assert_eq!(store.delete(&key, None).await.unwrap(), None);
+    assert_eq!(store.delete(&key, None, &audit()).await.unwrap(), None);
     assert_eq!(store.get(&key).await.unwrap(), None);
 }
 
@@ -511,7 +532,12 @@ async fn concurrent_writers_with_one_precondition_one_wins(db: &TestDb) {
                 barrier.wait().await;
                 let spec = json!({"writer": i});
                 store
-                    .apply(&key, product_input("team-a", "race", spec), Some(rv))
+                    .apply(
+                        &key,
+                        product_input("team-a", "race", spec),
+                        Some(rv),
+                        &audit(),
+                    )
                     .await
             })
         })
@@ -552,7 +578,12 @@ async fn concurrent_creates_of_one_key_never_fail(db: &TestDb) {
         let key = key.clone();
         async move {
             store
-                .apply(&key, input("pay.payments", json!({"topic": "pay"})), None)
+                .apply(
+                    &key,
+                    input("pay.payments", json!({"topic": "pay"})),
+                    None,
+                    &audit(),
+                )
                 .await
         }
     })
@@ -575,7 +606,12 @@ async fn concurrent_creates_of_one_key_never_fail(db: &TestDb) {
         let key = key.clone();
         async move {
             store
-                .apply(&key, input("pay.refunds", json!({"writer": i})), None)
+                .apply(
+                    &key,
+                    input("pay.refunds", json!({"writer": i})),
+                    None,
+                    &audit(),
+                )
                 .await
         }
     })
@@ -631,6 +667,7 @@ async fn resource_versions_are_unique_and_never_reused(db: &TestDb) {
                 &ObjectKey::target_cluster(&name),
                 input(&name, json!({"type": "redis"})),
                 None,
+                &audit(),
             )
             .await
     })
@@ -649,7 +686,7 @@ async fn resource_versions_are_unique_and_never_reused(db: &TestDb) {
     let store = &stores[0];
     let key = ObjectKey::target_cluster("cluster-00");
     let old = store_get(store, &key).await;
-    store.delete(&key, None).await.unwrap().unwrap();
+    store.delete(&key, None, &audit()).await.unwrap().unwrap();
     let new = apply(store, &key, input("cluster-00", json!({"type": "redis"}))).await;
     assert_eq!(new.outcome, Outcome::Created);
     assert_eq!(new.object.generation, 1);
@@ -660,6 +697,7 @@ async fn resource_versions_are_unique_and_never_reused(db: &TestDb) {
             &key,
             input("cluster-00", json!({"type": "postgres"})),
             Some(old.resource_version),
+            &audit(),
         )
         .await;
     assert_conflict(
@@ -686,6 +724,7 @@ async fn pagination_has_no_gaps_or_duplicates(db: &TestDb) {
                         &ObjectKey::data_product(&team, &name),
                         product_input(&team, &name, json!({"i": i})),
                         None,
+                        &audit(),
                     )
                     .await
             }
@@ -915,23 +954,28 @@ async fn delete_with_and_without_precondition(db: &TestDb) {
     .await
     .object;
     let v2 = store
-        .set_status(&key, json!({"phase": "Live"}), None)
+        .set_status(&key, json!({"phase": "Live"}), None, &audit())
         .await
         .unwrap();
 
     // A stale precondition deletes nothing.
     assert_conflict(
-        store.delete(&key, Some(v1.resource_version)).await,
+        store
+            .delete(&key, Some(v1.resource_version), &audit())
+            .await,
         Some(v1.resource_version),
         Some(v2.resource_version),
     );
     assert_eq!(store_get(&store, &key).await, v2);
 
     // The current one deletes, returning the object as it was.
-    let deleted = store.delete(&key, Some(v2.resource_version)).await.unwrap();
+    let deleted = store
+        .delete(&key, Some(v2.resource_version), &audit())
+        .await
+        .unwrap();
     assert_eq!(deleted, Some(v2.clone()));
     assert_eq!(store.get(&key).await.unwrap(), None);
-    assert_eq!(store.delete(&key, None).await.unwrap(), None);
+    assert_eq!(store.delete(&key, None, &audit()).await.unwrap(), None);
 
     // Without a precondition.
     let other = ObjectKey::data_product("team-a", "also-doomed");
@@ -942,7 +986,10 @@ async fn delete_with_and_without_precondition(db: &TestDb) {
     )
     .await
     .object;
-    assert_eq!(store.delete(&other, None).await.unwrap(), Some(created));
+    assert_eq!(
+        store.delete(&other, None, &audit()).await.unwrap(),
+        Some(created)
+    );
     assert!(
         store
             .list(Kind::DataProduct, &ListQuery::default())
@@ -975,7 +1022,7 @@ async fn status_writes_keep_the_generation(db: &TestDb) {
 
     let status = json!({"phase": "Provisioning", "observedGeneration": 1});
     let v2 = store
-        .set_status(&key, status.clone(), Some(v1.resource_version))
+        .set_status(&key, status.clone(), Some(v1.resource_version), &audit())
         .await
         .unwrap();
     assert_eq!(v2.status, Some(status.clone()));
@@ -991,7 +1038,12 @@ async fn status_writes_keep_the_generation(db: &TestDb) {
     // A stale status write is refused.
     assert_conflict(
         store
-            .set_status(&key, json!({"phase": "Failed"}), Some(v1.resource_version))
+            .set_status(
+                &key,
+                json!({"phase": "Failed"}),
+                Some(v1.resource_version),
+                &audit(),
+            )
             .await,
         Some(v1.resource_version),
         Some(v2.resource_version),
@@ -1017,6 +1069,7 @@ async fn status_writes_keep_the_generation(db: &TestDb) {
             &key,
             json!({"observedGeneration": 1, "phase": "Provisioning"}),
             Some(v3.resource_version),
+            &audit(),
         )
         .await
         .unwrap();
@@ -1028,12 +1081,16 @@ async fn status_writes_keep_the_generation(db: &TestDb) {
             &key,
             json!({"phase": "Live", "observedGeneration": 2}),
             None,
+            &audit(),
         )
         .await
         .unwrap();
     assert_eq!(v4.generation, 2);
     assert!(v4.resource_version > v3.resource_version);
-    let v5 = store.set_status(&key, Value::Null, None).await.unwrap();
+    let v5 = store
+        .set_status(&key, Value::Null, None, &audit())
+        .await
+        .unwrap();
     assert_eq!(v5.status, None);
     assert_eq!(store_get(&store, &key).await, v5);
     assert!(v5.document().get("status").is_none());
@@ -1119,6 +1176,7 @@ async fn schema_versions_are_appended_only_on_change(db: &TestDb) {
             &key,
             with_schema("d4", &json!({"type": "string"})),
             Some(first.object.resource_version),
+            &audit(),
         )
         .await;
     assert!(stale.unwrap_err().is_conflict());
@@ -1130,6 +1188,7 @@ async fn schema_versions_are_appended_only_on_change(db: &TestDb) {
             &ObjectKey::data_product("team-a", "p"),
             product_input("team-a", "p", json!({})).with_schema_version(schema_a.clone()),
             None,
+            &audit(),
         )
         .await
         .unwrap_err();
@@ -1144,7 +1203,7 @@ async fn schema_versions_are_appended_only_on_change(db: &TestDb) {
     );
 
     // Deleting the dataset deletes its versions; a re-created one starts again at 1.
-    store.delete(&key, None).await.unwrap().unwrap();
+    store.delete(&key, None, &audit()).await.unwrap().unwrap();
     assert!(
         store
             .schema_versions("shop.orders")
@@ -1171,7 +1230,7 @@ async fn concurrent_schema_changes_number_versions_without_gaps(db: &TestDb) {
                 json!({"topic": "clicks", "schema": schema}),
             )
             .with_schema_version(schema);
-            store.apply(&key, input, None).await
+            store.apply(&key, input, None, &audit()).await
         }
     })
     .await;
@@ -1203,7 +1262,7 @@ async fn reopening_keeps_the_data(db: &TestDb) {
     )
     .await;
     let with_status = store
-        .set_status(&key, json!({"ok": true}), None)
+        .set_status(&key, json!({"ok": true}), None, &audit())
         .await
         .unwrap();
     store.close().await;
@@ -1309,7 +1368,9 @@ async fn corrupt_rows_are_reported_as_corrupt() {
 
 #[tokio::test]
 async fn in_memory_sqlite_store_works() {
-    let store = Store::connect("sqlite::memory:").await.unwrap();
+    let store = Store::connect("sqlite::memory:", test_audit_key())
+        .await
+        .unwrap();
     let key = ObjectKey::dataset("d");
     let created = apply(&store, &key, input("d", json!({}))).await;
     assert_eq!(store_get(&store, &key).await, created.object);
@@ -1338,6 +1399,8 @@ async fn postgres_store_uses_its_own_tables() {
         tables,
         [
             "_sqlx_migrations",
+            "audit_head",
+            "audit_log",
             "object_claims",
             "objects",
             "schema_versions",
@@ -1357,7 +1420,7 @@ async fn unsupported_urls_are_refused() {
         "sqlite://x.db?mode=bogus",
         "postgres://[::1/x",
     ] {
-        let err = Store::connect(url).await.unwrap_err();
+        let err = Store::connect(url, test_audit_key()).await.unwrap_err();
         assert!(
             matches!(err, StoreError::InvalidUrl { .. }),
             "{url}: {err:?}"
@@ -1396,6 +1459,7 @@ async fn claims_are_exclusive_and_follow_their_object(db: &TestDb) {
             &b,
             product_input("team-b", "second", json!({"v": 1})).with_claims(claim("x")),
             None,
+            &audit(),
         )
         .await
         .unwrap_err();
@@ -1426,12 +1490,13 @@ async fn claims_are_exclusive_and_follow_their_object(db: &TestDb) {
             .apply(
                 &b,
                 product_input("team-b", "second", json!({"v": 2})).with_claims(claim("y")),
-                None
+                None,
+                &audit()
             )
             .await
             .is_err()
     );
-    store.delete(&a, None).await.unwrap();
+    store.delete(&a, None, &audit()).await.unwrap();
     apply(
         &store,
         &b,
@@ -1452,6 +1517,7 @@ async fn claims_are_exclusive_and_follow_their_object(db: &TestDb) {
                     product_input("team-r", &format!("racer-{i}"), json!({}))
                         .with_claims(vec!["contested".into()]),
                     None,
+                    &audit(),
                 )
                 .await
                 .is_ok()

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::Value;
 use sluice_schemas::validate::{self, CatalogDataset, Context, Problem};
 use sluice_schemas::{DataProduct, DataProductStatus, Document, Kind, compat};
-use sluice_store::{ObjectInput, ObjectKey, Outcome, Store, StoreError, StoredObject};
+use sluice_store::{Audit, ObjectInput, ObjectKey, Outcome, Store, StoreError, StoredObject};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::parse_resource_version;
@@ -184,7 +184,10 @@ pub(crate) async fn apply(
     }
     // Without an explicit precondition the write still must not race the read above.
     let guard = precondition.or(current.as_ref().map(|o| o.resource_version));
-    let applied = store.apply(&key, input, guard).await.map_err(|e| match e {
+    // TODO(auth): the authenticated principal and the X-Request-Id of the request.
+    let audit = Audit::with_new_request_id("anonymous");
+    let applying = store.apply(&key, input, guard, &audit);
+    let applied = applying.await.map_err(|e| match e {
         StoreError::ClaimTaken { owner, .. } => ApiError::invalid(
             ErrorCode::Conflict,
             "the target is taken",
@@ -207,7 +210,7 @@ pub(crate) async fn apply(
         let status = serde_json::to_value(DataProductStatus::pending(object.generation))
             .map_err(|e| ApiError::internal("cannot encode status", &e))?;
         object = store
-            .set_status(&key, status, Some(object.resource_version))
+            .set_status(&key, status, Some(object.resource_version), &audit)
             .await?;
     }
     let status = match applied.outcome {
@@ -282,7 +285,9 @@ pub(crate) async fn delete(
     key: ObjectKey,
     if_match: Option<i64>,
 ) -> ApiResult<Response> {
-    match store.delete(&key, if_match).await? {
+    // TODO(auth): the authenticated principal and the X-Request-Id of the request.
+    let audit = Audit::with_new_request_id("anonymous");
+    match store.delete(&key, if_match, &audit).await? {
         Some(object) => Ok(respond(StatusCode::OK, &object)),
         None => Err(ApiError::not_found(describe(&key))),
     }
