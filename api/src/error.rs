@@ -207,6 +207,13 @@ impl From<StoreError> for ApiError {
                 format!("{err}; read it again and retry with the current resourceVersion"),
             ),
             StoreError::NotFound { key } => ApiError::not_found(key),
+            e if e.is_audit_failure() => {
+                tracing::error!(error = %e, "audit log cannot be written; change refused");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the audit log cannot be written, so the change was refused; see the server log",
+                )
+            }
             StoreError::InvalidCursor => {
                 ApiError::new(ErrorCode::BadRequest, "invalid `continue` token")
             }

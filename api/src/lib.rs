@@ -7,6 +7,8 @@
 //! `sluice-schemas`, persists through `sluice-store` and plans through `sluice-controller`;
 //! it never talks to Kafka or the targets directly.
 
+pub mod auth;
+mod caller;
 pub mod config;
 mod docs;
 pub mod error;
@@ -19,5 +21,5 @@ pub mod server;
 pub mod state;
 
 pub use config::{Config, ConfigError, Secret};
-pub use server::{ServeError, api, router, serve};
+pub use server::{ServeError, api, bootstrap_admin, router, serve};
 pub use state::AppState;

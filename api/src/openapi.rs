@@ -20,6 +20,7 @@ use utoipa::OpenApi;
         (name = "targetclusters", description = "Stores Sluice may provision into"),
         (name = "products", description = "Data products: what teams ask for"),
         (name = "schemas", description = "The published JSON Schemas of the documents"),
+        (name = "tokens", description = "API tokens (admins only)"),
     )
 )]
 pub struct ApiDoc;

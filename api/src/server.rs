@@ -14,12 +14,15 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::Config;
+use rand::RngCore;
+
+use crate::config::{Config, Secret};
 use crate::error::{ApiError, ErrorCode};
 use crate::health;
 use crate::openapi::{ApiDoc, finish};
-use crate::routes::{datasets, products, schemas, targets};
+use crate::routes::{datasets, products, schemas, targets, tokens};
 use crate::state::AppState;
+use crate::{auth, caller};
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,15 @@ pub enum ServeError {
     /// The metadata store could not be opened or migrated.
     #[error("cannot open the metadata store")]
     Store(#[source] StoreError),
+    /// The secret key file could not be read or created.
+    #[error("cannot read or create the secret key file {}", path.display())]
+    SecretKey {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
     /// The listen address could not be bound (in use, not local, no permission).
     #[error("cannot listen on {addr}")]
     Bind {
@@ -48,6 +60,7 @@ pub fn api() -> (Router<AppState>, Value) {
         .merge(targets::router())
         .merge(products::router())
         .merge(schemas::router())
+        .merge(tokens::router())
         .split_for_parts();
     (router, finish(openapi))
 }
@@ -58,18 +71,25 @@ pub fn router(state: AppState) -> Router {
     let docs: Router = SwaggerUi::new("/api/docs")
         .external_url_unchecked("/api/v1/openapi.json", openapi)
         .into();
-    api.route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .with_state(state)
-        .merge(docs)
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                "this endpoint does not take that method",
-            )
-        })
-        .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES + 1024))
+    // The access check runs after routing (it needs the matched route), on API routes only;
+    // health probes and the API description are public.
+    api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::authorize,
+    ))
+    .route("/healthz", get(health::healthz))
+    .route("/readyz", get(health::readyz))
+    .with_state(state)
+    .merge(docs)
+    .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "this endpoint does not take that method",
+        )
+    })
+    .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BYTES + 1024))
+    .layer(axum::middleware::from_fn(caller::request_id))
 }
 
 /// Opens the store, binds `config.listen` and serves until `shutdown` resolves, then drains
@@ -79,11 +99,18 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let audit_key = audit_key(config).map_err(ServeError::Store)?;
+    let audit_key = audit_key(config)?;
     let store = Store::connect(&config.database_url, audit_key)
         .await
         .map_err(ServeError::Store)?;
     tracing::info!(backend = store.backend().as_str(), "metadata store ready");
+    if let Some(token) = bootstrap_admin(&store, config.admin_token.as_ref())
+        .await
+        .map_err(ServeError::Store)?
+    {
+        // Printed, not logged: the one time this token is shown.
+        println!("sluice: created the first admin token (shown once, store it now): {token}");
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -99,21 +126,84 @@ pub async fn serve(
         .map_err(ServeError::Serve)
 }
 
-/// Signs the audit log's head when `SLUICE_SECRET_KEY` is not set: development only, since
-/// anyone can forge signatures with it.
-const INSECURE_DEVELOPMENT_SECRET: &[u8] = b"sluice-insecure-development-audit-secret";
-
 /// The key that signs the head of the audit log, derived from `SLUICE_SECRET_KEY`; without
 /// one, a built-in development key (with a warning).
-fn audit_key(config: &Config) -> Result<AuditKey, StoreError> {
-    match &config.secret_key {
-        Some(secret) => AuditKey::from_secret(secret.expose().as_bytes()),
-        None => {
-            tracing::warn!(
-                "SLUICE_SECRET_KEY is not set: the audit log head is signed with a built-in \
-                 development key, so cutting entries off its end goes undetected"
-            );
-            AuditKey::from_secret(INSECURE_DEVELOPMENT_SECRET)
+fn audit_key(config: &Config) -> Result<AuditKey, ServeError> {
+    let secret = secret_key(config)?;
+    AuditKey::from_secret(secret.expose().as_bytes()).map_err(ServeError::Store)
+}
+
+/// `SLUICE_SECRET_KEY`, or the key file in the data directory, created with a random key
+/// (readable by the owner only) on first start.
+fn secret_key(config: &Config) -> Result<Secret, ServeError> {
+    if let Some(secret) = &config.secret_key {
+        return Ok(secret.clone());
+    }
+    let path = config.data_dir.join("secret.key");
+    let io_error = |source| ServeError::SecretKey {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(Secret::new(text.trim())),
+        Ok(_) => {
+            return Err(io_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the key file is empty",
+            )));
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(e)),
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(io_error)?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(io_error)?;
+    std::io::Write::write_all(&mut file, key.as_bytes()).map_err(io_error)?;
+    tracing::info!(
+        path = %path.display(),
+        "created a secret key; keep it with the metadata store: it signs the audit log and encrypts stored secrets"
+    );
+    Ok(Secret::new(key))
+}
+
+/// Makes sure an admin can get in: registers `SLUICE_ADMIN_TOKEN` when given (idempotent),
+/// else creates a random admin token when none exists and returns it to be shown once.
+pub async fn bootstrap_admin(
+    store: &Store,
+    given: Option<&Secret>,
+) -> Result<Option<String>, StoreError> {
+    let audit = sluice_store::Audit::with_new_request_id("sluice (bootstrap)");
+    let (token, name) = match given {
+        Some(secret) => {
+            let hash = auth::tokens::hash(secret.expose());
+            if store.find_token_by_hash(&hash).await?.is_some() {
+                return Ok(None);
+            }
+            (
+                secret.expose().to_owned(),
+                format!("admin-from-env-{}", &hash[..8]),
+            )
+        }
+        None if store.has_admin_token().await? => return Ok(None),
+        None => (auth::tokens::generate(), "admin".to_owned()),
+    };
+    let new = sluice_store::NewToken {
+        name,
+        team: "platform".to_owned(),
+        role: auth::Role::Admin.as_str().to_owned(),
+        hash: auth::tokens::hash(&token),
+        expires_at: None,
+    };
+    match store.create_token(new, &audit).await {
+        Ok(_) => Ok(given.is_none().then_some(token)),
+        // Another replica registered it at the same moment.
+        Err(StoreError::TokenNameTaken { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -128,6 +128,9 @@ async fn serve_answers_healthz_and_stops_on_sigterm() {
     }
 }
 
+/// The admin token the test servers are started with.
+const ADMIN_TOKEN: &str = "slc_cli-test-admin-token";
+
 /// A `sluice serve` on a free port with its own SQLite store, killed on drop.
 struct Server {
     child: std::process::Child,
@@ -156,6 +159,7 @@ fn start_server(label: &str) -> Server {
         .arg("serve")
         .env("SLUICE_DATA_DIR", &dir)
         .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
         .env_remove("SLUICE_DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -176,6 +180,7 @@ fn start_server(label: &str) -> Server {
 fn client(server: &Server) -> Command {
     let mut cmd = sluice();
     cmd.env("SLUICE_URL", &server.url)
+        .env("SLUICE_TOKEN", ADMIN_TOKEN)
         .env(
             "SLUICE_TEST_POSTGRES_URL",
             "postgres://admin:pw@127.0.0.1:1/postgres",

@@ -75,6 +75,12 @@ pub enum StoreError {
         /// The object holding it.
         owner: ObjectKey,
     },
+    /// A token with this name exists already.
+    #[error("a token named `{name}` exists already")]
+    TokenNameTaken {
+        /// The name.
+        name: String,
+    },
     /// A list cursor that this store did not hand out.
     #[error("invalid list cursor")]
     InvalidCursor,

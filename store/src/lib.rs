@@ -60,6 +60,7 @@ mod audit;
 mod error;
 mod model;
 mod store;
+mod tokens;
 
 pub use audit::{
     Audit, AuditBreak, AuditBreakReason, AuditEntry, AuditInput, AuditKey, AuditQuery,
@@ -71,3 +72,4 @@ pub use model::{
 };
 pub use sluice_schemas::Kind;
 pub use store::Store;
+pub use tokens::{NewToken, StoredToken};

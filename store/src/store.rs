@@ -105,17 +105,17 @@ const DELETE_SCHEMA_VERSIONS: &str = "DELETE FROM schema_versions WHERE dataset 
 /// The metadata store. Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
     /// SQLite only: writers of this process queue here rather than in SQLite's busy handler.
     write_lock: Option<Arc<Mutex<()>>>,
     /// Signs the head of the audit log.
-    audit_key: AuditKey,
+    pub(crate) audit_key: AuditKey,
 }
 
 /// An open write transaction holding the store-wide write lock.
-struct Write {
-    tx: Transaction<'static, Any>,
+pub(crate) struct Write {
+    pub(crate) tx: Transaction<'static, Any>,
     /// The resourceVersion this write gives the object it changes.
     revision: i64,
     /// Dropped after `tx` (fields drop in order).
@@ -593,7 +593,7 @@ impl Store {
     /// Opens a write transaction and takes the store-wide write lock: on SQLite by queueing
     /// in-process and then `BEGIN IMMEDIATE`, on both by incrementing the revision row (whose
     /// PostgreSQL row lock is held until commit).
-    async fn begin_write(&self) -> Result<Write, StoreError> {
+    pub(crate) async fn begin_write(&self) -> Result<Write, StoreError> {
         let queued = match &self.write_lock {
             Some(lock) => Some(Arc::clone(lock).lock_owned().await),
             None => None,
@@ -717,7 +717,7 @@ async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     }
 }
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     // Stored with microseconds: the returned object must equal what a later read gives.
     Utc::now().trunc_subsecs(6)
 }

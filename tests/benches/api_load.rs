@@ -38,8 +38,18 @@ async fn main() {
         )
         .await
         .unwrap();
+        let token = "slc_bench-admin-token";
+        sluice_api::bootstrap_admin(&store, Some(&sluice_api::Secret::new(token)))
+            .await
+            .unwrap();
         let base = serve(store).await;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .pool_max_idle_per_host(clients)
             .build()
             .unwrap();

@@ -11,6 +11,9 @@ use sluice_api::AppState;
 use sluice_store::{ObjectKey, Store};
 use tower::ServiceExt;
 
+/// The admin token every test API is created with.
+pub const ADMIN_TOKEN: &str = "slc_integration-test-admin-token";
+
 /// A router over a fresh store in a temporary directory.
 pub struct TestApi {
     pub router: axum::Router,
@@ -45,6 +48,9 @@ impl TestApi {
         )
         .await
         .unwrap();
+        sluice_api::bootstrap_admin(&store, Some(&sluice_api::Secret::new(ADMIN_TOKEN)))
+            .await
+            .unwrap();
         TestApi {
             router: sluice_api::router(AppState {
                 store: store.clone(),
@@ -61,7 +67,23 @@ impl TestApi {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Answer {
+        self.send_as(Some(ADMIN_TOKEN), method, path, content_type, body)
+            .await
+    }
+
+    /// Sends a request with the given bearer token (or none).
+    pub async fn send_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         if let Some(ct) = content_type {
             request = request.header(header::CONTENT_TYPE, ct);
         }
@@ -288,6 +310,7 @@ async fn stale_writes_get_409() {
     let request = Request::builder()
         .method(Method::DELETE)
         .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN_TOKEN}"))
         .header(
             header::IF_MATCH,
             format!(

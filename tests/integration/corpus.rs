@@ -490,7 +490,11 @@ fn judge(
 async fn send(app: &Router, case: &Case) -> (StatusCode, Option<String>, Vec<u8>) {
     let mut request = Request::builder()
         .method(case.method.clone())
-        .uri(&case.uri);
+        .uri(&case.uri)
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", crate::api::ADMIN_TOKEN),
+        );
     if let Some(content_type) = &case.content_type {
         request = request.header(header::CONTENT_TYPE, content_type);
     }
@@ -603,6 +607,12 @@ fn every_malformed_spec_is_refused_with_a_problem_and_nothing_is_stored() {
         let store = Store::connect(&url, crate::store::test_audit_key())
             .await
             .unwrap();
+        sluice_api::bootstrap_admin(
+            &store,
+            Some(&sluice_api::Secret::new(crate::api::ADMIN_TOKEN)),
+        )
+        .await
+        .unwrap();
         let app = sluice_api::router(AppState {
             store: store.clone(),
         });

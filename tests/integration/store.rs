@@ -1399,6 +1399,7 @@ async fn postgres_store_uses_its_own_tables() {
         tables,
         [
             "_sqlx_migrations",
+            "api_tokens",
             "audit_head",
             "audit_log",
             "object_claims",

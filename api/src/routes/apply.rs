@@ -8,8 +8,10 @@ use chrono::Utc;
 use serde_json::Value;
 use sluice_schemas::validate::{self, CatalogDataset, Context, Problem};
 use sluice_schemas::{DataProduct, DataProductStatus, Document, Kind, compat};
-use sluice_store::{Audit, ObjectInput, ObjectKey, Outcome, Store, StoreError, StoredObject};
+use sluice_store::{ObjectInput, ObjectKey, Outcome, Store, StoreError, StoredObject};
 
+use crate::auth::Role;
+use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::parse_resource_version;
 use crate::secrets;
@@ -116,6 +118,7 @@ pub(crate) async fn apply(
     key: ObjectKey,
     body: Value,
     if_match: Option<i64>,
+    caller: &Caller,
 ) -> ApiResult<Response> {
     let (mut document, _) = validate_for(store, &key, &body).await?;
     let precondition = match (&document.metadata().resource_version, if_match) {
@@ -133,6 +136,12 @@ pub(crate) async fn apply(
         (None, None) => None,
     };
     let current = store.get(&key).await?;
+    ensure_dataset_owner(
+        caller,
+        key.kind(),
+        current.as_ref(),
+        document.metadata().owner.as_deref(),
+    )?;
 
     let mut schema_version = None;
     let mut claims = Vec::new();
@@ -184,8 +193,7 @@ pub(crate) async fn apply(
     }
     // Without an explicit precondition the write still must not race the read above.
     let guard = precondition.or(current.as_ref().map(|o| o.resource_version));
-    // TODO(auth): the authenticated principal and the X-Request-Id of the request.
-    let audit = Audit::with_new_request_id("anonymous");
+    let audit = caller.audit();
     let applying = store.apply(&key, input, guard, &audit);
     let applied = applying.await.map_err(|e| match e {
         StoreError::ClaimTaken { owner, .. } => ApiError::invalid(
@@ -262,6 +270,35 @@ async fn target_claims(
     )])
 }
 
+/// Datasets belong to their owning team: only its owners (or admins) may write or delete
+/// them, and an owner cannot hand a dataset to another team or take one over.
+fn ensure_dataset_owner(
+    caller: &Caller,
+    kind: Kind,
+    current: Option<&StoredObject>,
+    new_owner: Option<&str>,
+) -> ApiResult<()> {
+    if kind != Kind::Dataset || caller.principal.role == Role::Admin {
+        return Ok(());
+    }
+    let team = caller.principal.team.as_str();
+    let current_owner = current
+        .and_then(|c| c.metadata.get("owner"))
+        .and_then(Value::as_str);
+    let owns = current_owner.is_none_or(|o| o == team) && new_owner.is_none_or(|o| o == team);
+    if owns {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "only owners of team {} may change this dataset",
+                current_owner.or(new_owner).unwrap_or("?")
+            ),
+        ))
+    }
+}
+
 /// The canonical URL of an object.
 pub(crate) fn location_of(key: &ObjectKey) -> String {
     match key.kind() {
@@ -284,10 +321,13 @@ pub(crate) async fn delete(
     store: &Store,
     key: ObjectKey,
     if_match: Option<i64>,
+    caller: &Caller,
 ) -> ApiResult<Response> {
-    // TODO(auth): the authenticated principal and the X-Request-Id of the request.
-    let audit = Audit::with_new_request_id("anonymous");
-    match store.delete(&key, if_match, &audit).await? {
+    let current = store.get(&key).await?;
+    if let Some(current) = &current {
+        ensure_dataset_owner(caller, key.kind(), Some(current), None)?;
+    }
+    match store.delete(&key, if_match, &caller.audit()).await? {
         Some(object) => Ok(respond(StatusCode::OK, &object)),
         None => Err(ApiError::not_found(describe(&key))),
     }

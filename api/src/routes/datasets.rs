@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{List, ListParams, apply};
+use crate::caller::Caller;
 use crate::docs::DatasetDoc;
 use crate::error::{ApiError, ApiResult, ErrorCode, ProblemDetails};
 use crate::extract::{DocumentBody, IfMatch, Params};
@@ -64,9 +65,17 @@ async fn put_dataset(
     State(state): State<AppState>,
     Path(name): Path<String>,
     IfMatch(if_match): IfMatch,
+    caller: Caller,
     DocumentBody(body): DocumentBody,
 ) -> ApiResult<Response> {
-    apply::apply(&state.store, ObjectKey::dataset(name), body, if_match).await
+    apply::apply(
+        &state.store,
+        ObjectKey::dataset(name),
+        body,
+        if_match,
+        &caller,
+    )
+    .await
 }
 
 /// Delete a dataset that no product uses.
@@ -78,6 +87,7 @@ async fn delete_dataset(
     State(state): State<AppState>,
     Path(name): Path<String>,
     IfMatch(if_match): IfMatch,
+    caller: Caller,
 ) -> ApiResult<Response> {
     let users = products_using(&state, |spec| {
         spec.get("sources")
@@ -97,7 +107,7 @@ async fn delete_dataset(
             ),
         ));
     }
-    apply::delete(&state.store, ObjectKey::dataset(name), if_match).await
+    apply::delete(&state.store, ObjectKey::dataset(name), if_match, &caller).await
 }
 
 /// The `TEAM/NAME` of every product whose spec matches.

@@ -5,6 +5,7 @@ pub mod datasets;
 pub mod products;
 pub mod schemas;
 pub mod targets;
+pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

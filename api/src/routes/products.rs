@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{List, apply};
+use crate::caller::Caller;
 use crate::docs::DataProductDoc;
 use crate::error::{ApiError, ApiResult, ErrorCode, ProblemDetails};
 use crate::extract::{DocumentBody, IfMatch, Params};
@@ -143,6 +144,7 @@ async fn put_product(
     State(state): State<AppState>,
     Path((team, name)): Path<(String, String)>,
     IfMatch(if_match): IfMatch,
+    caller: Caller,
     DocumentBody(body): DocumentBody,
 ) -> ApiResult<Response> {
     apply::apply(
@@ -150,6 +152,7 @@ async fn put_product(
         ObjectKey::data_product(team, name),
         body,
         if_match,
+        &caller,
     )
     .await
 }
@@ -163,8 +166,15 @@ async fn delete_product(
     State(state): State<AppState>,
     Path((team, name)): Path<(String, String)>,
     IfMatch(if_match): IfMatch,
+    caller: Caller,
 ) -> ApiResult<Response> {
-    apply::delete(&state.store, ObjectKey::data_product(team, name), if_match).await
+    apply::delete(
+        &state.store,
+        ObjectKey::data_product(team, name),
+        if_match,
+        &caller,
+    )
+    .await
 }
 
 /// Get only a product's status.

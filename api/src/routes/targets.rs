@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::datasets::products_using;
 use super::{List, ListParams, apply};
+use crate::caller::Caller;
 use crate::docs::TargetClusterDoc;
 use crate::error::{ApiError, ApiResult, ErrorCode, ProblemDetails};
 use crate::extract::{DocumentBody, IfMatch, Params};
@@ -63,6 +64,7 @@ async fn put_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,
     IfMatch(if_match): IfMatch,
+    caller: Caller,
     DocumentBody(body): DocumentBody,
 ) -> ApiResult<Response> {
     apply::apply(
@@ -70,6 +72,7 @@ async fn put_cluster(
         ObjectKey::target_cluster(name),
         body,
         if_match,
+        &caller,
     )
     .await
 }
@@ -83,6 +86,7 @@ async fn delete_cluster(
     State(state): State<AppState>,
     Path(name): Path<String>,
     IfMatch(if_match): IfMatch,
+    caller: Caller,
 ) -> ApiResult<Response> {
     let users = products_using(&state, |spec| {
         spec.pointer("/target/cluster").and_then(Value::as_str) == Some(&name)
@@ -97,5 +101,11 @@ async fn delete_cluster(
             ),
         ));
     }
-    apply::delete(&state.store, ObjectKey::target_cluster(name), if_match).await
+    apply::delete(
+        &state.store,
+        ObjectKey::target_cluster(name),
+        if_match,
+        &caller,
+    )
+    .await
 }
