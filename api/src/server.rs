@@ -20,7 +20,7 @@ use crate::config::{Config, Secret};
 use crate::error::{ApiError, ErrorCode};
 use crate::health;
 use crate::openapi::{ApiDoc, finish};
-use crate::routes::{datasets, products, schemas, targets, tokens};
+use crate::routes::{audit, datasets, products, schemas, targets, tokens};
 use crate::state::AppState;
 use crate::{auth, caller};
 
@@ -61,6 +61,7 @@ pub fn api() -> (Router<AppState>, Value) {
         .merge(products::router())
         .merge(schemas::router())
         .merge(tokens::router())
+        .merge(audit::router())
         .split_for_parts();
     (router, finish(openapi))
 }

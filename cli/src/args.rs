@@ -175,8 +175,35 @@ pub enum Command {
 /// `sluice audit` actions.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Re-walk the hash chain and report the first broken link.
+    /// Re-walk the hash chain and report the first broken link (exit 1 if broken).
     Verify,
+    /// List entries, oldest first.
+    List(AuditFilter),
+    /// Print entries as JSON lines.
+    Export(AuditFilter),
+}
+
+/// Filters of `sluice audit list|export`.
+#[derive(Debug, Args)]
+pub struct AuditFilter {
+    /// Object kind, e.g. DataProduct.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Object team.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Object name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Actor as recorded.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// From this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 /// `sluice token` actions.
@@ -184,6 +211,12 @@ pub enum AuditCommand {
 pub enum TokenCommand {
     /// Create a token (shown once).
     Create {
+        /// A unique name for the token (default: ROLE-TEAM).
+        #[arg(long)]
+        name: Option<String>,
+        /// Seconds until it expires (default: never).
+        #[arg(long, value_name = "SECONDS")]
+        expires_in: Option<u64>,
         /// The team the token acts for.
         #[arg(long)]
         team: String,

@@ -69,6 +69,31 @@ impl Client {
         }
     }
 
+    /// Sends a GET-like request and returns the body as text (for non-JSON answers).
+    pub async fn send_raw(&self, method: Method, path: &str) -> Result<String, ClientError> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: one_line(&e),
+        })?;
+        if !response.status().is_success() {
+            // Let the JSON path build the problem from the error body.
+            return self
+                .send(method, path, None)
+                .await
+                .map(|a| a.body.to_string());
+        }
+        response.text().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: one_line(&e),
+        })
+    }
+
     /// Sends a request with an optional JSON body.
     pub async fn send(
         &self,

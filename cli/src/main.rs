@@ -33,7 +33,9 @@ fn main() -> ExitCode {
         | Command::Plan { .. }
         | Command::Get { .. }
         | Command::Describe { .. }
-        | Command::Delete { .. }) => client_verb(&cli.client, command),
+        | Command::Delete { .. }
+        | Command::Token { .. }
+        | Command::Audit { .. }) => client_verb(&cli.client, command),
         other => {
             eprintln!("sluice {}: not implemented yet in this build", other.verb());
             ExitCode::from(EXIT_USAGE)
@@ -74,6 +76,8 @@ fn client_verb(options: &args::ClientArgs, command: Command) -> ExitCode {
             Command::Delete { kind, name, team } => {
                 commands::delete::run(&client, kind, name, team.as_deref()).await
             }
+            Command::Token { action } => commands::admin::token(&client, action).await,
+            Command::Audit { action } => commands::admin::audit(&client, action.as_ref()).await,
             _ => Err(Failure::Usage(format!("{verb} is not a client verb"))),
         }
     });

@@ -309,3 +309,51 @@ fn unset_variables_and_unreachable_servers_are_one_line_errors() {
     let (code, _, stderr) = run(client(&server).args(["get", "widgets"]));
     assert_eq!(code, Some(2), "{stderr}");
 }
+
+#[test]
+fn tokens_are_created_used_revoked_and_the_audit_log_verifies() {
+    let server = start_server("tokens");
+    let (code, stdout, stderr) = run(client(&server).args([
+        "token",
+        "create",
+        "--team",
+        "team-shop",
+        "--role",
+        "requester",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let created: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("slc_"));
+
+    let (code, _, stderr) = run(client(&server)
+        .env("SLUICE_TOKEN", &token)
+        .args(["get", "datasets"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    // A requester may not register target clusters.
+    let (code, _, stderr) = run(client(&server)
+        .env("SLUICE_TOKEN", &token)
+        .args(["apply", "-f"])
+        .arg(retail_dir().join("targets.yaml")));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("may not PUT"), "{stderr}");
+
+    let (_, list, _) = run(client(&server).args(["token", "list"]));
+    assert!(list.contains("requester-team-shop"), "{list}");
+    assert!(!list.contains(&token), "the token text is listed");
+    let (code, _, _) = run(client(&server).args(["token", "revoke", "requester-team-shop"]));
+    assert_eq!(code, Some(0));
+    let (code, _, stderr) = run(client(&server)
+        .env("SLUICE_TOKEN", &token)
+        .args(["get", "datasets"]));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("(401)"), "{stderr}");
+
+    let (code, stdout, stderr) = run(client(&server).args(["audit", "verify"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("audit log verified"), "{stdout}");
+    let (_, lines, _) = run(client(&server).args(["audit", "export"]));
+    assert!(lines.lines().any(|l| l.contains("token.revoke")), "{lines}");
+}

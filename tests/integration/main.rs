@@ -5,6 +5,7 @@
 
 mod api;
 mod audit;
+mod authz;
 mod corpus;
 mod harness;
 mod smoke;

@@ -176,6 +176,24 @@ pub const RULES: &[Rule] = &[
         access: Access::Roles(&[]),
         note: "admins only",
     },
+    Rule {
+        method: "GET",
+        path: "/api/v1/audit",
+        access: Access::Roles(&[Role::Auditor]),
+        note: "",
+    },
+    Rule {
+        method: "GET",
+        path: "/api/v1/audit/export",
+        access: Access::Roles(&[Role::Auditor]),
+        note: "JSON lines",
+    },
+    Rule {
+        method: "POST",
+        path: "/api/v1/audit/verify",
+        access: Access::Roles(&[Role::Auditor]),
+        note: "the check is itself audited",
+    },
 ];
 
 /// The rule for a request, if the matrix has one.

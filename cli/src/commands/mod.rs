@@ -1,5 +1,6 @@
 //! The client verbs.
 
+pub mod admin;
 pub mod apply;
 pub mod delete;
 pub mod get;
