@@ -121,7 +121,7 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %bound, "sluice API listening");
     on_bound(bound);
-    axum::serve(listener, router(AppState { store }))
+    axum::serve(listener, router(AppState::new(store)))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Serve)

@@ -87,7 +87,7 @@ async fn serve(store: Store) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, sluice_api::router(AppState { store }))
+        axum::serve(listener, sluice_api::router(AppState::new(store)))
             .await
             .unwrap();
     });

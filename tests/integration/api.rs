@@ -52,9 +52,7 @@ impl TestApi {
             .await
             .unwrap();
         TestApi {
-            router: sluice_api::router(AppState {
-                store: store.clone(),
-            }),
+            router: sluice_api::router(AppState::new(store.clone())),
             store,
             _dir: TempDir(dir),
         }

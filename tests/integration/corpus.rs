@@ -613,9 +613,7 @@ fn every_malformed_spec_is_refused_with_a_problem_and_nothing_is_stored() {
         )
         .await
         .unwrap();
-        let app = sluice_api::router(AppState {
-            store: store.clone(),
-        });
+        let app = sluice_api::router(AppState::new(store.clone()));
         let catalog = load_catalog(&app).await;
         let before = stored(&store).await;
         assert_eq!(
