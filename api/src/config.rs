@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth::jwt::{
+    DEFAULT_NAME_CLAIM, DEFAULT_ROLE_CLAIM, DEFAULT_TEAM_CLAIM, JwksSource, OidcSettings,
+};
+
 /// Environment variable: the address the API listens on.
 pub const ENV_LISTEN: &str = "SLUICE_LISTEN";
 /// Environment variable: the metadata store (`sqlite://…` or `postgres://…`).
@@ -24,14 +28,33 @@ pub const ENV_ADMIN_TOKEN: &str = "SLUICE_ADMIN_TOKEN";
 pub const ENV_SECRET_KEY: &str = "SLUICE_SECRET_KEY";
 /// Environment variable: the directory for local state (SQLite file, `services.env`).
 pub const ENV_DATA_DIR: &str = "SLUICE_DATA_DIR";
+/// Environment variable: the OIDC issuer whose JWTs are accepted (`iss`); setting it turns
+/// OIDC sign-in on.
+pub const ENV_OIDC_ISSUER: &str = "SLUICE_OIDC_ISSUER";
+/// Environment variable: the audience OIDC JWTs must be issued for (`aud`).
+pub const ENV_OIDC_AUDIENCE: &str = "SLUICE_OIDC_AUDIENCE";
+/// Environment variable: the issuer's signing keys, a JWKS file path or `http(s)` URL.
+pub const ENV_OIDC_JWKS: &str = "SLUICE_OIDC_JWKS";
+/// Environment variable: the JWT claim holding the caller's team (default `team`).
+pub const ENV_OIDC_TEAM_CLAIM: &str = "SLUICE_OIDC_TEAM_CLAIM";
+/// Environment variable: the JWT claim holding the caller's role (default `role`).
+pub const ENV_OIDC_ROLE_CLAIM: &str = "SLUICE_OIDC_ROLE_CLAIM";
+/// Environment variable: the JWT claim naming the caller (default `email`, else `sub`).
+pub const ENV_OIDC_NAME_CLAIM: &str = "SLUICE_OIDC_NAME_CLAIM";
 
-const ALL_VARIABLES: [&str; 6] = [
+const ALL_VARIABLES: [&str; 12] = [
     ENV_LISTEN,
     ENV_DATABASE_URL,
     ENV_KAFKA_BOOTSTRAP,
     ENV_ADMIN_TOKEN,
     ENV_SECRET_KEY,
     ENV_DATA_DIR,
+    ENV_OIDC_ISSUER,
+    ENV_OIDC_AUDIENCE,
+    ENV_OIDC_JWKS,
+    ENV_OIDC_TEAM_CLAIM,
+    ENV_OIDC_ROLE_CLAIM,
+    ENV_OIDC_NAME_CLAIM,
 ];
 
 /// The default listen address: loopback only, so a fresh `sluice serve` exposes nothing.
@@ -113,6 +136,14 @@ pub enum ConfigError {
         /// What form was expected.
         reason: &'static str,
     },
+    /// A setting is missing that another one requires.
+    #[error("{key} is required when {because} is set")]
+    Required {
+        /// The missing variable.
+        key: &'static str,
+        /// The variable that requires it.
+        because: &'static str,
+    },
 }
 
 /// The settings of a `sluice serve` process.
@@ -130,6 +161,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Key for secrets at rest and audit signatures (`SLUICE_SECRET_KEY`).
     pub secret_key: Option<Secret>,
+    /// OIDC sign-in for people (`SLUICE_OIDC_*`); `None` when `SLUICE_OIDC_ISSUER` is unset.
+    pub oidc: Option<OidcSettings>,
 }
 
 /// The `--config` file: the same settings as the variables, in camelCase.
@@ -142,6 +175,12 @@ struct FileConfig {
     kafka_bootstrap: Option<String>,
     admin_token: Option<String>,
     secret_key: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_audience: Option<String>,
+    oidc_jwks: Option<String>,
+    oidc_team_claim: Option<String>,
+    oidc_role_claim: Option<String>,
+    oidc_name_claim: Option<String>,
 }
 
 impl FileConfig {
@@ -153,6 +192,12 @@ impl FileConfig {
             ENV_KAFKA_BOOTSTRAP => &self.kafka_bootstrap,
             ENV_ADMIN_TOKEN => &self.admin_token,
             ENV_SECRET_KEY => &self.secret_key,
+            ENV_OIDC_ISSUER => &self.oidc_issuer,
+            ENV_OIDC_AUDIENCE => &self.oidc_audience,
+            ENV_OIDC_JWKS => &self.oidc_jwks,
+            ENV_OIDC_TEAM_CLAIM => &self.oidc_team_claim,
+            ENV_OIDC_ROLE_CLAIM => &self.oidc_role_claim,
+            ENV_OIDC_NAME_CLAIM => &self.oidc_name_claim,
             _ => &None,
         };
         value.as_deref()
@@ -222,6 +267,8 @@ impl Config {
             });
         }
 
+        let oidc = oidc_settings(&lookup)?;
+
         Ok(Config {
             listen,
             data_dir,
@@ -229,8 +276,61 @@ impl Config {
             kafka_bootstrap: lookup(ENV_KAFKA_BOOTSTRAP),
             admin_token: lookup(ENV_ADMIN_TOKEN).map(Secret),
             secret_key: lookup(ENV_SECRET_KEY).map(Secret),
+            oidc,
         })
     }
+}
+
+/// The OIDC settings: off without an issuer; with one, the audience and JWKS are required.
+fn oidc_settings(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<OidcSettings>, ConfigError> {
+    let Some(issuer) = lookup(ENV_OIDC_ISSUER) else {
+        // Any other OIDC setting without an issuer is a half-done configuration.
+        for key in [ENV_OIDC_AUDIENCE, ENV_OIDC_JWKS] {
+            if lookup(key).is_some() {
+                return Err(ConfigError::Required {
+                    key: ENV_OIDC_ISSUER,
+                    because: key,
+                });
+            }
+        }
+        return Ok(None);
+    };
+    let required = |key: &'static str| {
+        lookup(key).ok_or(ConfigError::Required {
+            key,
+            because: ENV_OIDC_ISSUER,
+        })
+    };
+    let audience = required(ENV_OIDC_AUDIENCE)?;
+    let jwks_text = required(ENV_OIDC_JWKS)?;
+    let jwks = JwksSource::parse(&jwks_text);
+    if let JwksSource::Url(url) = &jwks
+        && url::Url::parse(url).map_or(true, |u| u.host_str().is_none())
+    {
+        return Err(ConfigError::Invalid {
+            key: ENV_OIDC_JWKS,
+            value: redact_url(url),
+            reason: "expected a JWKS file path or an http(s) URL with a host",
+        });
+    }
+    let claim = |key: &'static str, default: &str| -> Result<String, ConfigError> {
+        match lookup(key) {
+            None => Ok(default.to_owned()),
+            Some(name) if name.trim() == name => Ok(name),
+            Some(name) => Err(ConfigError::Invalid {
+                key,
+                value: name,
+                reason: "a claim name has no surrounding spaces",
+            }),
+        }
+    };
+    let mut settings = OidcSettings::new(issuer.trim(), audience.trim(), jwks);
+    settings.team_claim = claim(ENV_OIDC_TEAM_CLAIM, DEFAULT_TEAM_CLAIM)?;
+    settings.role_claim = claim(ENV_OIDC_ROLE_CLAIM, DEFAULT_ROLE_CLAIM)?;
+    settings.name_claim = claim(ENV_OIDC_NAME_CLAIM, DEFAULT_NAME_CLAIM)?;
+    Ok(Some(settings))
 }
 
 fn non_empty(value: Option<&str>) -> Option<&str> {
@@ -383,6 +483,117 @@ mod tests {
             err.to_string().contains("unknown field `listen_addr`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn oidc_is_off_without_an_issuer() {
+        let dir = temp_dir("oidc-off");
+        let config =
+            Config::from_sources(None, &env(&[(ENV_DATA_DIR, dir.to_str().unwrap())])).unwrap();
+        assert!(config.oidc.is_none());
+    }
+
+    #[test]
+    fn oidc_from_the_environment_with_default_claims() {
+        let dir = temp_dir("oidc-env");
+        let config = Config::from_sources(
+            None,
+            &env(&[
+                (ENV_DATA_DIR, dir.to_str().unwrap()),
+                (ENV_OIDC_ISSUER, "https://idp.example.com/"),
+                (ENV_OIDC_AUDIENCE, "sluice-console"),
+                (ENV_OIDC_JWKS, "/etc/sluice/jwks.json"),
+            ]),
+        )
+        .unwrap();
+        let oidc = config.oidc.unwrap();
+        assert_eq!(oidc.issuer, "https://idp.example.com/");
+        assert_eq!(oidc.audience, "sluice-console");
+        assert_eq!(oidc.jwks, JwksSource::File("/etc/sluice/jwks.json".into()));
+        assert_eq!(
+            (
+                oidc.team_claim.as_str(),
+                oidc.role_claim.as_str(),
+                oidc.name_claim.as_str()
+            ),
+            ("team", "role", "email")
+        );
+        assert_eq!(
+            oidc.refetch_interval,
+            crate::auth::jwt::DEFAULT_REFETCH_INTERVAL
+        );
+    }
+
+    #[test]
+    fn oidc_from_the_file_in_camel_case_with_the_environment_on_top() {
+        let dir = temp_dir("oidc-file");
+        let file = dir.join("sluice.yaml");
+        std::fs::write(
+            &file,
+            "oidcIssuer: https://idp.example.com\n\
+             oidcAudience: from-file\n\
+             oidcJwks: https://idp.example.com/.well-known/jwks.json\n\
+             oidcTeamClaim: https://sluice.example.com/team\n\
+             oidcRoleClaim: sluice_role\n\
+             oidcNameClaim: preferred_username\n",
+        )
+        .unwrap();
+        let config = Config::from_sources(
+            Some(&file),
+            &env(&[
+                (ENV_DATA_DIR, dir.to_str().unwrap()),
+                (ENV_OIDC_AUDIENCE, "from-env"),
+                (ENV_OIDC_ROLE_CLAIM, ""),
+            ]),
+        )
+        .unwrap();
+        let oidc = config.oidc.unwrap();
+        assert_eq!(oidc.issuer, "https://idp.example.com");
+        assert_eq!(oidc.audience, "from-env");
+        assert_eq!(
+            oidc.jwks,
+            JwksSource::Url("https://idp.example.com/.well-known/jwks.json".into())
+        );
+        assert_eq!(oidc.team_claim, "https://sluice.example.com/team");
+        assert_eq!(
+            oidc.role_claim, "sluice_role",
+            "an empty variable counts as unset"
+        );
+        assert_eq!(oidc.name_claim, "preferred_username");
+    }
+
+    #[test]
+    fn incomplete_oidc_settings_name_what_is_missing() {
+        let dir = temp_dir("oidc-incomplete");
+        let data_dir = (ENV_DATA_DIR, dir.to_str().unwrap());
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (
+                &[(ENV_OIDC_ISSUER, "https://idp"), (ENV_OIDC_JWKS, "/k.json")],
+                "SLUICE_OIDC_AUDIENCE is required when SLUICE_OIDC_ISSUER is set",
+            ),
+            (
+                &[(ENV_OIDC_ISSUER, "https://idp"), (ENV_OIDC_AUDIENCE, "a")],
+                "SLUICE_OIDC_JWKS is required when SLUICE_OIDC_ISSUER is set",
+            ),
+            (
+                &[(ENV_OIDC_AUDIENCE, "a")],
+                "SLUICE_OIDC_ISSUER is required when SLUICE_OIDC_AUDIENCE is set",
+            ),
+            (
+                &[
+                    (ENV_OIDC_ISSUER, "https://idp"),
+                    (ENV_OIDC_AUDIENCE, "a"),
+                    (ENV_OIDC_JWKS, "https://"),
+                ],
+                "SLUICE_OIDC_JWKS: invalid value `https://`",
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let mut vars = env(pairs);
+            vars.insert(data_dir.0.to_owned(), data_dir.1.to_owned());
+            let err = Config::from_sources(None, &vars).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{err}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! `sluice-schemas`, persists through `sluice-store` and plans through `sluice-controller`;
 //! it never talks to Kafka or the targets directly.
 
+pub mod approvals;
 pub mod auth;
 mod caller;
 pub mod config;

@@ -21,6 +21,7 @@ use utoipa::OpenApi;
         (name = "products", description = "Data products: what teams ask for"),
         (name = "schemas", description = "The published JSON Schemas of the documents"),
         (name = "tokens", description = "API tokens (admins only)"),
+        (name = "approvals", description = "Approving and rejecting products"),
         (name = "audit", description = "The hash-chained audit log (auditors and admins)"),
     )
 )]

@@ -2,13 +2,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use serde_json::Value;
 use sluice_schemas::validate::MAX_DOCUMENT_BYTES;
-use sluice_store::{AuditKey, Store, StoreError};
+use sluice_store::{AuditKey, SecretBox, SecretError, Store, StoreError};
 use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,11 +17,12 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use rand::RngCore;
 
-use crate::config::{Config, Secret};
+use crate::auth::jwt::{OidcError, OidcVerifier};
+use crate::config::{Config, ENV_OIDC_JWKS, Secret};
 use crate::error::{ApiError, ErrorCode};
 use crate::health;
 use crate::openapi::{ApiDoc, finish};
-use crate::routes::{audit, datasets, products, schemas, targets, tokens};
+use crate::routes::{approvals, audit, datasets, products, schemas, targets, tokens};
 use crate::state::AppState;
 use crate::{auth, caller};
 
@@ -39,6 +41,16 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// OIDC is configured but its signing keys cannot be loaded (unreadable or invalid JWKS
+    /// file, unreachable URL).
+    #[error("cannot load the OIDC signing keys from {setting}")]
+    Oidc {
+        /// The setting to fix.
+        setting: &'static str,
+        /// What went wrong.
+        #[source]
+        source: OidcError,
+    },
     /// The listen address could not be bound (in use, not local, no permission).
     #[error("cannot listen on {addr}")]
     Bind {
@@ -51,6 +63,9 @@ pub enum ServeError {
     /// The server stopped with an I/O error while serving.
     #[error("HTTP server failed")]
     Serve(#[source] std::io::Error),
+    /// The key that encrypts stored credentials cannot be derived from the secret key.
+    #[error("cannot derive the key of stored secrets from the secret key")]
+    Secrets(#[source] SecretError),
 }
 
 /// The API routes and the OpenAPI document describing exactly them.
@@ -62,6 +77,7 @@ pub fn api() -> (Router<AppState>, Value) {
         .merge(schemas::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(approvals::router())
         .split_for_parts();
     (router, finish(openapi))
 }
@@ -100,7 +116,19 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let audit_key = audit_key(config)?;
+    let (audit_key, secrets) = keys(config)?;
+    // Before the store: a broken OIDC setup fails the start without touching anything.
+    let oidc = match &config.oidc {
+        Some(settings) => Some(Arc::new(
+            OidcVerifier::new(settings.clone())
+                .await
+                .map_err(|source| ServeError::Oidc {
+                    setting: ENV_OIDC_JWKS,
+                    source,
+                })?,
+        )),
+        None => None,
+    };
     let store = Store::connect(&config.database_url, audit_key)
         .await
         .map_err(ServeError::Store)?;
@@ -121,17 +149,24 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(ServeError::Serve)?;
     tracing::info!(addr = %bound, "sluice API listening");
     on_bound(bound);
-    axum::serve(listener, router(AppState::new(store)))
+    let mut state = AppState::new(store).with_secrets(secrets);
+    if let Some(oidc) = oidc {
+        state = state.with_oidc(oidc);
+    }
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Serve)
 }
 
-/// The key that signs the head of the audit log, derived from `SLUICE_SECRET_KEY`; without
-/// one, a built-in development key (with a warning).
-fn audit_key(config: &Config) -> Result<AuditKey, ServeError> {
+/// The key that signs the head of the audit log and the one that seals stored credentials,
+/// both derived from `SLUICE_SECRET_KEY` (or the key file), each with its own label.
+fn keys(config: &Config) -> Result<(AuditKey, SecretBox), ServeError> {
     let secret = secret_key(config)?;
-    AuditKey::from_secret(secret.expose().as_bytes()).map_err(ServeError::Store)
+    let audit_key = AuditKey::from_secret(secret.expose().as_bytes()).map_err(ServeError::Store)?;
+    let secrets =
+        SecretBox::from_secret(secret.expose().as_bytes()).map_err(ServeError::Secrets)?;
+    Ok((audit_key, secrets))
 }
 
 /// `SLUICE_SECRET_KEY`, or the key file in the data directory, created with a random key

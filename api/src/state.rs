@@ -1,6 +1,12 @@
 //! What every handler shares.
 
-use sluice_store::Store;
+use std::sync::Arc;
+
+use sluice_store::{SecretBox, Store};
+
+use crate::approvals::Policy;
+
+use crate::auth::jwt::OidcVerifier;
 
 /// The shared state of the API server. Build it with [`AppState::new`] and the `with_*`
 /// methods, so adding a capability does not change every caller.
@@ -9,11 +15,42 @@ use sluice_store::Store;
 pub struct AppState {
     /// The metadata store: the one source of truth.
     pub store: Store,
+    /// Who must approve products.
+    pub policy: Arc<Policy>,
+    /// Verifies OIDC JWTs of people; `None` when OIDC is not configured (JWTs are refused).
+    pub oidc: Option<Arc<OidcVerifier>>,
+    /// Seals target credentials before they are stored (see `docs/secrets.md`). `new` gives
+    /// a random key that nothing else knows; `serve` sets the one derived from the secret key.
+    pub secrets: SecretBox,
 }
 
 impl AppState {
     /// State over `store`, with every optional capability off.
     pub fn new(store: Store) -> Self {
-        AppState { store }
+        AppState {
+            store,
+            policy: Arc::new(Policy::default()),
+            oidc: None,
+            secrets: SecretBox::ephemeral(),
+        }
+    }
+
+    /// Decides approvals by `policy` instead of the default policy.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// Accepts OIDC JWTs verified by `verifier`, besides API tokens.
+    pub fn with_oidc(mut self, verifier: Arc<OidcVerifier>) -> Self {
+        self.oidc = Some(verifier);
+        self
+    }
+
+    /// Seals credentials with `secrets` (derived from the operator's secret key in `serve`)
+    /// instead of a random key.
+    pub fn with_secrets(mut self, secrets: SecretBox) -> Self {
+        self.secrets = secrets;
+        self
     }
 }

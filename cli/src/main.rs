@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         | Command::Get { .. }
         | Command::Describe { .. }
         | Command::Delete { .. }
+        | Command::Approve { .. }
+        | Command::Reject { .. }
         | Command::Token { .. }
         | Command::Audit { .. }) => client_verb(&cli.client, command),
         other => {
@@ -75,6 +77,12 @@ fn client_verb(options: &args::ClientArgs, command: Command) -> ExitCode {
             }
             Command::Delete { kind, name, team } => {
                 commands::delete::run(&client, kind, name, team.as_deref()).await
+            }
+            Command::Approve { product, comment } => {
+                commands::decide::run(&client, product, comment.as_deref(), true).await
+            }
+            Command::Reject { product, comment } => {
+                commands::decide::run(&client, product, Some(comment), false).await
             }
             Command::Token { action } => commands::admin::token(&client, action).await,
             Command::Audit { action } => commands::admin::audit(&client, action.as_ref()).await,

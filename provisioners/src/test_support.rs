@@ -16,6 +16,7 @@ pub(crate) fn field(name: &str, field_type: FieldType, nullable: bool) -> Output
         field_type,
         nullable,
         pii: false,
+        pii_sources: Vec::new(),
         expr: format!("o.{name}"),
         description: None,
     }

@@ -30,7 +30,7 @@ pub use meta::ObjectMeta;
 pub use product::{
     DataProductSpec, FieldSpec, FieldType, Join, JoinType, Source, Target, WriteMode,
 };
-pub use status::{Condition, ConditionStatus, DataProductStatus, Phase};
+pub use status::{Approval, Condition, ConditionStatus, DataProductStatus, Decision, Phase};
 pub use target_cluster::{Isolation, TargetClusterSpec};
 
 /// The `apiVersion` every Sluice document carries.

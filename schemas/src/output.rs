@@ -19,6 +19,9 @@ pub struct OutputField {
     pub nullable: bool,
     /// Whether it carries personal data (taken from or computed with an `x-pii` field).
     pub pii: bool,
+    /// The datasets whose `x-pii` fields it takes: their owners must approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pii_sources: Vec<String>,
     /// The CEL expression computing it.
     pub expr: String,
     /// A description, from the spec or the source schema.

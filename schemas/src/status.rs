@@ -99,6 +99,60 @@ pub struct DataProductStatus {
     /// A one-line summary for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The approval of the latest generation: who must approve, who did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// The spec of the approved generation, against which changes are judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub approved_spec: Option<serde_json::Value>,
+}
+
+/// The approval of one generation of a product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Approval {
+    /// The generation asked for.
+    pub generation: i64,
+    /// Who applied it (who may not approve it).
+    pub requested_by: String,
+    /// Approvals needed: `platform`, or `owner:<team>` for a dataset owner.
+    pub required: Vec<String>,
+    /// Approvals given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted: Vec<Decision>,
+    /// The rejection, if it was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Decision>,
+    /// Why approvals were needed (classified sources, PII fields, widening changes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+impl Approval {
+    /// The required approvals not yet given.
+    pub fn missing(&self) -> Vec<&str> {
+        self.required
+            .iter()
+            .filter(|r| !self.granted.iter().any(|g| &g.approver == *r))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// One approval or rejection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Decision {
+    /// The approval it satisfies (`platform`, `owner:<team>`), or `*` for a rejection.
+    pub approver: String,
+    /// Who decided (`policy` when a rule did).
+    pub by: String,
+    /// Their comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When (RFC 3339).
+    pub time: String,
 }
 
 impl DataProductStatus {
@@ -112,6 +166,8 @@ impl DataProductStatus {
             backfill: Vec::new(),
             lag_ms: None,
             message: Some("waiting for approval".to_owned()),
+            approval: None,
+            approved_spec: None,
         }
     }
 }

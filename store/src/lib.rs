@@ -59,6 +59,7 @@
 mod audit;
 mod error;
 mod model;
+pub mod secrets;
 mod store;
 mod tokens;
 
@@ -70,6 +71,7 @@ pub use error::{CorruptValue, StoreError};
 pub use model::{
     Applied, Backend, ListQuery, ObjectInput, ObjectKey, Outcome, Page, SchemaVersion, StoredObject,
 };
+pub use secrets::{SecretBox, SecretError};
 pub use sluice_schemas::Kind;
 pub use store::Store;
 pub use tokens::{NewToken, StoredToken};

@@ -441,6 +441,22 @@ impl Store {
         precondition: Option<i64>,
         audit: &Audit,
     ) -> Result<StoredObject, StoreError> {
+        self.record_status(key, status, precondition, audit, "status", "updated")
+            .await
+    }
+
+    /// [`Store::set_status`] for a decision that is a status change, audited under its own
+    /// `action` and `outcome` (e.g. `approve`/`approved`, `reject`/`rejected`) so the log
+    /// says what was decided, not only that the status changed.
+    pub async fn record_status(
+        &self,
+        key: &ObjectKey,
+        status: Value,
+        precondition: Option<i64>,
+        audit: &Audit,
+        action: &str,
+        outcome: &str,
+    ) -> Result<StoredObject, StoreError> {
         check_audit(audit)?;
         let mut write = self.begin_write().await?;
         let now = now();
@@ -482,7 +498,7 @@ impl Store {
                 Some(current.resource_version),
             ));
         }
-        let entry = AuditInput::new(audit, "status", "updated")
+        let entry = AuditInput::new(audit, action, outcome)
             .with_object(key)
             .with_generation(Some(object.generation))
             .with_diff(object_diff(

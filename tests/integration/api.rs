@@ -40,6 +40,11 @@ pub struct Answer {
 
 impl TestApi {
     pub async fn new() -> Self {
+        Self::with_state(AppState::new).await
+    }
+
+    /// A test API whose state is adjusted by `configure` (a policy, OIDC, ...).
+    pub async fn with_state(configure: impl FnOnce(Store) -> AppState) -> Self {
         let dir = std::env::temp_dir().join(format!("sluice-api-test-{:016x}", rand_u64()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::connect(
@@ -52,7 +57,7 @@ impl TestApi {
             .await
             .unwrap();
         TestApi {
-            router: sluice_api::router(AppState::new(store.clone())),
+            router: sluice_api::router(configure(store.clone())),
             store,
             _dir: TempDir(dir),
         }

@@ -4,9 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod approvals;
 mod audit;
 mod authz;
 mod corpus;
 mod harness;
+mod oidc;
+mod secrets;
 mod smoke;
 mod store;

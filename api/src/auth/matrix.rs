@@ -177,6 +177,24 @@ pub const RULES: &[Rule] = &[
         note: "admins only",
     },
     Rule {
+        method: "POST",
+        path: "/api/v1/products/{team}/{name}/approve",
+        access: Access::Roles(&[Role::Approver, Role::Owner]),
+        note: "platform approvers give `platform`, owners `owner:<their team>`; never the requester",
+    },
+    Rule {
+        method: "POST",
+        path: "/api/v1/products/{team}/{name}/reject",
+        access: Access::Roles(&[Role::Approver, Role::Owner]),
+        note: "as approve; a comment is required",
+    },
+    Rule {
+        method: "GET",
+        path: "/api/v1/approvals",
+        access: Access::Roles(&[Role::Approver, Role::Owner]),
+        note: "only what the caller may decide",
+    },
+    Rule {
         method: "GET",
         path: "/api/v1/audit",
         access: Access::Roles(&[Role::Auditor]),

@@ -6,6 +6,7 @@
 //! handed to the handler as a request extension. Public: `/healthz`, `/readyz`, `/metrics`
 //! and the API description.
 
+pub mod jwt;
 pub mod matrix;
 pub mod roles;
 pub mod tokens;
@@ -117,7 +118,7 @@ async fn authenticate(
                 "the Authorization header is not a bearer token",
             )
         })?;
-    tokens::verify(&state.store, &token).await
+    tokens::verify_bearer(&state.store, state.oidc.as_deref(), &token).await
 }
 
 /// The value of `{param}` in `path`, aligned with the route `template`.

@@ -1,5 +1,5 @@
 //! API tokens: random, shown once, stored as a SHA-256 hash with a name, team, role and
-//! expiry; revocable.
+//! expiry; revocable. [`verify_bearer`] also dispatches OIDC JWTs to their verifier.
 
 use base64::Engine;
 use chrono::Utc;
@@ -7,6 +7,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sluice_store::Store;
 
+use super::jwt::{self, OidcVerifier};
 use super::roles::{Principal, Role};
 use crate::error::{ApiError, ErrorCode};
 
@@ -29,7 +30,28 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The principal a bearer token proves, or 401.
+/// The principal any bearer token proves, or 401. An API token (`slc_…`) is looked up in
+/// the store; a JWT (three dot-separated parts, a JSON header first) is verified by `oidc`
+/// when OIDC is configured. Without OIDC a JWT is refused like any unknown token, and other
+/// text is looked up in the store (an admin token from `SLUICE_ADMIN_TOKEN` may have any form).
+pub async fn verify_bearer(
+    store: &Store,
+    oidc: Option<&OidcVerifier>,
+    token: &str,
+) -> Result<Principal, ApiError> {
+    if !token.starts_with(TOKEN_PREFIX)
+        && let Some(oidc) = oidc
+        && jwt::looks_like_jwt(token)
+    {
+        return oidc.verify(token).await.map_err(|rejection| {
+            tracing::debug!(reason = %rejection, "JWT refused");
+            ApiError::new(ErrorCode::Unauthenticated, rejection.to_string())
+        });
+    }
+    verify(store, token).await
+}
+
+/// The principal an API token proves, or 401.
 pub async fn verify(store: &Store, token: &str) -> Result<Principal, ApiError> {
     let refused = || {
         ApiError::new(

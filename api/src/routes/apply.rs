@@ -6,17 +6,21 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::Value;
+use sluice_schemas::output::OutputSchema;
 use sluice_schemas::validate::{self, CatalogDataset, Context, Problem};
 use sluice_schemas::{DataProduct, DataProductStatus, Document, Kind, compat};
 use sluice_store::{ObjectInput, ObjectKey, Outcome, Store, StoreError, StoredObject};
 
+use crate::approvals;
 use crate::auth::Role;
 use crate::caller::Caller;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::parse_resource_version;
 use crate::secrets;
+use crate::state::AppState;
 
-/// A document as the API returns it: the stored document with secrets redacted.
+/// A document as the API returns it: the stored document with secrets redacted (a target
+/// cluster's URL shows `redacted` in place of its sealed password).
 pub(crate) fn present(object: &StoredObject) -> Value {
     let mut document = object.document();
     if object.key.kind() == Kind::TargetCluster {
@@ -114,13 +118,14 @@ pub(crate) async fn context_for(store: &Store, document: &Document) -> ApiResult
 
 /// `PUT` of a document at `key`: validate, then create or update. Idempotent.
 pub(crate) async fn apply(
-    store: &Store,
+    state: &AppState,
     key: ObjectKey,
     body: Value,
     if_match: Option<i64>,
     caller: &Caller,
 ) -> ApiResult<Response> {
-    let (mut document, _) = validate_for(store, &key, &body).await?;
+    let store = &state.store;
+    let (mut document, output) = validate_for(store, &key, &body).await?;
     let precondition = match (&document.metadata().resource_version, if_match) {
         (_, Some(rv)) => Some(rv),
         (Some(text), None) => Some(parse_resource_version(text).ok_or_else(|| {
@@ -180,7 +185,8 @@ pub(crate) async fn apply(
                 .as_ref()
                 .and_then(|o| o.spec.get("url"))
                 .and_then(Value::as_str);
-            t.spec.url = secrets::restore_password(&t.spec.url, stored_url);
+            // The password is stored sealed, never in clear; `redacted` keeps the stored one.
+            t.spec.url = secrets::url_to_store(&state.secrets, &t.spec.url, stored_url)?;
         }
         Document::DataProduct(p) => claims = target_claims(store, &key, p).await?,
     }
@@ -214,12 +220,10 @@ pub(crate) async fn apply(
     let spec_changed = current
         .as_ref()
         .is_none_or(|c| c.generation != object.generation);
-    if key.kind() == Kind::DataProduct && spec_changed {
-        let status = serde_json::to_value(DataProductStatus::pending(object.generation))
-            .map_err(|e| ApiError::internal("cannot encode status", &e))?;
-        object = store
-            .set_status(&key, status, Some(object.resource_version), &audit)
-            .await?;
+    if let (Document::DataProduct(product), Some(output)) = (&document, &output)
+        && spec_changed
+    {
+        object = request_approval(state, &key, product, output, object, caller).await?;
     }
     let status = match applied.outcome {
         Outcome::Created => StatusCode::CREATED,
@@ -297,6 +301,76 @@ fn ensure_dataset_owner(
             ),
         ))
     }
+}
+
+/// Records what a new generation of a product needs before it may run — or that it is
+/// approved already (a narrowing change, or a policy rule and nothing else needed).
+async fn request_approval(
+    state: &AppState,
+    key: &ObjectKey,
+    product: &DataProduct,
+    output: &OutputSchema,
+    object: StoredObject,
+    caller: &Caller,
+) -> ApiResult<StoredObject> {
+    let store = &state.store;
+    let mut sources = Vec::new();
+    for source in &product.spec.sources {
+        if let Some(dataset) = store.get(&ObjectKey::dataset(&source.dataset)).await? {
+            let spec: sluice_schemas::DatasetSpec = serde_json::from_value(dataset.spec.clone())
+                .map_err(|e| ApiError::internal("a stored dataset does not decode", &e))?;
+            sources.push(approvals::SourceFacts {
+                dataset: source.dataset.clone(),
+                owner: dataset
+                    .metadata
+                    .get("owner")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                classification: spec.classification,
+            });
+        }
+    }
+    let cluster = match product.spec.target.cluster.as_deref() {
+        Some(name) => store
+            .get(&ObjectKey::target_cluster(name))
+            .await?
+            .and_then(|c| serde_json::from_value(c.spec).ok()),
+        None => None,
+    };
+    let team = key.team();
+    let requirement =
+        approvals::requirement(&state.policy, team, &sources, output, cluster.as_ref());
+    let current = object
+        .status
+        .clone()
+        .and_then(|s| serde_json::from_value::<DataProductStatus>(s).ok());
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let status = approvals::on_apply(
+        current,
+        object.generation,
+        &object.spec,
+        &product.spec,
+        requirement,
+        &caller.principal.actor(),
+        &now,
+    );
+    let outcome = if status.approved_generation == Some(object.generation) {
+        "approved"
+    } else {
+        "pending"
+    };
+    let value = serde_json::to_value(&status)
+        .map_err(|e| ApiError::internal("cannot encode status", &e))?;
+    Ok(store
+        .record_status(
+            key,
+            value,
+            Some(object.resource_version),
+            &caller.audit(),
+            "approval.request",
+            outcome,
+        )
+        .await?)
 }
 
 /// The canonical URL of an object.

@@ -68,14 +68,7 @@ async fn put_dataset(
     caller: Caller,
     DocumentBody(body): DocumentBody,
 ) -> ApiResult<Response> {
-    apply::apply(
-        &state.store,
-        ObjectKey::dataset(name),
-        body,
-        if_match,
-        &caller,
-    )
-    .await
+    apply::apply(&state, ObjectKey::dataset(name), body, if_match, &caller).await
 }
 
 /// Delete a dataset that no product uses.

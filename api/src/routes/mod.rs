@@ -1,6 +1,7 @@
 //! The `/api/v1` resources, one module per resource, each exporting its router.
 
 mod apply;
+pub mod approvals;
 pub mod audit;
 pub mod datasets;
 pub mod products;

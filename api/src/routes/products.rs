@@ -148,7 +148,7 @@ async fn put_product(
     DocumentBody(body): DocumentBody,
 ) -> ApiResult<Response> {
     apply::apply(
-        &state.store,
+        &state,
         ObjectKey::data_product(team, name),
         body,
         if_match,

@@ -68,7 +68,7 @@ async fn put_cluster(
     DocumentBody(body): DocumentBody,
 ) -> ApiResult<Response> {
     apply::apply(
-        &state.store,
+        &state,
         ObjectKey::target_cluster(name),
         body,
         if_match,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod decide;
 pub mod delete;
 pub mod get;
 pub mod plan;

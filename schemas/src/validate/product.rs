@@ -434,12 +434,18 @@ fn output_field(
     analysis: &Analysis,
     sources: &HashMap<&str, SourceInfo<'_>>,
 ) -> Result<Option<OutputField>, String> {
-    let pii = analysis.refs.iter().any(|r| {
-        sources
-            .get(r.root.as_str())
-            .and_then(|s| s.schema.and_then(|schema| resolve(schema, &r.path).ok()))
-            .is_some_and(|res| res.pii)
-    });
+    let mut pii_sources: Vec<String> = analysis
+        .refs
+        .iter()
+        .filter_map(|r| {
+            let source = sources.get(r.root.as_str())?;
+            let resolved = resolve(source.schema?, &r.path).ok()?;
+            resolved.pii.then(|| source.dataset.to_owned())
+        })
+        .collect();
+    pii_sources.sort();
+    pii_sources.dedup();
+    let pii = !pii_sources.is_empty();
     let plain = analysis
         .plain_path
         .as_ref()
@@ -476,6 +482,7 @@ fn output_field(
                 field_type,
                 nullable: nullable_type || !resolved.required || source.nullable,
                 pii,
+                pii_sources: pii_sources.clone(),
                 expr: expr.to_owned(),
                 description: resolved
                     .schema
@@ -509,6 +516,7 @@ fn output_field(
                 field_type,
                 nullable: true,
                 pii,
+                pii_sources: pii_sources.clone(),
                 expr: expr.to_owned(),
                 description: None,
             }))
