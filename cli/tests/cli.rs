@@ -155,14 +155,17 @@ fn start_server(label: &str) -> Server {
     let dir =
         std::env::temp_dir().join(format!("sluice-cli-{label}-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // Everything the server prints, at the most verbose level, is kept for inspection.
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("serve")
         .env("SLUICE_DATA_DIR", &dir)
         .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
         .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("SLUICE_LOG", "trace")
         .env_remove("SLUICE_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -356,4 +359,58 @@ fn tokens_are_created_used_revoked_and_the_audit_log_verifies() {
     assert!(stdout.contains("audit log verified"), "{stdout}");
     let (_, lines, _) = run(client(&server).args(["audit", "export"]));
     assert!(lines.lines().any(|l| l.contains("token.revoke")), "{lines}");
+}
+
+#[test]
+fn secrets_never_reach_the_logs() {
+    let server = start_server("logs");
+    let password = "pg-password-that-must-not-leak";
+    let (code, _, stderr) = run(client(&server)
+        .env(
+            "SLUICE_TEST_POSTGRES_URL",
+            format!("postgres://admin:{password}@127.0.0.1:1/postgres"),
+        )
+        .args(["apply", "-f"])
+        .arg(retail_dir()));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, created, _) = run(client(&server).args([
+        "token",
+        "create",
+        "--team",
+        "team-shop",
+        "--role",
+        "viewer",
+        "-o",
+        "json",
+    ]));
+    let token: serde_json::Value = serde_json::from_str(created.trim()).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let (code, _, _) = run(client(&server).env("SLUICE_TOKEN", &token).args([
+        "get",
+        "targetclusters",
+        "-o",
+        "yaml",
+    ]));
+    assert_eq!(code, Some(0));
+    let (_, shown, _) =
+        run(client(&server).args(["get", "targetcluster", "shared-pg", "-o", "json"]));
+    assert!(
+        !shown.contains(password),
+        "the API returned the password: {shown}"
+    );
+    let (_, audit, _) = run(client(&server).args(["audit", "export"]));
+    assert!(
+        !audit.contains(password),
+        "the audit log holds the password"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+
+    let log = std::fs::read_to_string(server._dir.join("server.log")).unwrap();
+    assert!(
+        log.lines().count() > 20,
+        "the server logged too little to prove anything:\n{log}"
+    );
+    for secret in [password, token.as_str(), ADMIN_TOKEN] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
 }
