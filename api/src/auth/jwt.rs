@@ -7,8 +7,9 @@
 //! configured audience and it is within `exp`/`nbf` (with a small leeway for clock skew).
 //! Its claims then name the person, their team and their role. A JWKS URL is fetched again
 //! when a token names an unknown key id (`kid`), at most once per refetch interval, so key
-//! rotation at the provider needs no restart and random `kid`s cannot flood it. Tokens are
-//! never logged.
+//! rotation at the provider needs no restart and random `kid`s cannot flood it; and when the
+//! keys are older than the maximum key age, so withdrawn keys stop working. Tokens are never
+//! logged.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -32,6 +33,9 @@ pub const DEFAULT_ROLE_CLAIM: &str = "role";
 pub const DEFAULT_NAME_CLAIM: &str = "email";
 /// The least time between two fetches of a JWKS URL (the one at start included).
 pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long keys fetched from a JWKS URL are trusted before the next token fetches them
+/// again, so a key the provider withdrew stops working without a restart.
+pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_secs(15 * 60);
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
 
@@ -93,6 +97,8 @@ pub struct OidcSettings {
     pub name_claim: String,
     /// The least time between two fetches of a JWKS URL.
     pub refetch_interval: Duration,
+    /// How long keys from a JWKS URL are used before a token triggers a fetch.
+    pub max_key_age: Duration,
 }
 
 impl OidcSettings {
@@ -106,6 +112,7 @@ impl OidcSettings {
             role_claim: DEFAULT_ROLE_CLAIM.to_owned(),
             name_claim: DEFAULT_NAME_CLAIM.to_owned(),
             refetch_interval: DEFAULT_REFETCH_INTERVAL,
+            max_key_age: DEFAULT_MAX_KEY_AGE,
         }
     }
 }
@@ -233,9 +240,11 @@ struct Key {
 }
 
 /// The usable keys of one JWKS document.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct KeySet {
     keys: Vec<Key>,
+    /// When the document was read or fetched.
+    loaded_at: Instant,
 }
 
 impl fmt::Debug for KeySet {
@@ -326,9 +335,13 @@ impl OidcVerifier {
             .ok_or_else(|| Rejection::Algorithm(quote(&header.alg)))?;
 
         let mut keys = self.current();
+        if self.client.is_some() && keys.loaded_at.elapsed() >= self.settings.max_key_age {
+            self.refetch(None).await;
+            keys = self.current();
+        }
         let candidates: Vec<Key> = match &header.kid {
             Some(kid) => {
-                if !keys.has_kid(kid) && self.refetch(kid).await {
+                if !keys.has_kid(kid) && self.refetch(Some(kid)).await {
                     keys = self.current();
                 }
                 let key = keys
@@ -373,22 +386,36 @@ impl OidcVerifier {
         }
     }
 
-    /// Fetches the JWKS URL again because a token names `kid`, unless it was fetched less than
-    /// the refetch interval ago. Whether the key set now holds `kid`.
-    async fn refetch(&self, kid: &str) -> bool {
+    /// Fetches the JWKS URL again, unless it was fetched less than the refetch interval ago:
+    /// because a token names `kid` (whether the key set now holds it), or, with `None`,
+    /// because the keys are older than the maximum key age (then without waiting for a fetch
+    /// already under way: the current keys do meanwhile).
+    async fn refetch(&self, kid: Option<&str>) -> bool {
         let (JwksSource::Url(url), Some(client)) = (&self.settings.jwks, &self.client) else {
             return false;
         };
-        let mut last_fetch = self.last_fetch.lock().await;
-        // Another request may have fetched it while this one waited.
-        if self.current().has_kid(kid) {
-            return true;
+        let mut last_fetch = match kid {
+            Some(_) => self.last_fetch.lock().await,
+            None => match self.last_fetch.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return false,
+            },
+        };
+        // Another request may have fetched them while this one waited.
+        match kid {
+            Some(kid) if self.current().has_kid(kid) => return true,
+            None if self.current().loaded_at.elapsed() < self.settings.max_key_age => {
+                return false;
+            }
+            _ => {}
         }
         if last_fetch.is_some_and(|at| at.elapsed() < self.settings.refetch_interval) {
-            tracing::debug!(
-                kid = %quote(kid),
-                "unknown OIDC key id; the JWKS was fetched recently, not fetching again yet"
-            );
+            if let Some(kid) = kid {
+                tracing::debug!(
+                    kid = %quote(kid),
+                    "unknown OIDC key id; the JWKS was fetched recently, not fetching again yet"
+                );
+            }
             return false;
         }
         *last_fetch = Some(Instant::now());
@@ -398,7 +425,7 @@ impl OidcVerifier {
         {
             Ok(keys) => {
                 tracing::info!(jwks = %url, kids = ?keys.kids(), "fetched the OIDC signing keys again");
-                let found = keys.has_kid(kid);
+                let found = kid.is_some_and(|kid| keys.has_kid(kid));
                 match self.keys.write() {
                     Ok(mut current) => *current = Arc::new(keys),
                     Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
@@ -619,7 +646,10 @@ fn parse(bytes: &[u8], source_name: &str) -> Result<KeySet, OidcError> {
         source_name: source_name.to_owned(),
         source,
     })?;
-    let mut set = KeySet::default();
+    let mut set = KeySet {
+        keys: Vec::new(),
+        loaded_at: Instant::now(),
+    };
     for value in raw.keys {
         let jwk: Jwk = match serde_json::from_value(value) {
             Ok(jwk) => jwk,
