@@ -74,6 +74,25 @@ impl TestApi {
             .await
     }
 
+    /// A new API token with `role` for `team` (its text is predictable: tests only).
+    pub async fn token(&self, role: sluice_api::auth::Role, team: &str) -> String {
+        let token = format!("slc_test-{role}-{team}");
+        self.store
+            .create_token(
+                sluice_store::NewToken {
+                    name: format!("{role}-{team}"),
+                    team: team.to_owned(),
+                    role: role.as_str().to_owned(),
+                    hash: sluice_api::auth::tokens::hash(&token),
+                    expires_at: None,
+                },
+                &sluice_store::Audit::new("test", ""),
+            )
+            .await
+            .unwrap();
+        token
+    }
+
     /// Sends a request with the given bearer token (or none).
     pub async fn send_as(
         &self,

@@ -7,28 +7,9 @@ use serde_json::{Value, json};
 use sluice_api::AppState;
 use sluice_api::approvals::Policy;
 use sluice_api::auth::Role;
-use sluice_api::auth::tokens;
-use sluice_store::{Audit, AuditQuery, NewToken};
+use sluice_store::AuditQuery;
 
 use crate::api::{Answer, TestApi, path_of, retail_documents};
-
-async fn token(api: &TestApi, role: Role, team: &str) -> String {
-    let token = format!("slc_approvals-{role}-{team}");
-    api.store
-        .create_token(
-            NewToken {
-                name: format!("{role}-{team}"),
-                team: team.to_owned(),
-                role: role.as_str().to_owned(),
-                hash: tokens::hash(&token),
-                expires_at: None,
-            },
-            &Audit::new("test", ""),
-        )
-        .await
-        .unwrap();
-    token
-}
 
 fn product(name: &str) -> Value {
     retail_documents()
@@ -78,10 +59,10 @@ fn approval(answer: &Answer) -> &Value {
 async fn classified_sources_need_the_owner_and_the_platform() {
     let api = TestApi::new().await;
     catalog(&api).await;
-    let requester = token(&api, Role::Requester, "team-payments").await;
-    let platform = token(&api, Role::Approver, "platform").await;
-    let crm_owner = token(&api, Role::Owner, "team-crm").await;
-    let shop_owner = token(&api, Role::Owner, "team-shop").await;
+    let requester = api.token(Role::Requester, "team-payments").await;
+    let platform = api.token(Role::Approver, "platform").await;
+    let crm_owner = api.token(Role::Owner, "team-crm").await;
+    let shop_owner = api.token(Role::Owner, "team-shop").await;
     let doc = product("orders-enriched");
 
     let applied = put(&api, &requester, &doc).await;
@@ -225,9 +206,9 @@ async fn the_requester_cannot_approve_their_own_request() {
 async fn widening_needs_approval_again_and_narrowing_does_not() {
     let api = TestApi::new().await;
     catalog(&api).await;
-    let requester = token(&api, Role::Requester, "team-shop").await;
-    let platform = token(&api, Role::Approver, "platform").await;
-    let shop_owner = token(&api, Role::Owner, "team-shop").await;
+    let requester = api.token(Role::Requester, "team-shop").await;
+    let platform = api.token(Role::Approver, "platform").await;
+    let shop_owner = api.token(Role::Owner, "team-shop").await;
     let mut doc = product("open-orders-cache");
     put(&api, &requester, &doc).await;
     let approved = decide(&api, &platform, &doc, "approve", json!({})).await;
@@ -299,8 +280,8 @@ async fn widening_needs_approval_again_and_narrowing_does_not() {
 async fn rejection_needs_a_comment_and_says_why() {
     let api = TestApi::new().await;
     catalog(&api).await;
-    let requester = token(&api, Role::Requester, "team-support").await;
-    let platform = token(&api, Role::Approver, "platform").await;
+    let requester = api.token(Role::Requester, "team-support").await;
+    let platform = api.token(Role::Approver, "platform").await;
     let doc = product("order-search");
     put(&api, &requester, &doc).await;
     let refused = decide(&api, &platform, &doc, "reject", json!({})).await;
@@ -360,7 +341,7 @@ async fn a_policy_rule_approves_internal_data_into_the_teams_own_target() {
             .status
             .is_success()
     );
-    let requester = token(&api, Role::Requester, "team-shop").await;
+    let requester = api.token(Role::Requester, "team-shop").await;
 
     let mut doc = product("open-orders-cache");
     doc["spec"]["target"]["cluster"] = json!("shop-redis");

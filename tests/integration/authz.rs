@@ -15,24 +15,6 @@ use crate::api::{TestApi, retail_documents};
 const OWN_TEAM: &str = "team-payments";
 const OTHER_TEAM: &str = "team-other";
 
-async fn token_for(api: &TestApi, role: Role, team: &str) -> String {
-    let token = format!("slc_test-{role}-{team}");
-    api.store
-        .create_token(
-            NewToken {
-                name: format!("{role}-{team}"),
-                team: team.to_owned(),
-                role: role.as_str().to_owned(),
-                hash: tokens::hash(&token),
-                expires_at: None,
-            },
-            &Audit::new("test", ""),
-        )
-        .await
-        .unwrap();
-    token
-}
-
 /// A concrete path for a route template, naming objects of the retail example.
 fn concrete(template: &str) -> String {
     template
@@ -52,7 +34,7 @@ async fn every_endpoint_for_every_role_and_team() {
     let mut failures = Vec::new();
     for role in Role::ALL {
         for team in [OWN_TEAM, OTHER_TEAM] {
-            let token = token_for(&api, role, team).await;
+            let token = api.token(role, team).await;
             let principal = Principal {
                 name: String::new(),
                 team: team.to_owned(),
@@ -138,8 +120,8 @@ async fn team_boundaries_hold() {
         .find(|d| d["metadata"]["name"] == "orders-enriched")
         .unwrap();
     let body = product.to_string().into_bytes();
-    let other = token_for(&api, Role::Requester, OTHER_TEAM).await;
-    let own = token_for(&api, Role::Requester, OWN_TEAM).await;
+    let other = api.token(Role::Requester, OTHER_TEAM).await;
+    let own = api.token(Role::Requester, OWN_TEAM).await;
     let path = "/api/v1/products/team-payments/orders-enriched";
     let answer = api
         .send_as(
@@ -178,7 +160,7 @@ async fn team_boundaries_hold() {
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     // Owners may change only their own team's datasets.
-    let owner_other = token_for(&api, Role::Owner, OTHER_TEAM).await;
+    let owner_other = api.token(Role::Owner, OTHER_TEAM).await;
     let dataset = retail_documents()
         .into_iter()
         .find(|d| d["metadata"]["name"] == "shop.orders")
@@ -193,7 +175,7 @@ async fn team_boundaries_hold() {
         )
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
-    let owner_shop = token_for(&api, Role::Owner, "team-shop").await;
+    let owner_shop = api.token(Role::Owner, "team-shop").await;
     let answer = api
         .send_as(
             Some(&owner_shop),

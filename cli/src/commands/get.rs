@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::Value;
 use sluice_schemas::Kind;
 
-use super::{Failure, parse_kind, resource_path, split_product};
+use super::{Failure, Target, parse_kind, resource_path, split_product};
 use crate::args::OutputFormat;
 use crate::client::Client;
 
@@ -176,13 +176,8 @@ pub async fn describe(
     name: &str,
     team: Option<&str>,
 ) -> Result<(), Failure> {
-    let kind = parse_kind(kind)?;
-    let (team, name) = match kind {
-        Kind::DataProduct => split_product(name, team)?,
-        _ => (team.map(str::to_owned), name.to_owned()),
-    };
-    let path = resource_path(kind, team.as_deref(), Some(&name))?;
-    let doc = client.send(Method::GET, &path, None).await?.body;
+    let target = Target::resolve(kind, name, team)?;
+    let doc = client.send(Method::GET, &target.path, None).await?.body;
     println!("Kind:            {}", text(&doc, "/kind"));
     println!("Name:            {}", text(&doc, "/metadata/name"));
     for (label, pointer) in [

@@ -81,6 +81,45 @@ fn encode(segment: &str) -> String {
     out
 }
 
+/// One resource named on the command line: `KIND NAME [--team TEAM]` (products also
+/// `TEAM/NAME`), resolved to its kind, team, name and URL path.
+pub struct Target {
+    /// The kind.
+    pub kind: Kind,
+    /// The team, for products.
+    pub team: Option<String>,
+    /// The name.
+    pub name: String,
+    /// The API path of the resource.
+    pub path: String,
+}
+
+impl Target {
+    /// Resolves the words of the command line.
+    pub fn resolve(kind: &str, name: &str, team: Option<&str>) -> Result<Target, Failure> {
+        let kind = parse_kind(kind)?;
+        let (team, name) = match kind {
+            Kind::DataProduct => split_product(name, team)?,
+            _ => (team.map(str::to_owned), name.to_owned()),
+        };
+        let path = resource_path(kind, team.as_deref(), Some(&name))?;
+        Ok(Target {
+            kind,
+            team,
+            name,
+            path,
+        })
+    }
+
+    /// `dataproduct/TEAM/NAME` or `KIND/NAME`, as the verbs report it.
+    pub fn label(&self) -> String {
+        match (self.kind, &self.team) {
+            (Kind::DataProduct, Some(team)) => format!("dataproduct/{team}/{}", self.name),
+            _ => format!("{}/{}", self.kind.as_str().to_ascii_lowercase(), self.name),
+        }
+    }
+}
+
 /// Parses a kind as typed on the command line.
 pub fn parse_kind(text: &str) -> Result<Kind, Failure> {
     text.parse::<Kind>()
