@@ -583,6 +583,17 @@ async fn a_jwks_url_is_fetched_again_for_rotated_keys_at_most_once_per_interval(
         .await
         .unwrap();
     assert_eq!(server.fetches(), 2, "each fetches once at start");
+    // And one whose keys are always too old to be used without fetching them again.
+    let mut aging = settings(Duration::ZERO);
+    aging.max_key_age = Duration::ZERO;
+    let aging = OidcVerifier::new(aging).await.unwrap();
+    assert!(
+        aging
+            .verify(&old.sign(&claims("viewer", OWN_TEAM)))
+            .await
+            .is_ok()
+    );
+    assert_eq!(server.fetches(), 4, "stale keys are fetched again");
     let api = OidcApi::new(Some(Arc::clone(&eager))).await;
 
     let person = claims("viewer", OWN_TEAM);
@@ -590,7 +601,7 @@ async fn a_jwks_url_is_fetched_again_for_rotated_keys_at_most_once_per_interval(
         api.get(&old.sign(&person), "/api/v1/products").await.status,
         StatusCode::OK
     );
-    assert_eq!(server.fetches(), 2, "known keys need no fetch");
+    assert_eq!(server.fetches(), 4, "known keys need no fetch");
 
     // The provider rotates: the new key is published, the old one withdrawn.
     server.publish(jwks(&[&new]));
@@ -600,7 +611,7 @@ async fn a_jwks_url_is_fetched_again_for_rotated_keys_at_most_once_per_interval(
     );
     assert_eq!(
         server.fetches(),
-        3,
+        5,
         "the unknown kid fetched the JWKS again"
     );
     api.assert_refused(
@@ -624,6 +635,17 @@ async fn a_jwks_url_is_fetched_again_for_rotated_keys_at_most_once_per_interval(
     }
     assert!(patient.verify(&old.sign(&person)).await.is_ok());
     assert_eq!(server.fetches(), fetched, "rate-limited: no fetch");
+    // Keys past their age are fetched again even when the token's kid is known, so the
+    // withdrawn key no longer works there either.
+    assert_eq!(
+        aging.verify(&old.sign(&person)).await.unwrap_err(),
+        Rejection::UnknownKey("\"key-2024\"".into())
+    );
+    assert_eq!(
+        server.fetches(),
+        fetched + 2,
+        "one for the age, one for the kid (its refetch interval is zero)"
+    );
 
     // A failed fetch keeps the keys it has.
     server.publish("not json".into());
