@@ -28,6 +28,8 @@ pub const ENV_ADMIN_TOKEN: &str = "SLUICE_ADMIN_TOKEN";
 pub const ENV_SECRET_KEY: &str = "SLUICE_SECRET_KEY";
 /// Environment variable: the directory for local state (SQLite file, `services.env`).
 pub const ENV_DATA_DIR: &str = "SLUICE_DATA_DIR";
+/// Environment variable: the approval policy file (YAML, see `docs/approvals.md`).
+pub const ENV_POLICY_FILE: &str = "SLUICE_POLICY_FILE";
 /// Environment variable: the OIDC issuer whose JWTs are accepted (`iss`); setting it turns
 /// OIDC sign-in on.
 pub const ENV_OIDC_ISSUER: &str = "SLUICE_OIDC_ISSUER";
@@ -42,8 +44,9 @@ pub const ENV_OIDC_ROLE_CLAIM: &str = "SLUICE_OIDC_ROLE_CLAIM";
 /// Environment variable: the JWT claim naming the caller (default `email`, else `sub`).
 pub const ENV_OIDC_NAME_CLAIM: &str = "SLUICE_OIDC_NAME_CLAIM";
 
-const ALL_VARIABLES: [&str; 12] = [
+const ALL_VARIABLES: [&str; 13] = [
     ENV_LISTEN,
+    ENV_POLICY_FILE,
     ENV_DATABASE_URL,
     ENV_KAFKA_BOOTSTRAP,
     ENV_ADMIN_TOKEN,
@@ -163,6 +166,8 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     /// OIDC sign-in for people (`SLUICE_OIDC_*`); `None` when `SLUICE_OIDC_ISSUER` is unset.
     pub oidc: Option<OidcSettings>,
+    /// The approval policy file (`SLUICE_POLICY_FILE`); the default policy when unset.
+    pub policy_file: Option<PathBuf>,
 }
 
 /// The `--config` file: the same settings as the variables, in camelCase.
@@ -175,6 +180,7 @@ struct FileConfig {
     kafka_bootstrap: Option<String>,
     admin_token: Option<String>,
     secret_key: Option<String>,
+    policy_file: Option<String>,
     oidc_issuer: Option<String>,
     oidc_audience: Option<String>,
     oidc_jwks: Option<String>,
@@ -192,6 +198,7 @@ impl FileConfig {
             ENV_KAFKA_BOOTSTRAP => &self.kafka_bootstrap,
             ENV_ADMIN_TOKEN => &self.admin_token,
             ENV_SECRET_KEY => &self.secret_key,
+            ENV_POLICY_FILE => &self.policy_file,
             ENV_OIDC_ISSUER => &self.oidc_issuer,
             ENV_OIDC_AUDIENCE => &self.oidc_audience,
             ENV_OIDC_JWKS => &self.oidc_jwks,
@@ -277,6 +284,7 @@ impl Config {
             admin_token: lookup(ENV_ADMIN_TOKEN).map(Secret),
             secret_key: lookup(ENV_SECRET_KEY).map(Secret),
             oidc,
+            policy_file: lookup(ENV_POLICY_FILE).map(PathBuf::from),
         })
     }
 }

@@ -32,6 +32,9 @@ pub enum ServeError {
     /// The metadata store could not be opened or migrated.
     #[error("cannot open the metadata store")]
     Store(#[source] StoreError),
+    /// The approval policy file is missing or invalid.
+    #[error("SLUICE_POLICY_FILE: {0}")]
+    Policy(#[source] crate::approvals::policy::PolicyError),
     /// The secret key file could not be read or created.
     #[error("cannot read or create the secret key file {}", path.display())]
     SecretKey {
@@ -150,6 +153,11 @@ pub async fn serve(
     tracing::info!(addr = %bound, "sluice API listening");
     on_bound(bound);
     let mut state = AppState::new(store).with_secrets(secrets);
+    if let Some(path) = &config.policy_file {
+        let policy = crate::approvals::Policy::load(path).map_err(ServeError::Policy)?;
+        tracing::info!(path = %path.display(), "approval policy loaded");
+        state = state.with_policy(policy);
+    }
     if let Some(oidc) = oidc {
         state = state.with_oidc(oidc);
     }

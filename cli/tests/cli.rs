@@ -414,3 +414,30 @@ fn secrets_never_reach_the_logs() {
         assert!(!log.contains(secret), "a secret reached the log");
     }
 }
+
+#[test]
+fn a_bad_policy_file_stops_serve_with_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("sluice-cli-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "autoApprove:\n  - {name: x, maxClassification: secret}\n",
+    )
+    .unwrap();
+    let out = sluice()
+        .arg("serve")
+        .env("SLUICE_DATA_DIR", &dir)
+        .env("SLUICE_LISTEN", "127.0.0.1:0")
+        .env("SLUICE_POLICY_FILE", &policy)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SLUICE_POLICY_FILE: invalid policy file"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("secret"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

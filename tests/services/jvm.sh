@@ -78,13 +78,12 @@ clear_stale() {
     say "removing stale pid file"
     rm -f "$PID_FILE"
   fi
-  local p
+  local p list=""
+  for p in "$@"; do list="${list:+$list or }$p"; done
   for p in "$@"; do
-    if port_open "$p"; then
-      local IFS=' '
-      die "port ${*// / or } is already in use by another process"
-    fi
+    port_open "$p" && die "port $list is already in use by another process"
   done
+  return 0
 }
 
 # Serialises start/stop of NODE_DIR (concurrent starts would race on the pid

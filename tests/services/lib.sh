@@ -42,7 +42,12 @@ pid_alive() {
   tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
 }
 
-# Waits until `port_free PORT` or gives up: true when nothing listens on 127.0.0.1:PORT.
+# True when something listens on 127.0.0.1:PORT.
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# True when nothing listens on 127.0.0.1:PORT.
 port_free() {
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  ! port_open "$1"
 }

@@ -30,10 +30,9 @@
 #   SLUICE_OPENSEARCH_STOP_TIMEOUT  seconds before SIGKILL on stop (default 30)
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
-SLUICE_ROOT="${SLUICE_ROOT:-$REPO_ROOT}"
-SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
+NAME=opensearch
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$SCRIPT_DIR/jvm.sh"
 
 PORT="${SLUICE_OPENSEARCH_PORT:-19200}"
 TRANSPORT_PORT="${SLUICE_OPENSEARCH_TRANSPORT_PORT:-19300}"
@@ -46,7 +45,7 @@ POM="$SRC_DIR/pom.xml"
 LAUNCHER_SRC="$SRC_DIR/SluiceOpenSearchLauncher.java"
 LAUNCHER_CLASS="SluiceOpenSearchLauncher"
 
-OSDIR="$SLUICE_ROOT/.sluice/opensearch"
+OSDIR="$STATE_DIR/opensearch"
 CONF_DIR="$OSDIR/config"
 DATA_DIR="$OSDIR/data"
 LOGS_DIR="$OSDIR/logs"
@@ -55,30 +54,12 @@ PID_FILE="$OSDIR/opensearch.pid"
 LOG_FILE="$LOGS_DIR/opensearch.log"
 URL="http://127.0.0.1:$PORT"
 
-say() { echo "[opensearch] $*"; }
-err() { echo "[opensearch] $*" >&2; }
-die() { err "error: $*"; exit 1; }
+# For jvm.sh.
+ENGINE=OpenSearch
+NODE_DIR="$OSDIR"
+PID_MATCH="-Dsluice.opensearch.config=$CONF_DIR "
 
 # --- java ------------------------------------------------------------------
-
-# Prints the major version of the JDK/JRE at $1 (a java home), or nothing.
-java_major() {
-  local v=""
-  [[ -x "$1/bin/java" ]] || return 1
-  # The JDK's release file is much cheaper than starting a JVM.
-  if [[ -f "$1/release" ]]; then
-    v="$(sed -n 's/^JAVA_VERSION="\([0-9.]*\).*/\1/p' "$1/release" | head -n 1)"
-    v="${v#1.}"
-    v="${v%%.*}"
-  fi
-  if ! [[ "$v" =~ ^[0-9]+$ ]]; then
-    v="$("$1/bin/java" -XshowSettings:properties -version 2>&1 |
-      sed -n 's/^ *java\.specification\.version = //p' | head -n 1)"
-    v="${v#1.}"
-  fi
-  [[ "$v" =~ ^[0-9]+$ ]] || return 1
-  echo "$v"
-}
 
 # Prints a java home with Java >= 21, or fails.
 find_java21() {
@@ -186,20 +167,8 @@ ensure_jars() {
 # Compiles the launcher into the cache (once per OpenSearch version and
 # launcher source); sets LAUNCHER_DIR.
 ensure_launcher() {
-  local dir="$SLUICE_CACHE/opensearch-$OS_VERSION/launcher" sum
-  sum="$(sha256sum "$LAUNCHER_SRC" | cut -d' ' -f1)"
-  LAUNCHER_DIR="$dir"
-  if [[ -f "$dir/.source-sha256" && "$(cat "$dir/.source-sha256")" == "$sum" \
-        && -f "$dir/$LAUNCHER_CLASS.class" ]]; then
-    return 0
-  fi
-  [[ -x "$OS_JAVA_HOME/bin/javac" ]] || die "javac not found in $OS_JAVA_HOME (a JDK is needed)"
-  say "compiling launcher"
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  "$OS_JAVA_HOME/bin/javac" -nowarn -encoding UTF-8 -cp "$LIBS/*" -d "$dir" "$LAUNCHER_SRC" \
-    || { rm -rf "$dir"; die "compiling $LAUNCHER_SRC failed"; }
-  echo "$sum" >"$dir/.source-sha256"
+  compile_launcher "$LAUNCHER_SRC" "$LAUNCHER_CLASS" \
+    "$SLUICE_CACHE/opensearch-$OS_VERSION/launcher" "$OS_JAVA_HOME" "$LIBS"
 }
 
 # --- config ----------------------------------------------------------------
@@ -248,193 +217,42 @@ logger.deprecation.level = warn
 EOF
 }
 
-# --- process helpers -------------------------------------------------------
+# --- start -----------------------------------------------------------------
 
-# Prints the pid from the pid file if that process is alive and is our node.
-live_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(tr -d '[:space:]' <"$PID_FILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against pid reuse: the command line must be our launcher + config.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
-    grep -qF -- "-Dsluice.opensearch.config=$CONF_DIR " || return 1
-  echo "$pid"
-}
+# Fetches, configures and spawns the node (called by search_cmd_start).
+launch_node() {
+  ensure_jars
+  ensure_launcher
+  write_config
 
-port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# GET $1 (a path) from the node; prints the body.
-http_get() {
-  if command -v curl >/dev/null; then
-    curl -sS --max-time 10 "$URL$1" 2>/dev/null
+  local major jvm_opts=()
+  major="$(java_major "$OS_JAVA_HOME")"
+  if ((major >= 21)); then
+    # Lucene 10 uses the FFM API (madvise etc.) from the unnamed module.
+    jvm_opts+=("--enable-native-access=ALL-UNNAMED" "-Djava.locale.providers=SPI,CLDR")
   else
-    # Fallback without curl: HTTP/1.0 over bash's /dev/tcp.
-    (
-      exec 3<>"/dev/tcp/127.0.0.1/$PORT" || exit 1
-      printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&3
-      timeout 10 cat <&3 | sed '1,/^\r\{0,1\}$/d'
-    ) 2>/dev/null
+    jvm_opts+=("-Djava.locale.providers=SPI,COMPAT")
   fi
+  say "starting OpenSearch $OS_VERSION on $URL (transport 127.0.0.1:$TRANSPORT_PORT, java $major)"
+  # shellcheck disable=SC2086 # HEAP_OPTS is a word list
+  spawn_jvm "$OS_JAVA_HOME/bin/java" $HEAP_OPTS -Xss1m \
+    -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -XX:-OmitStackTraceInFastThrow \
+    "${jvm_opts[@]}" \
+    -Djava.awt.headless=true -Dfile.encoding=UTF-8 \
+    -Djava.io.tmpdir="$TMP_DIR" \
+    -Djna.tmpdir="$TMP_DIR" \
+    -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
+    -Dio.netty.recycler.maxCapacityPerThread=0 \
+    -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
+    -Dslf4j.internal.verbosity=ERROR \
+    -Dsluice.opensearch.home="$OSDIR" \
+    -Dsluice.opensearch.config="$CONF_DIR" \
+    -cp "$LAUNCHER_DIR:$LIBS/*" "$LAUNCHER_CLASS"
 }
 
-# Cluster health is green or yellow.
-healthy() {
-  local body
-  body="$(http_get "/_cluster/health?wait_for_status=yellow&timeout=2s")" || return 1
-  [[ "$body" =~ \"status\":\"(green|yellow)\" && "$body" == *'"timed_out":false'* ]]
+# Suffix of the "ready" message.
+ready_note() {
+  echo "${OS_VERSION:+, OpenSearch $OS_VERSION}"
 }
 
-dump_log() {
-  if [[ -f "$LOG_FILE" ]]; then
-    err "last 50 lines of $LOG_FILE:"
-    tail -n 50 "$LOG_FILE" >&2 || true
-  fi
-}
-
-# --- subcommands -----------------------------------------------------------
-
-# Serialises start/stop of this state dir (concurrent starts would race on
-# the pid file).
-take_lock() {
-  mkdir -p "$OSDIR"
-  if command -v flock >/dev/null; then
-    exec 9>"$OSDIR/.lock"
-    flock -w "$((START_TIMEOUT + STOP_TIMEOUT + 60))" 9 || die "could not lock $OSDIR/.lock"
-  fi
-}
-
-cmd_start() {
-  local pid=""
-  take_lock
-  if pid="$(live_pid)"; then
-    if healthy; then
-      say "already running and healthy (pid $pid, $URL)"
-      return 0
-    fi
-    say "pid $pid is alive but $URL is not healthy yet; waiting"
-  else
-    pid=""
-    if [[ -f "$PID_FILE" ]]; then
-      say "removing stale pid file"
-      rm -f "$PID_FILE"
-    fi
-    if port_open "$PORT" || port_open "$TRANSPORT_PORT"; then
-      die "port $PORT or $TRANSPORT_PORT is already in use by another process"
-    fi
-  fi
-
-  if [[ -z "$pid" ]]; then
-    ensure_jars
-    ensure_launcher
-    write_config
-    if [[ -f "$LOG_FILE" ]]; then mv -f "$LOG_FILE" "$LOG_FILE.1"; fi
-
-    local major jvm_opts=()
-    major="$(java_major "$OS_JAVA_HOME")"
-    if ((major >= 21)); then
-      # Lucene 10 uses the FFM API (madvise etc.) from the unnamed module.
-      jvm_opts+=("--enable-native-access=ALL-UNNAMED" "-Djava.locale.providers=SPI,CLDR")
-    else
-      jvm_opts+=("-Djava.locale.providers=SPI,COMPAT")
-    fi
-    say "starting OpenSearch $OS_VERSION on $URL (transport 127.0.0.1:$TRANSPORT_PORT, java $major)"
-    # The inner shell records its own pid, then execs java in place, so the pid
-    # file names the JVM itself. setsid detaches it from our session.
-    # shellcheck disable=SC2016,SC2086
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
-      "$OS_JAVA_HOME/bin/java" $HEAP_OPTS -Xss1m \
-      -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError -XX:-OmitStackTraceInFastThrow \
-      "${jvm_opts[@]}" \
-      -Djava.awt.headless=true -Dfile.encoding=UTF-8 \
-      -Djava.io.tmpdir="$TMP_DIR" \
-      -Djna.tmpdir="$TMP_DIR" \
-      -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
-      -Dio.netty.recycler.maxCapacityPerThread=0 \
-      -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
-      -Dslf4j.internal.verbosity=ERROR \
-      -Dsluice.opensearch.home="$OSDIR" \
-      -Dsluice.opensearch.config="$CONF_DIR" \
-      -cp "$LAUNCHER_DIR:$LIBS/*" "$LAUNCHER_CLASS" \
-      </dev/null >"$LOG_FILE" 2>&1 9>&- &
-    disown || true
-  fi
-
-  local start=$SECONDS deadline=$((SECONDS + START_TIMEOUT))
-  while :; do
-    if ! live_pid >/dev/null; then
-      # Give the wrapper a moment to write the pid file on the first pass.
-      sleep 0.5
-      if ! live_pid >/dev/null; then
-        err "OpenSearch exited during startup"
-        dump_log
-        rm -f "$PID_FILE"
-        exit 1
-      fi
-    fi
-    if port_open "$PORT" && healthy; then
-      break
-    fi
-    if ((SECONDS >= deadline)); then
-      err "OpenSearch did not become healthy within ${START_TIMEOUT}s"
-      dump_log
-      exit 1
-    fi
-    sleep 1
-  done
-  say "ready on $URL (pid $(live_pid)${OS_VERSION:+, OpenSearch $OS_VERSION}, $((SECONDS - start))s)"
-}
-
-cmd_stop() {
-  local pid
-  take_lock
-  if ! pid="$(live_pid)"; then
-    rm -f "$PID_FILE"
-    say "not running"
-    return 0
-  fi
-  say "stopping (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      err "still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 1
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "$PID_FILE"
-  say "stopped"
-}
-
-cmd_status() {
-  local pid
-  if ! pid="$(live_pid)"; then
-    say "not running"
-    return 1
-  fi
-  if ! port_open "$PORT"; then
-    say "pid $pid alive but $URL not answering"
-    return 1
-  fi
-  if healthy; then
-    say "healthy (pid $pid, $URL)"
-    return 0
-  fi
-  say "pid $pid alive but cluster health is not green/yellow"
-  return 1
-}
-
-case "${1:-}" in
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  restart) cmd_stop; cmd_start ;;
-  status) cmd_status ;;
-  url) echo "$URL" ;;
-  *) echo "usage: $0 start|stop|status|restart|url" >&2; exit 2 ;;
-esac
+search_node_main "$@"
