@@ -13,6 +13,7 @@ mod caller;
 pub mod config;
 mod docs;
 pub mod error;
+pub mod expiry;
 mod extract;
 mod health;
 pub mod openapi;

@@ -161,10 +161,13 @@ pub async fn serve(
     if let Some(oidc) = oidc {
         state = state.with_oidc(oidc);
     }
-    axum::serve(listener, router(state))
+    let sweeper = tokio::spawn(crate::expiry::run(state.store.clone()));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(ServeError::Serve)
+        .map_err(ServeError::Serve);
+    sweeper.abort();
+    served
 }
 
 /// The key that signs the head of the audit log and the one that seals stored credentials,

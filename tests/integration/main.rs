@@ -8,6 +8,7 @@ mod approvals;
 mod audit;
 mod authz;
 mod corpus;
+mod expiry;
 mod harness;
 mod oidc;
 mod secrets;

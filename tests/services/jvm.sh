@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared lifecycle of the JVM services (kafka.sh, opensearch.sh,
 # elasticsearch.sh). Sourced after lib.sh, not run.
 #
@@ -43,6 +44,7 @@ java_major() {
 compile_launcher() {
   local src="$1" class="$2" dir="$3" java_home="$4" libs="$5" sum
   sum="$(sha256sum "$src" | cut -d' ' -f1)"
+  # shellcheck disable=SC2034 # read by the sourcing script
   LAUNCHER_DIR="$dir"
   if [[ -f "$dir/.source-sha256" && "$(cat "$dir/.source-sha256")" == "$sum" \
         && -f "$dir/$class.class" ]]; then
@@ -235,6 +237,7 @@ search_cmd_status() {
 }
 
 search_node_main() {
+  # shellcheck disable=SC2317 # called by wait_ready
   node_probe() { search_node_probe; }
   case "${1:-}" in
     start) search_cmd_start ;;

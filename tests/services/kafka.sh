@@ -23,10 +23,9 @@
 #   SLUICE_KAFKA_STOP_TIMEOUT    seconds before SIGKILL on stop (default 30)
 set -euo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
-SLUICE_ROOT="${SLUICE_ROOT:-$REPO_ROOT}"
-SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
+NAME=kafka
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$SCRIPT_DIR/jvm.sh"
 
 PORT="${SLUICE_KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${SLUICE_KAFKA_CONTROLLER_PORT:-19093}"
@@ -36,7 +35,7 @@ START_TIMEOUT="${SLUICE_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${SLUICE_KAFKA_STOP_TIMEOUT:-30}"
 
 POM="$SCRIPT_DIR/kafka/pom.xml"
-KDIR="$SLUICE_ROOT/.sluice/kafka"
+KDIR="$STATE_DIR/kafka"
 CONFIG="$KDIR/server.properties"
 LOG4J_SERVER="$KDIR/log4j2-server.properties"
 LOG4J_TOOLS="$KDIR/log4j2-tools.properties"
@@ -46,9 +45,10 @@ LOG_FILE="$KDIR/kafka.log"
 CLUSTER_ID_FILE="$KDIR/cluster.id"
 BOOTSTRAP="127.0.0.1:$PORT"
 
-say() { echo "[kafka] $*"; }
-err() { echo "[kafka] $*" >&2; }
-die() { err "error: $*"; exit 1; }
+# For jvm.sh.
+ENGINE=Kafka
+NODE_DIR="$KDIR"
+PID_MATCH="kafka.Kafka $CONFIG"
 
 # --- jars ------------------------------------------------------------------
 
@@ -188,23 +188,7 @@ format_storage() {
     >"$KDIR/format.log" 2>&1 || { cat "$KDIR/format.log" >&2; die "storage format failed"; }
 }
 
-# --- process helpers -------------------------------------------------------
-
-# Prints the pid from the pid file if that process is alive and is our broker.
-live_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(tr -d '[:space:]' <"$PID_FILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against pid reuse: the command line must be our kafka.Kafka.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $CONFIG" || return 1
-  echo "$pid"
-}
-
-port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# --- health ----------------------------------------------------------------
 
 # Real health check: an Admin client lists topics through the client listener,
 # which needs the broker to be registered with the controller and serving.
@@ -218,11 +202,11 @@ broker_serves() {
     >/dev/null 2>&1
 }
 
-dump_log() {
-  if [[ -f "$LOG_FILE" ]]; then
-    err "last 50 lines of $LOG_FILE:"
-    tail -n 50 "$LOG_FILE" >&2 || true
-  fi
+# For wait_ready: the client port is open and the broker serves.
+node_probe() {
+  port_open "$PORT" || return 2
+  # shellcheck disable=SC2154 # deadline is wait_ready's local
+  broker_serves $((deadline - SECONDS))
 }
 
 # --- subcommands -----------------------------------------------------------
@@ -236,13 +220,7 @@ cmd_start() {
     fi
     say "pid $pid is alive but $BOOTSTRAP does not answer yet; waiting"
   else
-    if [[ -f "$PID_FILE" ]]; then
-      say "removing stale pid file"
-      rm -f "$PID_FILE"
-    fi
-    if port_open "$PORT" || port_open "$CONTROLLER_PORT"; then
-      die "port $PORT or $CONTROLLER_PORT is already in use by another process"
-    fi
+    clear_stale "$PORT" "$CONTROLLER_PORT"
   fi
 
   command -v java >/dev/null || die "java not found"
@@ -251,71 +229,18 @@ cmd_start() {
 
   if [[ -z "${pid:-}" ]]; then
     format_storage
-    if [[ -f "$LOG_FILE" ]]; then mv -f "$LOG_FILE" "$LOG_FILE.1"; fi
     say "starting Kafka $KAFKA_VERSION on $BOOTSTRAP (controller 127.0.0.1:$CONTROLLER_PORT)"
-    # The inner shell records its own pid, then execs java in place, so the pid
-    # file names the JVM itself. setsid detaches it from our session.
-    # shellcheck disable=SC2016,SC2086 # single quotes on purpose; HEAP_OPTS is a word list
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
-      java $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    # shellcheck disable=SC2086 # HEAP_OPTS is a word list
+    spawn_jvm java $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$LOG4J_SERVER" \
       -Dkafka.logs.dir="$KDIR" \
-      -cp "$LIBS/*" kafka.Kafka "$CONFIG" \
-      </dev/null >"$LOG_FILE" 2>&1 &
-    disown || true
+      -cp "$LIBS/*" kafka.Kafka "$CONFIG"
   fi
 
-  local start=$SECONDS deadline=$((SECONDS + START_TIMEOUT))
-  while :; do
-    if ! live_pid >/dev/null; then
-      # Give the wrapper a moment to write the pid file on the first pass.
-      sleep 0.5
-      if ! live_pid >/dev/null; then
-        err "Kafka exited during startup"
-        dump_log
-        rm -f "$PID_FILE"
-        exit 1
-      fi
-    fi
-    if ((SECONDS >= deadline)); then
-      err "Kafka did not become healthy within ${START_TIMEOUT}s"
-      dump_log
-      exit 1
-    fi
-    if ! port_open "$PORT"; then
-      sleep 0.25
-      continue
-    fi
-    if broker_serves $((deadline - SECONDS)); then
-      break
-    fi
-    sleep 1
-  done
+  local start=$SECONDS
+  wait_ready
   say "ready on $BOOTSTRAP (pid $(live_pid), ${KAFKA_VERSION}, $((SECONDS - start))s)"
-}
-
-cmd_stop() {
-  local pid
-  if ! pid="$(live_pid)"; then
-    rm -f "$PID_FILE"
-    say "not running"
-    return 0
-  fi
-  say "stopping (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      err "still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 1
-      break
-    fi
-    sleep 0.5
-  done
-  rm -f "$PID_FILE"
-  say "stopped"
 }
 
 cmd_status() {
@@ -347,8 +272,8 @@ cmd_cli() {
 
 case "${1:-}" in
   start) cmd_start ;;
-  stop) cmd_stop ;;
-  restart) cmd_stop; cmd_start ;;
+  stop) stop_node ;;
+  restart) stop_node; cmd_start ;;
   status) cmd_status ;;
   cli) shift; cmd_cli "$@" ;;
   *) echo "usage: $0 start|stop|status|restart|cli <main-class> [args...]" >&2; exit 2 ;;
