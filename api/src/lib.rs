@@ -16,6 +16,7 @@ pub mod error;
 pub mod expiry;
 mod extract;
 mod health;
+mod metrics;
 pub mod openapi;
 pub mod routes;
 mod secrets;

@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     ))
     .route("/healthz", get(health::healthz))
     .route("/readyz", get(health::readyz))
+    .route("/metrics", get(crate::metrics::metrics))
     .with_state(state)
     .merge(docs)
     .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })

@@ -68,6 +68,21 @@ async fn products_are_warned_extended_and_expired() {
     assert_eq!(done.warned, ["team-shop/open-orders-cache"]);
     let s = status(&api).await;
     assert_eq!(s["conditions"][0]["type"], json!("Expiring"), "{s}");
+    // The warning is a metric too, scraped without a token.
+    let scraped = api
+        .send_as(None, Method::GET, "/metrics", None, Vec::new())
+        .await;
+    assert_eq!(scraped.status, StatusCode::OK);
+    let text = scraped.body.as_str().unwrap().to_owned();
+    assert!(text.contains("sluice_products_expiring 1"), "{text}");
+    assert!(
+        text.contains("sluice_products{phase=\"Approved\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sluice_products_pending_approval 0"),
+        "{text}"
+    );
     // A second sweep changes nothing.
     assert_eq!(
         sweep(&api.store, today, Duration::days(14)).await.unwrap(),

@@ -1,0 +1,101 @@
+//! `GET /metrics`: Prometheus/OpenMetrics gauges of what the metadata store holds — products
+//! per phase, products awaiting approval, products about to expire.
+//!
+//! Computed at scrape time from the store, so every replica reports the same truth and no
+//! counter can drift from it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use sluice_schemas::{ConditionStatus, DataProductStatus, Kind};
+use sluice_store::ListQuery;
+
+use crate::state::AppState;
+
+/// The OpenMetrics text exposition of the current state.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let products = Family::<Vec<(String, String)>, Gauge>::default();
+    let expiring = Gauge::<i64>::default();
+    let pending = Gauge::<i64>::default();
+    let mut query = ListQuery {
+        limit: ListQuery::MAX_LIMIT,
+        ..ListQuery::default()
+    };
+    loop {
+        let page = match state.store.list(Kind::DataProduct, &query).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: metadata store unavailable");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "metadata store unavailable\n",
+                )
+                    .into_response();
+            }
+        };
+        for object in &page.items {
+            let status: Option<DataProductStatus> = object
+                .status
+                .clone()
+                .and_then(|s| serde_json::from_value(s).ok());
+            let phase = status
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s.phase).ok())
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "Unknown".to_owned());
+            products
+                .get_or_create(&vec![("phase".to_owned(), phase)])
+                .inc();
+            if let Some(status) = &status {
+                if status
+                    .approval
+                    .as_ref()
+                    .is_some_and(|a| a.rejected.is_none() && !a.missing().is_empty())
+                {
+                    pending.inc();
+                }
+                if status
+                    .conditions
+                    .iter()
+                    .any(|c| c.condition_type == "Expiring" && c.status == ConditionStatus::True)
+                {
+                    expiring.inc();
+                }
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    let mut registry = Registry::with_prefix("sluice");
+    registry.register("products", "Data products by lifecycle phase", products);
+    registry.register(
+        "products_pending_approval",
+        "Data products whose latest generation awaits an approval",
+        pending,
+    );
+    registry.register(
+        "products_expiring",
+        "Data products within the warning period before their expiry date",
+        expiring,
+    );
+    let mut body = String::new();
+    if let Err(e) = encode(&mut body, &registry) {
+        tracing::error!(error = %e, "metrics: encoding failed");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
