@@ -1,11 +1,17 @@
 //! Kafka topics of a data product: its output topic `sluice.<team>.<name>.v<N>`, which
 //! other products can consume like any dataset, and its dead-letter topic.
 //!
-//! [`plan`] derives names, partition counts and configs purely; creating them comes later.
+//! [`plan`] derives names, partition counts and configs purely; [`provision`] makes the
+//! cluster match those plans, idempotently.
 
 pub mod plan;
+pub mod provision;
 
 pub use plan::{TopicPlan, TopicPurpose, output_topic_name, plan_topics};
+pub use provision::{
+    DeleteReport, EnsureReport, KafkaProvisionError, KafkaProvisioner, ObservedTopic, TopicChange,
+    TopicState, diff_topic,
+};
 
 #[cfg(test)]
 mod tests;

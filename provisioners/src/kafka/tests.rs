@@ -1,10 +1,16 @@
-//! Topic plan tests: names, partitions, cleanup policies, refused names.
+//! Topic plan tests: names, partitions, cleanup policies, refused names; and the diff of a
+//! plan against an observed topic.
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
+
 use sluice_schemas::WriteMode;
 
-use super::{TopicPurpose, output_topic_name, plan_topics};
+use super::{
+    KafkaProvisionError, ObservedTopic, TopicChange, TopicPlan, TopicPurpose, diff_topic,
+    output_topic_name, plan_topics,
+};
 use crate::plan::PlanError;
 
 #[test]
@@ -52,4 +58,62 @@ fn names_outside_kafka_rules_are_refused() {
     assert!(output_topic_name(&long, "p", 1).is_ok());
     assert!(plan_topics(&long, "p", 1, WriteMode::Upsert, &[]).is_err());
     assert_eq!(output_topic_name("t", "p", 0), Err(PlanError::ZeroVersion));
+}
+
+// Diffing a plan against an observed topic (the pure half of `provision`).
+
+fn plan(partitions: i32, policy: &str) -> TopicPlan {
+    TopicPlan {
+        name: "sluice.t.p.v1".to_owned(),
+        purpose: TopicPurpose::Output,
+        partitions,
+        configs: BTreeMap::from([("cleanup.policy".to_owned(), policy.to_owned())]),
+    }
+}
+
+fn observed(partitions: i32, policy: &str) -> ObservedTopic {
+    ObservedTopic {
+        partitions,
+        configs: BTreeMap::from([("cleanup.policy".to_owned(), policy.to_owned())]),
+        overrides: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn missing_topic_is_created() {
+    assert_eq!(
+        diff_topic(&plan(3, "compact"), None).unwrap(),
+        TopicChange::Create
+    );
+}
+
+#[test]
+fn matching_topic_is_unchanged() {
+    let change = diff_topic(&plan(3, "compact"), Some(&observed(3, "compact"))).unwrap();
+    assert_eq!(change, TopicChange::Unchanged);
+}
+
+#[test]
+fn fewer_partitions_and_other_config_are_altered() {
+    let change = diff_topic(&plan(6, "compact"), Some(&observed(3, "delete"))).unwrap();
+    assert_eq!(
+        change,
+        TopicChange::Alter {
+            partitions: Some(6),
+            configs: BTreeMap::from([("cleanup.policy".to_owned(), "compact".to_owned())]),
+        }
+    );
+}
+
+#[test]
+fn more_partitions_is_a_drift_error() {
+    let error = diff_topic(&plan(2, "compact"), Some(&observed(4, "compact"))).unwrap_err();
+    assert!(matches!(
+        error,
+        KafkaProvisionError::PartitionsShrink {
+            observed: 4,
+            planned: 2,
+            ..
+        }
+    ));
 }
