@@ -13,6 +13,7 @@
 
 #![deny(missing_docs)]
 
+pub mod credentials;
 pub mod elasticsearch;
 pub mod kafka;
 pub mod plan;
@@ -23,5 +24,6 @@ pub mod redis;
 #[cfg(test)]
 mod test_support;
 
+pub use credentials::Credentials;
 pub use plan::{PlanError, RowIdentity, TargetPlan, TargetRequest, plan_target};
 pub use quote::QuoteError;

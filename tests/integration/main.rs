@@ -13,6 +13,8 @@ mod harness;
 mod kafka_provisioner;
 mod oidc;
 mod postgres_provisioner;
+mod redis_provisioner;
+mod search_provisioner;
 mod secrets;
 mod smoke;
 mod store;

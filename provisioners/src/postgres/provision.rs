@@ -11,8 +11,6 @@
 //! Catalog queries take names as bind parameters. DDL cannot: it is the plan's text, built
 //! only from identifiers quoted by [`crate::quote`], and goes through [`trusted_sql`].
 
-use std::fmt;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
@@ -23,6 +21,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use super::plan::PostgresPlan;
+pub use crate::credentials::Credentials;
 use crate::quote::{QuoteError, pg_ident, pg_literal};
 
 /// Length of a generated reader password: 32 alphanumeric characters (about 190 bits).
@@ -130,24 +129,6 @@ impl PostgresState {
         .into_iter()
         .filter_map(|(exists, object)| exists.then_some(object))
         .collect()
-    }
-}
-
-/// A product's reader credentials. `Debug` does not show the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// The role to log in as.
-    pub user: String,
-    /// Its password, to be sealed by the caller and never logged.
-    pub password: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .finish()
     }
 }
 

@@ -2,9 +2,10 @@
 //! (`<name>:v<N>:<key>`), a pointer key (`<name>:current`) naming the live version, and an
 //! ACL user per product that may read only keys under `<name>:`.
 //!
-//! [`plan`] derives the key layout and ACL rule purely; executing them comes later.
+//! [`plan`] derives the key layout and ACL rule purely; [`provision`] executes it.
 
 pub mod plan;
+pub mod provision;
 
 pub use plan::{
     READER_COMMANDS_HASH, READER_COMMANDS_STRING, RedisEncoding, RedisPlan, plan_redis,

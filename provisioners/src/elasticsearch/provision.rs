@@ -1,0 +1,503 @@
+//! Executing an [`ElasticsearchPlan`] against a real OpenSearch or Elasticsearch 7+ over its
+//! REST API: [`ElasticsearchProvisioner::ensure`] the version's index, its mapping and the
+//! alias, [`ElasticsearchProvisioner::observe`] what exists, and
+//! [`ElasticsearchProvisioner::delete`] what the product owns.
+//!
+//! Every operation is idempotent and level-triggered: it reads the cluster first and sends
+//! only the requests that change something, so a converged `ensure` sends no mutating
+//! request at all. Mapping changes are additive only (`PUT /<index>/_mapping` of the
+//! missing properties); a property whose type differs from the plan is reported as
+//! [`SearchProvisionError::MappingDrift`], since a mapped type can never change in place —
+//! that needs a rebuild into version N+1.
+//!
+//! Index and alias names come from the plan, which checked them with
+//! [`es_index_name`](crate::quote::es_index_name), so they are safe in a URL path as is.
+//! Errors carry the HTTP status and the engine's error `type` and `reason`, never a request
+//! body.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::plan::ElasticsearchPlan;
+
+/// How long one request may take before it is abandoned.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an Elasticsearch/OpenSearch provisioning step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchProvisionError {
+    /// The HTTP client could not be built.
+    #[error("Elasticsearch/OpenSearch: building the HTTP client failed")]
+    Client(#[source] reqwest::Error),
+    /// A request did not get a response (connection refused, timeout, ...), or its body
+    /// could not be read.
+    #[error("Elasticsearch/OpenSearch: {action}: the request failed")]
+    Transport {
+        /// What was being done, e.g. "creating the index".
+        action: &'static str,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The engine answered with an error status.
+    #[error("Elasticsearch/OpenSearch: {action}: HTTP {status}: {error_type}: {reason}")]
+    Engine {
+        /// What was being done.
+        action: &'static str,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// The engine's error `type` (e.g. `resource_already_exists_exception`), or
+        /// `unknown` when the answer had none.
+        error_type: String,
+        /// The engine's error `reason`.
+        reason: String,
+    },
+    /// A successful answer did not have the expected shape.
+    #[error("Elasticsearch/OpenSearch: {action}: unexpected response")]
+    Response {
+        /// What was being done.
+        action: &'static str,
+        /// The JSON decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An existing property of the index has another type than the plan gives it; mapped
+    /// types cannot change in place, so this needs a new version of the index.
+    #[error(
+        "Elasticsearch/OpenSearch: index `{index}` maps `{field}` as `{found}`, the plan as `{planned}`"
+    )]
+    MappingDrift {
+        /// The index.
+        index: String,
+        /// The property.
+        field: String,
+        /// The planned type.
+        planned: String,
+        /// The type the index has.
+        found: String,
+    },
+    /// The index has another number of primary shards than the plan; it is fixed at
+    /// creation, so this needs a new version of the index.
+    #[error(
+        "Elasticsearch/OpenSearch: index `{index}` has {found} primary shard(s), the plan {planned}"
+    )]
+    ShardsDrift {
+        /// The index.
+        index: String,
+        /// The planned number of primary shards.
+        planned: u64,
+        /// The number the index has.
+        found: u64,
+    },
+}
+
+/// The result type of this module.
+pub type Result<T, E = SearchProvisionError> = std::result::Result<T, E>;
+
+/// The plan's index as it exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedIndex {
+    /// Top-level mapping properties and their types (`object` for object properties,
+    /// which the engine returns without a `type`).
+    pub properties: BTreeMap<String, String>,
+    /// `index.number_of_shards`.
+    pub shards: Option<u64>,
+    /// `index.number_of_replicas`.
+    pub replicas: Option<u64>,
+}
+
+/// What exists in the engine of one plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchState {
+    /// The plan's index, if it exists.
+    pub index: Option<ObservedIndex>,
+    /// The indices the plan's alias points at, sorted; empty when the alias does not exist.
+    pub alias_indices: Vec<String>,
+}
+
+/// What [`ElasticsearchProvisioner::ensure`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsureReport {
+    /// Whether the index was created.
+    pub created_index: bool,
+    /// The properties added to an existing index's mapping, sorted.
+    pub added_fields: Vec<String>,
+    /// Whether the alias was created or moved to the plan's index.
+    pub alias_moved: bool,
+    /// The number of mutating requests sent; 0 when everything was already in place.
+    pub mutations: u32,
+}
+
+/// What [`ElasticsearchProvisioner::delete`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteReport {
+    /// The indices the alias was removed from, sorted.
+    pub alias_removed_from: Vec<String>,
+    /// The indices deleted, sorted.
+    pub deleted_indices: Vec<String>,
+}
+
+/// Creates, observes and deletes a product's index and alias through the REST API of one
+/// OpenSearch or Elasticsearch (7+) cluster.
+#[derive(Debug, Clone)]
+pub struct ElasticsearchProvisioner {
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl ElasticsearchProvisioner {
+    /// A provisioner for the cluster at `base_url` (e.g. `http://127.0.0.1:9200`).
+    pub fn new(base_url: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(SearchProvisionError::Client)?;
+        Ok(Self::with_client(base_url, http))
+    }
+
+    /// A provisioner using an existing HTTP client (e.g. one with credentials set).
+    pub fn with_client(base_url: &str, http: reqwest::Client) -> Self {
+        ElasticsearchProvisioner {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            http,
+        }
+    }
+
+    /// The cluster's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Reads what exists of the plan: the index (its mapping properties, shards and
+    /// replicas) and the indices the alias points at.
+    pub async fn observe(&self, plan: &ElasticsearchPlan) -> Result<SearchState> {
+        const ACTION: &str = "observing the index";
+        let index = self
+            .request(Method::GET, &plan.index, None, ACTION, true)
+            .await?
+            .map(|body| observed_index(body.get(&plan.index).unwrap_or(&Value::Null)));
+        Ok(SearchState {
+            index,
+            alias_indices: self.alias_indices(&plan.alias).await?,
+        })
+    }
+
+    /// Converges the cluster on the plan: creates the index if missing; adds the planned
+    /// properties its mapping lacks (additive only — a property of another type is a
+    /// [`SearchProvisionError::MappingDrift`], a different shard count a
+    /// [`SearchProvisionError::ShardsDrift`]); sets the replicas if they differ; and points
+    /// the alias at the index and at nothing else, in one atomic `POST /_aliases` so readers
+    /// never see the alias missing or on two versions at once. Sends no mutating request
+    /// when everything is in place.
+    pub async fn ensure(&self, plan: &ElasticsearchPlan) -> Result<EnsureReport> {
+        let mut report = EnsureReport::default();
+        let state = self.observe(plan).await?;
+        match &state.index {
+            None => {
+                self.request(
+                    Method::PUT,
+                    &plan.index,
+                    Some(&plan.create_index),
+                    "creating the index",
+                    false,
+                )
+                .await?;
+                report.created_index = true;
+                report.mutations += 1;
+            }
+            Some(observed) => self.converge_index(plan, observed, &mut report).await?,
+        }
+
+        if state.alias_indices != [plan.index.as_str()] {
+            let mut actions: Vec<Value> = state
+                .alias_indices
+                .iter()
+                .filter(|index| **index != plan.index)
+                .map(|index| json!({"remove": {"index": index, "alias": plan.alias}}))
+                .collect();
+            actions.push(json!({"add": {"index": plan.index, "alias": plan.alias}}));
+            self.request(
+                Method::POST,
+                "_aliases",
+                Some(&json!({ "actions": actions })),
+                "pointing the alias at the index",
+                false,
+            )
+            .await?;
+            report.alias_moved = true;
+            report.mutations += 1;
+        }
+        Ok(report)
+    }
+
+    async fn converge_index(
+        &self,
+        plan: &ElasticsearchPlan,
+        observed: &ObservedIndex,
+        report: &mut EnsureReport,
+    ) -> Result<()> {
+        if let Some(found) = observed.shards.filter(|found| *found != plan.shards) {
+            return Err(SearchProvisionError::ShardsDrift {
+                index: plan.index.clone(),
+                planned: plan.shards,
+                found,
+            });
+        }
+        let planned = plan.create_index["mappings"]["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut missing = serde_json::Map::new();
+        for (field, mapping) in planned {
+            let planned_type = mapping_type(&mapping);
+            match observed.properties.get(&field) {
+                Some(found) if *found == planned_type => {}
+                Some(found) => {
+                    return Err(SearchProvisionError::MappingDrift {
+                        index: plan.index.clone(),
+                        field,
+                        planned: planned_type,
+                        found: found.clone(),
+                    });
+                }
+                None => {
+                    missing.insert(field, mapping);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            report.added_fields = missing.keys().cloned().collect();
+            self.request(
+                Method::PUT,
+                &format!("{}/_mapping", plan.index),
+                Some(&json!({ "properties": missing })),
+                "adding properties to the mapping",
+                false,
+            )
+            .await?;
+            report.mutations += 1;
+        }
+        if observed.replicas != Some(plan.replicas) {
+            self.request(
+                Method::PUT,
+                &format!("{}/_settings", plan.index),
+                Some(&json!({"index": {"number_of_replicas": plan.replicas}})),
+                "setting the number of replicas",
+                false,
+            )
+            .await?;
+            report.mutations += 1;
+        }
+        Ok(())
+    }
+
+    /// Removes the product from the cluster. Unless `retain`, removes the alias from every
+    /// index it points at and deletes every version's index of the product (`<alias>_v<N>`,
+    /// and the plan's index); with `retain` nothing is touched, so readers keep the data.
+    /// What is already gone is skipped, so this is idempotent.
+    pub async fn delete(&self, plan: &ElasticsearchPlan, retain: bool) -> Result<DeleteReport> {
+        let mut report = DeleteReport::default();
+        if retain {
+            return Ok(report);
+        }
+        let alias_indices = self.alias_indices(&plan.alias).await?;
+        if !alias_indices.is_empty() {
+            let actions: Vec<Value> = alias_indices
+                .iter()
+                .map(|index| json!({"remove": {"index": index, "alias": plan.alias}}))
+                .collect();
+            self.request(
+                Method::POST,
+                "_aliases",
+                Some(&json!({ "actions": actions })),
+                "removing the alias",
+                false,
+            )
+            .await?;
+            report.alias_removed_from = alias_indices;
+        }
+
+        const LIST: &str = "listing the product's indices";
+        let listed = self
+            .request(
+                Method::GET,
+                &format!("{}_v*/_alias?expand_wildcards=open,closed", plan.alias),
+                None,
+                LIST,
+                true,
+            )
+            .await?
+            .unwrap_or_default();
+        let prefix = format!("{}_v", plan.alias);
+        let mut indices: BTreeSet<String> = listed
+            .as_object()
+            .into_iter()
+            .flat_map(|map| map.keys())
+            .filter(|name| {
+                name.strip_prefix(&prefix)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .cloned()
+            .collect();
+        if self
+            .request(Method::HEAD, &plan.index, None, "checking the index", true)
+            .await?
+            .is_some()
+        {
+            indices.insert(plan.index.clone());
+        }
+        for index in &indices {
+            // A concurrent delete may have won: a 404 is success.
+            self.request(Method::DELETE, index, None, "deleting an index", true)
+                .await?;
+        }
+        report.deleted_indices = indices.into_iter().collect();
+        Ok(report)
+    }
+
+    /// The indices `alias` points at, sorted; empty when it does not exist.
+    async fn alias_indices(&self, alias: &str) -> Result<Vec<String>> {
+        let body = self
+            .request(
+                Method::GET,
+                &format!("_alias/{alias}"),
+                None,
+                "reading the alias",
+                true,
+            )
+            .await?;
+        let mut indices: Vec<String> = body
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default();
+        indices.sort();
+        Ok(indices)
+    }
+
+    /// Sends one request and decodes its JSON answer (`Value::Null` for an empty body).
+    /// With `missing_ok`, a 404 is `Ok(None)`.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        action: &'static str,
+        missing_ok: bool,
+    ) -> Result<Option<Value>> {
+        let url = format!("{}/{path}", self.base_url);
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let transport = |source| SearchProvisionError::Transport { action, source };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        if status == StatusCode::NOT_FOUND && missing_ok {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let (error_type, reason) = engine_error(&bytes);
+            return Err(SearchProvisionError::Engine {
+                action,
+                status: status.as_u16(),
+                error_type,
+                reason,
+            });
+        }
+        if bytes.is_empty() {
+            return Ok(Some(Value::Null));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| SearchProvisionError::Response { action, source })
+    }
+}
+
+/// The `type` and `reason` of an engine's error answer: `{"error": {"type", "reason"}}`,
+/// or `{"error": "<text>"}` (e.g. a missing alias on Elasticsearch).
+fn engine_error(bytes: &[u8]) -> (String, String) {
+    let body: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let error = &body["error"];
+    match error {
+        Value::String(reason) => ("unknown".to_owned(), reason.clone()),
+        Value::Object(_) => (
+            error["type"].as_str().unwrap_or("unknown").to_owned(),
+            error["reason"].as_str().unwrap_or("").to_owned(),
+        ),
+        _ => ("unknown".to_owned(), String::new()),
+    }
+}
+
+/// The type of a property mapping; object properties are returned without one.
+fn mapping_type(mapping: &Value) -> String {
+    mapping["type"].as_str().unwrap_or("object").to_owned()
+}
+
+/// Reads one index of a `GET /<index>` answer.
+fn observed_index(index: &Value) -> ObservedIndex {
+    let properties = index["mappings"]["properties"]
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .map(|(name, mapping)| (name.clone(), mapping_type(mapping)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let setting = |name: &str| -> Option<u64> {
+        let value = &index["settings"]["index"][name];
+        value
+            .as_u64()
+            .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+    };
+    ObservedIndex {
+        properties,
+        shards: setting("number_of_shards"),
+        replicas: setting("number_of_replicas"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_of_both_shapes_are_read() {
+        let (t, r) = engine_error(
+            br#"{"error":{"type":"index_not_found_exception","reason":"no such index [x]"},"status":404}"#,
+        );
+        assert_eq!(
+            (t.as_str(), r.as_str()),
+            ("index_not_found_exception", "no such index [x]")
+        );
+        let (t, r) = engine_error(br#"{"error":"alias [x] missing","status":404}"#);
+        assert_eq!((t.as_str(), r.as_str()), ("unknown", "alias [x] missing"));
+        let (t, r) = engine_error(b"not json");
+        assert_eq!((t.as_str(), r.as_str()), ("unknown", ""));
+    }
+
+    #[test]
+    fn observed_index_reads_string_settings_and_untyped_objects() {
+        let observed = observed_index(&json!({
+            "mappings": {"properties": {
+                "id": {"type": "keyword"},
+                "address": {"dynamic": "true"},
+                "tags": {"type": "object", "enabled": false},
+            }},
+            "settings": {"index": {"number_of_shards": "2", "number_of_replicas": "0"}},
+        }));
+        assert_eq!(observed.properties["id"], "keyword");
+        assert_eq!(observed.properties["address"], "object");
+        assert_eq!(observed.properties["tags"], "object");
+        assert_eq!((observed.shards, observed.replicas), (Some(2), Some(0)));
+    }
+}
