@@ -44,7 +44,7 @@ pub(crate) async fn validate_for(
     store: &Store,
     key: &ObjectKey,
     body: &Value,
-) -> ApiResult<(Document, Option<sluice_schemas::output::OutputSchema>)> {
+) -> ApiResult<(Document, Option<OutputSchema>, Context)> {
     let document = validate::structure(body).map_err(|problems| {
         ApiError::invalid(
             ErrorCode::ValidationFailed,
@@ -87,7 +87,7 @@ pub(crate) async fn validate_for(
             problems,
         )
     })?;
-    Ok((document, output))
+    Ok((document, output, ctx))
 }
 
 /// The catalog entries a document refers to, loaded from the store.
@@ -125,7 +125,8 @@ pub(crate) async fn apply(
     caller: &Caller,
 ) -> ApiResult<Response> {
     let store = &state.store;
-    let (mut document, output) = validate_for(store, &key, &body).await?;
+    // The catalog entries read for validation also serve claims and approvals below.
+    let (mut document, output, ctx) = validate_for(store, &key, &body).await?;
     let precondition = match (&document.metadata().resource_version, if_match) {
         (_, Some(rv)) => Some(rv),
         (Some(text), None) => Some(parse_resource_version(text).ok_or_else(|| {
@@ -188,7 +189,7 @@ pub(crate) async fn apply(
             // The password is stored sealed, never in clear; `redacted` keeps the stored one.
             t.spec.url = secrets::url_to_store(&state.secrets, &t.spec.url, stored_url)?;
         }
-        Document::DataProduct(p) => claims = target_claims(store, &key, p).await?,
+        Document::DataProduct(p) => claims = target_claims(&ctx, &key, p),
     }
 
     let metadata = serde_json::to_value(document.metadata().user_part())
@@ -223,7 +224,7 @@ pub(crate) async fn apply(
     if let (Document::DataProduct(product), Some(output)) = (&document, &output)
         && spec_changed
     {
-        object = request_approval(state, &key, product, output, object, caller).await?;
+        object = request_approval(state, &ctx, &key, product, output, object, caller).await?;
     }
     let status = match applied.outcome {
         Outcome::Created => StatusCode::CREATED,
@@ -249,29 +250,18 @@ pub(crate) async fn apply(
 /// The claim a product holds on its target objects: the same index or key prefix on a
 /// cluster, or the same table of the same team on PostgreSQL (one schema per team), can
 /// belong to one product only. The store enforces it in the write's transaction.
-async fn target_claims(
-    store: &Store,
-    key: &ObjectKey,
-    product: &DataProduct,
-) -> ApiResult<Vec<String>> {
+fn target_claims(ctx: &Context, key: &ObjectKey, product: &DataProduct) -> Vec<String> {
     let Some(cluster) = product.spec.target.cluster.as_deref() else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
-    let per_team = store
-        .get(&ObjectKey::target_cluster(cluster))
-        .await?
-        .and_then(|c| {
-            c.spec
-                .get("type")
-                .and_then(Value::as_str)
-                .map(|t| t == "postgres")
-        })
-        .unwrap_or(false);
+    let per_team = ctx
+        .cluster(cluster)
+        .is_some_and(|c| c.target_type == sluice_schemas::TargetType::Postgres);
     let scope = if per_team { key.team() } else { "" };
-    Ok(vec![format!(
+    vec![format!(
         "target\u{1f}{cluster}\u{1f}{scope}\u{1f}{}",
         product.spec.target.name
-    )])
+    )]
 }
 
 /// Datasets belong to their owning team: only its owners (or admins) may write or delete
@@ -307,6 +297,7 @@ fn ensure_dataset_owner(
 /// approved already (a narrowing change, or a policy rule and nothing else needed).
 async fn request_approval(
     state: &AppState,
+    ctx: &Context,
     key: &ObjectKey,
     product: &DataProduct,
     output: &OutputSchema,
@@ -314,32 +305,27 @@ async fn request_approval(
     caller: &Caller,
 ) -> ApiResult<StoredObject> {
     let store = &state.store;
-    let mut sources = Vec::new();
-    for source in &product.spec.sources {
-        if let Some(dataset) = store.get(&ObjectKey::dataset(&source.dataset)).await? {
-            let spec: sluice_schemas::DatasetSpec = serde_json::from_value(dataset.spec.clone())
-                .map_err(|e| ApiError::internal("a stored dataset does not decode", &e))?;
-            sources.push(approvals::SourceFacts {
+    let sources: Vec<approvals::SourceFacts> = product
+        .spec
+        .sources
+        .iter()
+        .filter_map(|source| {
+            let dataset = ctx.dataset(&source.dataset)?;
+            Some(approvals::SourceFacts {
                 dataset: source.dataset.clone(),
-                owner: dataset
-                    .metadata
-                    .get("owner")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                classification: spec.classification,
-            });
-        }
-    }
-    let cluster = match product.spec.target.cluster.as_deref() {
-        Some(name) => store
-            .get(&ObjectKey::target_cluster(name))
-            .await?
-            .and_then(|c| serde_json::from_value(c.spec).ok()),
-        None => None,
-    };
+                owner: dataset.owner.clone(),
+                classification: dataset.spec.classification,
+            })
+        })
+        .collect();
+    let cluster = product
+        .spec
+        .target
+        .cluster
+        .as_deref()
+        .and_then(|name| ctx.cluster(name));
     let team = key.team();
-    let requirement =
-        approvals::requirement(&state.policy, team, &sources, output, cluster.as_ref());
+    let requirement = approvals::requirement(&state.policy, team, &sources, output, cluster);
     let current = object
         .status
         .clone()

@@ -213,7 +213,7 @@ async fn get_plan(
     if let Some(map) = document.as_object_mut() {
         map.remove("status");
     }
-    let (document, output) = apply::validate_for(&state.store, &key, &document).await?;
+    let (document, output, _) = apply::validate_for(&state.store, &key, &document).await?;
     plan_of(&state, document, output).await
 }
 
@@ -228,7 +228,7 @@ async fn post_plan(
     DocumentBody(body): DocumentBody,
 ) -> ApiResult<Json<Value>> {
     let key = ObjectKey::data_product(team, name);
-    let (document, output) = apply::validate_for(&state.store, &key, &body).await?;
+    let (document, output, _) = apply::validate_for(&state.store, &key, &body).await?;
     plan_of(&state, document, output).await
 }
 
