@@ -9,7 +9,7 @@ CARGO ?= cargo
 PHASE := tests/tools/phase.sh
 SLUICE_BIN := $(CARGO_TARGET_DIR)/debug/sluice
 
-.PHONY: help run build deps services services-down services-status test fmt fmt-check clippy test-rust bench
+.PHONY: help run build claim-target deps services services-down services-status test fmt fmt-check clippy test-rust bench
 
 help:
 	@echo "make run            build and start sluice serve on 127.0.0.1:8080"
@@ -21,7 +21,11 @@ help:
 deps:
 	@tests/services/deps.sh
 
-build: deps
+# The shared target dir must build this checkout's code (see the script).
+claim-target:
+	@tests/tools/claim-target.sh
+
+build: deps claim-target
 	$(CARGO) build --bin sluice
 
 ## Start sluice serve in the foreground (reads .sluice/services.env when present).
@@ -43,10 +47,10 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-clippy:
+clippy: claim-target
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-test-rust:
+test-rust: claim-target
 	$(CARGO) test --workspace --locked --no-fail-fast
 
 ## Everything CI runs: services, formatting, lints and every test, each phase timed.
@@ -57,5 +61,5 @@ test:
 	@$(PHASE) tests $(MAKE) --no-print-directory test-rust
 
 ## Benchmarks: long-running, not part of `make test`. Figures go to docs/benchmarks.md.
-bench: services
+bench: services claim-target
 	$(CARGO) bench -p sluice-tests --bench api_load
