@@ -16,6 +16,8 @@
 //! body.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -26,6 +28,8 @@ use super::plan::ElasticsearchPlan;
 
 /// How long one request may take before it is abandoned.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take, so an unreachable cluster fails fast.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why an Elasticsearch/OpenSearch provisioning step failed.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +155,9 @@ pub struct DeleteReport {
 pub struct ElasticsearchProvisioner {
     base_url: String,
     http: reqwest::Client,
+    /// Mutating requests (`PUT`, `POST`, `DELETE`) sent through this provisioner and its
+    /// clones.
+    mutations: Arc<AtomicU64>,
 }
 
 impl ElasticsearchProvisioner {
@@ -158,6 +165,7 @@ impl ElasticsearchProvisioner {
     pub fn new(base_url: &str) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(SearchProvisionError::Client)?;
         Ok(Self::with_client(base_url, http))
@@ -168,12 +176,55 @@ impl ElasticsearchProvisioner {
         ElasticsearchProvisioner {
             base_url: base_url.trim_end_matches('/').to_owned(),
             http,
+            mutations: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// The cluster's base URL.
+    /// The cluster's base URL, as given (credentials included, if it has any).
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// How many mutating requests (`PUT`, `POST`, `DELETE`) were sent through this
+    /// provisioner (and its clones) since it was made.
+    pub fn mutations(&self) -> u64 {
+        self.mutations.load(Ordering::Relaxed)
+    }
+
+    /// Checks that the cluster answers `GET /_cluster/health`.
+    pub async fn health(&self) -> Result<()> {
+        self.request(
+            Method::GET,
+            "_cluster/health",
+            None,
+            "reading the cluster health",
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes this version's index if it exists, and nothing else; returns whether it
+    /// existed. The caller makes sure the alias no longer points at it (deleting an index
+    /// also removes it from every alias).
+    pub async fn drop_version(&self, plan: &ElasticsearchPlan) -> Result<bool> {
+        if self
+            .request(Method::HEAD, &plan.index, None, "checking the index", true)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        // A concurrent delete may have won: a 404 is success.
+        self.request(
+            Method::DELETE,
+            &plan.index,
+            None,
+            "deleting the version's index",
+            true,
+        )
+        .await?;
+        Ok(true)
     }
 
     /// Reads what exists of the plan: the index (its mapping properties, shards and
@@ -198,6 +249,17 @@ impl ElasticsearchProvisioner {
     /// never see the alias missing or on two versions at once. Sends no mutating request
     /// when everything is in place.
     pub async fn ensure(&self, plan: &ElasticsearchPlan) -> Result<EnsureReport> {
+        self.ensure_version(plan, true).await
+    }
+
+    /// [`ensure`](Self::ensure), touching the alias only with `publish`: without it, the
+    /// version's index is created or converged while readers stay on the version the
+    /// alias points at.
+    pub async fn ensure_version(
+        &self,
+        plan: &ElasticsearchPlan,
+        publish: bool,
+    ) -> Result<EnsureReport> {
         let mut report = EnsureReport::default();
         let state = self.observe(plan).await?;
         match &state.index {
@@ -216,7 +278,7 @@ impl ElasticsearchProvisioner {
             Some(observed) => self.converge_index(plan, observed, &mut report).await?,
         }
 
-        if state.alias_indices != [plan.index.as_str()] {
+        if publish && state.alias_indices != [plan.index.as_str()] {
             let mut actions: Vec<Value> = state
                 .alias_indices
                 .iter()
@@ -394,11 +456,18 @@ impl ElasticsearchProvisioner {
         missing_ok: bool,
     ) -> Result<Option<Value>> {
         let url = format!("{}/{path}", self.base_url);
+        if !matches!(method, Method::GET | Method::HEAD) {
+            self.mutations.fetch_add(1, Ordering::Relaxed);
+        }
         let mut request = self.http.request(method, url);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let transport = |source| SearchProvisionError::Transport { action, source };
+        // The URL may hold credentials: errors never carry it.
+        let transport = |source: reqwest::Error| SearchProvisionError::Transport {
+            action,
+            source: source.without_url(),
+        };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?;

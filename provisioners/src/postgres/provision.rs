@@ -18,11 +18,13 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use super::plan::PostgresPlan;
 pub use crate::credentials::Credentials;
-use crate::quote::{QuoteError, pg_ident, pg_literal};
+use crate::quote::{QuoteError, pg_dollar_quote, pg_ident, pg_literal};
 
 /// Length of a generated reader password: 32 alphanumeric characters (about 190 bits).
 const PASSWORD_LEN: usize = 32;
@@ -44,6 +46,23 @@ pub enum ProvisionError {
     /// A name of the plan cannot be quoted.
     #[error("PostgreSQL: a name of the plan cannot be quoted")]
     Name(#[from] QuoteError),
+    /// The table exists but differs from the plan in a way that cannot change in place
+    /// (see [`ensure_version`]): the product needs a new version.
+    #[error("PostgreSQL: table {table:?} cannot take the plan in place: {reason}")]
+    Drift {
+        /// The version's table.
+        table: String,
+        /// What differs.
+        reason: String,
+    },
+    /// The version's table is what the stable view reads, so it is not dropped.
+    #[error("PostgreSQL: view {view:?} still reads table {table:?}; publish another version first")]
+    Published {
+        /// The version's table.
+        table: String,
+        /// The stable view.
+        view: String,
+    },
     /// The password verifier could not be computed.
     #[error("PostgreSQL: computing the password verifier failed")]
     Verifier(#[source] hmac::digest::InvalidLength),
@@ -140,8 +159,15 @@ fn trusted_sql(statement: String) -> AssertSqlSafe<String> {
     AssertSqlSafe(statement)
 }
 
-/// Runs `statement` with the simple protocol (no prepared statement is cached for DDL).
-async fn execute(conn: &mut PgConnection, statement: String, action: &'static str) -> Result<()> {
+/// Runs `statement` with the simple protocol (no prepared statement is cached for DDL),
+/// counting it in `mutations` as it is sent.
+async fn execute(
+    conn: &mut PgConnection,
+    statement: String,
+    action: &'static str,
+    mutations: &AtomicU64,
+) -> Result<()> {
+    mutations.fetch_add(1, Ordering::Relaxed);
     sqlx::raw_sql(trusted_sql(statement))
         .execute(conn)
         .await
@@ -149,22 +175,444 @@ async fn execute(conn: &mut PgConnection, statement: String, action: &'static st
     Ok(())
 }
 
-/// Creates whatever of the plan is missing, running all of
-/// [`statements`](PostgresPlan::statements) in one transaction: either every object exists
-/// afterwards, or nothing changed. Each statement is idempotent (`IF NOT EXISTS`,
-/// `CREATE OR REPLACE`, a `DO` block that ignores an existing role, `GRANT`), so this also
-/// repairs an object dropped by hand and re-grants a revoked privilege.
+/// Creates whatever of the plan is missing and points the view at the plan's table (see
+/// [`ensure_version`] with `publish`), in one transaction: either every object exists
+/// afterwards, or nothing changed. This also repairs an object dropped by hand and
+/// re-grants a revoked privilege; when everything is in place no statement is sent.
 pub async fn ensure(pool: &PgPool, plan: &PostgresPlan) -> Result<EnsureReport> {
-    const ACTION: &str = "creating the plan's objects";
-    let mut tx = pool.begin().await.map_err(db(ACTION))?;
-    let before = observe_on(&mut tx, plan).await?.existing();
-    for statement in &plan.statements {
-        execute(&mut tx, statement.clone(), ACTION).await?;
-    }
-    let after = observe_on(&mut tx, plan).await?.existing();
-    tx.commit().await.map_err(db(ACTION))?;
+    let converged = ensure_version(pool, plan, true, &AtomicU64::new(0)).await?;
     Ok(EnsureReport {
-        created: after.into_iter().filter(|o| !before.contains(o)).collect(),
+        created: converged.objects,
+    })
+}
+
+/// What [`ensure_version`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionReport {
+    /// The objects that did not exist before and do now, in plan order.
+    pub objects: Vec<PostgresObject>,
+    /// Everything created, added or repaired, in words: `database`, `schema`, `table`,
+    /// `column <name>`, `nullable <name>`, `role`, `role login`, `connect grant`,
+    /// `usage grant`, `view`, `select grant`, `public connect revoked`.
+    pub changes: Vec<String>,
+    /// Whether the reader role did not exist and was created (it has no password yet).
+    pub role_created: bool,
+    /// How many statements were sent.
+    pub mutations: u64,
+}
+
+/// Converges one version of the product on the plan, observing first and sending only the
+/// statements that change something, so a converged call sends none (not even `BEGIN`):
+///
+/// - database isolation: the team's database (created outside a transaction, as
+///   PostgreSQL requires), `PUBLIC` may not connect, the role may;
+/// - the schema; the table, or, if it exists, the planned nullable columns it lacks
+///   (`ALTER TABLE … ADD COLUMN`) and `DROP NOT NULL` where the plan relaxed a column.
+///   Any other difference — a column of another type, a missing or tightened `NOT NULL`
+///   column, a column the plan no longer has, another primary key — is
+///   [`ProvisionError::Drift`]: it needs a new version;
+/// - the role (may log in) and its `USAGE` on the schema;
+/// - with `publish` only: the view reads exactly the plan's output columns from this
+///   version's table (`CREATE VIEW`; `CREATE OR REPLACE VIEW` when the present columns are
+///   a prefix of the planned ones; else `DROP VIEW` and `CREATE VIEW`), and the role may
+///   `SELECT` it. Without `publish` the view is not touched, so readers stay on the
+///   version they read.
+///
+/// Every statement runs in one transaction, after observing again inside it.
+pub async fn ensure_version(
+    pool: &PgPool,
+    plan: &PostgresPlan,
+    publish: bool,
+    mutations: &AtomicU64,
+) -> Result<VersionReport> {
+    const ACTION: &str = "creating the plan's objects";
+    let mut conn = pool.acquire().await.map_err(db(ACTION))?;
+    let observed = observe_detail(&mut conn, plan).await?;
+    if steps(&observed, plan, publish)?.is_empty() {
+        return Ok(VersionReport::default());
+    }
+    drop(conn);
+    let mut report = VersionReport::default();
+    let mut tx = pool.begin().await.map_err(db(ACTION))?;
+    let observed = observe_detail(&mut tx, plan).await?;
+    for step in steps(&observed, plan, publish)? {
+        execute(&mut tx, step.sql, ACTION, mutations).await?;
+        report.mutations += 1;
+        if let Some(object) = step.object {
+            report.objects.push(object);
+        }
+        if step.object == Some(PostgresObject::Role) {
+            report.role_created = true;
+        }
+        if let Some(change) = step.change {
+            report.changes.push(change);
+        }
+    }
+    tx.commit().await.map_err(db(ACTION))?;
+    Ok(report)
+}
+
+/// Drops this version's table (`<view>_v<N>`) if it exists, and nothing else: not the
+/// view, the schema or the role. Refuses ([`ProvisionError::Published`]) while the view
+/// reads the table. Returns whether a table was dropped.
+pub async fn drop_version(pool: &PgPool, plan: &PostgresPlan, mutations: &AtomicU64) -> Result<bool> {
+    const ACTION: &str = "dropping the version's table";
+    let mut conn = pool.acquire().await.map_err(db(ACTION))?;
+    let observed = observe_detail(&mut conn, plan).await?;
+    if observed.view_reads_table(plan) {
+        return Err(ProvisionError::Published {
+            table: plan.table.clone(),
+            view: plan.view.clone(),
+        });
+    }
+    if observed.state.table.is_none() {
+        return Ok(false);
+    }
+    let statement = format!(
+        "DROP TABLE IF EXISTS {}.{}",
+        pg_ident(&plan.schema)?,
+        pg_ident(&plan.table)?
+    );
+    execute(&mut conn, statement, ACTION, mutations).await?;
+    Ok(true)
+}
+
+/// Whether the view reads this version with the planned columns, and what exists.
+pub async fn published(pool: &PgPool, plan: &PostgresPlan) -> Result<(PostgresState, bool)> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(db("observing the plan's objects"))?;
+    let observed = observe_detail(&mut conn, plan).await?;
+    let published = observed.view_is_planned(plan);
+    Ok((observed.state, published))
+}
+
+/// One statement of a convergence, with what it creates.
+struct Step {
+    sql: String,
+    object: Option<PostgresObject>,
+    change: Option<String>,
+}
+
+impl Step {
+    fn new(sql: String, object: Option<PostgresObject>, change: impl Into<String>) -> Self {
+        Step {
+            sql,
+            object,
+            change: Some(change.into()),
+        }
+    }
+}
+
+/// `format_type`'s spelling of a planned SQL type.
+fn catalog_type(sql_type: &str) -> &str {
+    match sql_type {
+        "timestamptz" => "timestamp with time zone",
+        other => other,
+    }
+}
+
+/// The statements that take what is observed to the plan; a non-additive difference is
+/// [`ProvisionError::Drift`].
+fn steps(observed: &Observed, plan: &PostgresPlan, publish: bool) -> Result<Vec<Step>> {
+    let q_schema = pg_ident(&plan.schema)?;
+    let q_table = format!("{q_schema}.{}", pg_ident(&plan.table)?);
+    let q_view = format!("{q_schema}.{}", pg_ident(&plan.view)?);
+    let q_role = pg_ident(&plan.role)?;
+    let state = &observed.state;
+    let mut steps = Vec::new();
+
+    if let Some(database) = &plan.database {
+        let q_database = pg_ident(database)?;
+        if observed.public_can_connect {
+            steps.push(Step::new(
+                format!("REVOKE CONNECT, TEMPORARY ON DATABASE {q_database} FROM PUBLIC"),
+                None,
+                "public connect revoked",
+            ));
+        }
+    }
+    if !state.schema {
+        steps.push(Step::new(
+            format!("CREATE SCHEMA IF NOT EXISTS {q_schema}"),
+            Some(PostgresObject::Schema),
+            "schema",
+        ));
+    }
+    match &state.table {
+        None => {
+            let mut lines = Vec::with_capacity(plan.columns.len() + 1);
+            for c in &plan.columns {
+                let not_null = if c.not_null { " NOT NULL" } else { "" };
+                lines.push(format!("  {} {}{not_null}", pg_ident(&c.name)?, c.sql_type));
+            }
+            lines.push(format!("  PRIMARY KEY ({})", quote_list(&plan.primary_key)?));
+            steps.push(Step::new(
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {q_table} (\n{}\n)",
+                    lines.join(",\n")
+                ),
+                Some(PostgresObject::Table),
+                "table",
+            ));
+        }
+        Some(table) => {
+            let drift = |reason: String| ProvisionError::Drift {
+                table: plan.table.clone(),
+                reason,
+            };
+            for column in &plan.columns {
+                let planned_type = catalog_type(column.sql_type);
+                match table.columns.iter().find(|o| o.name == column.name) {
+                    None if column.not_null => {
+                        return Err(drift(format!(
+                            "column `{}` is missing and the plan has it NOT NULL",
+                            column.name
+                        )));
+                    }
+                    None => steps.push(Step::new(
+                        format!(
+                            "ALTER TABLE {q_table} ADD COLUMN {} {}",
+                            pg_ident(&column.name)?,
+                            column.sql_type
+                        ),
+                        None,
+                        format!("column {}", column.name),
+                    )),
+                    Some(found) if found.sql_type != planned_type => {
+                        return Err(drift(format!(
+                            "column `{}` is `{}`, the plan has `{planned_type}`",
+                            column.name, found.sql_type
+                        )));
+                    }
+                    Some(found) if column.not_null && !found.not_null => {
+                        return Err(drift(format!(
+                            "column `{}` may be null, the plan has it NOT NULL",
+                            column.name
+                        )));
+                    }
+                    Some(found) if !column.not_null && found.not_null => steps.push(Step::new(
+                        format!(
+                            "ALTER TABLE {q_table} ALTER COLUMN {} DROP NOT NULL",
+                            pg_ident(&column.name)?
+                        ),
+                        None,
+                        format!("nullable {}", column.name),
+                    )),
+                    Some(_) => {}
+                }
+            }
+            if let Some(extra) = table
+                .columns
+                .iter()
+                .find(|o| !plan.columns.iter().any(|c| c.name == o.name))
+            {
+                return Err(drift(format!(
+                    "column `{}` is not in the plan any more",
+                    extra.name
+                )));
+            }
+            if table.primary_key != plan.primary_key {
+                return Err(drift(format!(
+                    "the primary key is ({}), the plan has ({})",
+                    table.primary_key.join(", "),
+                    plan.primary_key.join(", ")
+                )));
+            }
+        }
+    }
+    match state.role_can_login {
+        None => steps.push(Step::new(
+            // CREATE ROLE has no IF NOT EXISTS; the block makes it idempotent.
+            format!(
+                "DO {}",
+                pg_dollar_quote(&format!(
+                    " BEGIN CREATE ROLE {q_role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END "
+                ))?
+            ),
+            Some(PostgresObject::Role),
+            "role",
+        )),
+        Some(false) => steps.push(Step::new(
+            format!("ALTER ROLE {q_role} LOGIN"),
+            None,
+            "role login",
+        )),
+        Some(true) => {}
+    }
+    if let Some(database) = &plan.database
+        && !observed.role_can_connect
+    {
+        steps.push(Step::new(
+            format!("GRANT CONNECT ON DATABASE {} TO {q_role}", pg_ident(database)?),
+            None,
+            "connect grant",
+        ));
+    }
+    if !observed.role_can_use_schema {
+        steps.push(Step::new(
+            format!("GRANT USAGE ON SCHEMA {q_schema} TO {q_role}"),
+            None,
+            "usage grant",
+        ));
+    }
+    if publish {
+        let mut regrant = false;
+        if !observed.view_is_planned(plan) {
+            let planned = planned_view(plan);
+            let select = format!(
+                "SELECT {} FROM {q_table}",
+                quote_list(&planned.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())?
+            );
+            match &observed.view {
+                None => steps.push(Step::new(
+                    format!("CREATE VIEW {q_view} AS {select}"),
+                    Some(PostgresObject::View),
+                    "view",
+                )),
+                Some(view) if planned.starts_with(&view.columns) => steps.push(Step::new(
+                    format!("CREATE OR REPLACE VIEW {q_view} AS {select}"),
+                    None,
+                    "view",
+                )),
+                Some(_) => {
+                    // The columns change other than by appending: CREATE OR REPLACE cannot
+                    // do that, so the view is swapped in the same transaction.
+                    steps.push(Step {
+                        sql: format!("DROP VIEW {q_view}"),
+                        object: None,
+                        change: None,
+                    });
+                    steps.push(Step::new(
+                        format!("CREATE VIEW {q_view} AS {select}"),
+                        None,
+                        "view",
+                    ));
+                    regrant = true;
+                }
+            }
+        }
+        if regrant || !state.role_can_read_view {
+            steps.push(Step::new(
+                format!("GRANT SELECT ON TABLE {q_view} TO {q_role}"),
+                None,
+                "select grant",
+            ));
+        }
+    }
+    Ok(steps)
+}
+
+/// The view's planned columns and their catalog types: the plan's output fields.
+fn planned_view(plan: &PostgresPlan) -> Vec<(String, String)> {
+    plan.columns
+        .iter()
+        .filter(|c| !c.bookkeeping)
+        .map(|c| (c.name.clone(), catalog_type(c.sql_type).to_owned()))
+        .collect()
+}
+
+fn quote_list(names: &[String]) -> Result<String> {
+    let quoted: std::result::Result<Vec<String>, _> = names.iter().map(|n| pg_ident(n)).collect();
+    Ok(quoted?.join(", "))
+}
+
+/// The view as it exists.
+struct ObservedView {
+    /// Its columns and their types, in order.
+    columns: Vec<(String, String)>,
+    /// The relations it reads, as (schema, name).
+    reads: Vec<(String, String)>,
+}
+
+/// Everything [`steps`] needs to know.
+struct Observed {
+    state: PostgresState,
+    view: Option<ObservedView>,
+    role_can_use_schema: bool,
+    role_can_connect: bool,
+    public_can_connect: bool,
+}
+
+impl Observed {
+    fn view_reads_table(&self, plan: &PostgresPlan) -> bool {
+        self.view.as_ref().is_some_and(|view| {
+            view.reads
+                .iter()
+                .any(|(schema, name)| *schema == plan.schema && *name == plan.table)
+        })
+    }
+
+    fn view_is_planned(&self, plan: &PostgresPlan) -> bool {
+        self.view.as_ref().is_some_and(|view| {
+            view.reads == [(plan.schema.clone(), plan.table.clone())]
+                && view.columns == planned_view(plan)
+        })
+    }
+}
+
+async fn observe_detail(conn: &mut PgConnection, plan: &PostgresPlan) -> Result<Observed> {
+    const ACTION: &str = "observing the plan's objects";
+    let state = observe_on(&mut *conn, plan).await?;
+    let view = if state.view.is_some() {
+        let columns: Vec<(String, String)> = sqlx::query_as(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'v' \
+             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        )
+        .bind(&plan.schema)
+        .bind(&plan.view)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db(ACTION))?;
+        let reads: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT rn.nspname::text, rc.relname::text FROM pg_rewrite r \
+             JOIN pg_class v ON v.oid = r.ev_class \
+             JOIN pg_namespace vn ON vn.oid = v.relnamespace \
+             JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+              AND d.refclassid = 'pg_class'::regclass \
+             JOIN pg_class rc ON rc.oid = d.refobjid \
+             JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
+             WHERE vn.nspname = $1 AND v.relname = $2 AND rc.oid <> v.oid \
+             ORDER BY 1, 2",
+        )
+        .bind(&plan.schema)
+        .bind(&plan.view)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db(ACTION))?;
+        Some(ObservedView { columns, reads })
+    } else {
+        None
+    };
+    let (role_can_use_schema, role_can_connect, public_can_connect): (bool, bool, bool) =
+        sqlx::query_as(
+            "SELECT \
+             COALESCE((SELECT has_schema_privilege(r.oid, n.oid, 'USAGE') \
+               FROM pg_roles r, pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2), false), \
+             COALESCE((SELECT has_database_privilege(r.oid, d.oid, 'CONNECT') \
+               FROM pg_roles r, pg_database d \
+               WHERE r.rolname = $1 AND d.datname = current_database()), false), \
+             EXISTS (SELECT 1 FROM pg_database d, \
+               aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a \
+               WHERE d.datname = current_database() AND a.grantee = 0 \
+               AND a.privilege_type IN ('CONNECT', 'TEMPORARY'))",
+        )
+        .bind(&plan.role)
+        .bind(&plan.schema)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db(ACTION))?;
+    Ok(Observed {
+        state,
+        view,
+        role_can_use_schema,
+        role_can_connect,
+        public_can_connect,
     })
 }
 
@@ -296,6 +744,15 @@ async fn observe_on(conn: &mut PgConnection, plan: &PostgresPlan) -> Result<Post
 /// (salted and iterated, as `psql`'s `\password` does), so neither sqlx's statement log nor
 /// the server's log ever sees the password itself.
 pub async fn grant(pool: &PgPool, plan: &PostgresPlan) -> Result<Credentials> {
+    grant_counted(pool, plan, &AtomicU64::new(0)).await
+}
+
+/// [`grant`], counting the statement in `mutations`.
+pub async fn grant_counted(
+    pool: &PgPool,
+    plan: &PostgresPlan,
+    mutations: &AtomicU64,
+) -> Result<Credentials> {
     let password: String = rand::rng()
         .sample_iter(Alphanumeric)
         .take(PASSWORD_LEN)
@@ -312,7 +769,13 @@ pub async fn grant(pool: &PgPool, plan: &PostgresPlan) -> Result<Credentials> {
         .acquire()
         .await
         .map_err(db("setting the reader's password"))?;
-    execute(&mut conn, statement, "setting the reader's password").await?;
+    execute(
+        &mut conn,
+        statement,
+        "setting the reader's password",
+        mutations,
+    )
+    .await?;
     Ok(Credentials {
         user: plan.role.clone(),
         password,
@@ -359,6 +822,16 @@ fn scram_sha_256_verifier(password: &str, salt: &[u8], iterations: u32) -> Resul
 /// keeps no credentials, even when its data is retained. The team's schema stays, as other
 /// products may live in it. Objects already gone are skipped, so this is idempotent.
 pub async fn delete(pool: &PgPool, plan: &PostgresPlan, retain: bool) -> Result<()> {
+    delete_counted(pool, plan, retain, &AtomicU64::new(0)).await
+}
+
+/// [`delete`], counting every statement in `mutations`.
+pub async fn delete_counted(
+    pool: &PgPool,
+    plan: &PostgresPlan,
+    retain: bool,
+    mutations: &AtomicU64,
+) -> Result<()> {
     const ACTION: &str = "deleting the plan's objects";
     let mut tx = pool.begin().await.map_err(db(ACTION))?;
     let q_schema = pg_ident(&plan.schema)?;
@@ -367,6 +840,7 @@ pub async fn delete(pool: &PgPool, plan: &PostgresPlan, retain: bool) -> Result<
             &mut tx,
             format!("DROP VIEW IF EXISTS {q_schema}.{}", pg_ident(&plan.view)?),
             ACTION,
+            mutations,
         )
         .await?;
         let names: Vec<String> = sqlx::query_scalar(
@@ -394,6 +868,7 @@ pub async fn delete(pool: &PgPool, plan: &PostgresPlan, retain: bool) -> Result<
                 &mut tx,
                 format!("DROP TABLE IF EXISTS {q_schema}.{}", pg_ident(table)?),
                 ACTION,
+                mutations,
             )
             .await?;
         }
@@ -406,8 +881,8 @@ pub async fn delete(pool: &PgPool, plan: &PostgresPlan, retain: bool) -> Result<
             .map_err(db(ACTION))?;
     if role_exists {
         let q_role = pg_ident(&plan.role)?;
-        execute(&mut tx, format!("DROP OWNED BY {q_role}"), ACTION).await?;
-        execute(&mut tx, format!("DROP ROLE {q_role}"), ACTION).await?;
+        execute(&mut tx, format!("DROP OWNED BY {q_role}"), ACTION, mutations).await?;
+        execute(&mut tx, format!("DROP ROLE {q_role}"), ACTION, mutations).await?;
     }
     tx.commit().await.map_err(db(ACTION))?;
     Ok(())

@@ -11,6 +11,7 @@
 //! `MONITOR`).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -276,6 +277,23 @@ pub async fn observe(con: &MultiplexedConnection, plan: &RedisPlan) -> Result<Re
 ///   gets the plan's rule again, with its current password hashes (`#<hash>`) re-added so
 ///   credentials already handed out keep working.
 pub async fn ensure(con: &MultiplexedConnection, plan: &RedisPlan) -> Result<EnsureReport> {
+    ensure_version(con, plan, true, &AtomicU64::new(0)).await
+}
+
+/// [`ensure`], touching the pointer key only with `publish`: without it only the reader's
+/// ACL user is converged, so readers stay on the version the pointer names. Every
+/// mutating command is counted in `mutations`.
+///
+/// Redis has no schema: a version's data keys are written by the sink, and nothing in
+/// Redis records their encoding, so there is no drift to detect — a change of the plan
+/// (fields, encoding, TTL) is taken as is, and the version's key layout (`<name>:v<N>:`)
+/// is what separates versions.
+pub async fn ensure_version(
+    con: &MultiplexedConnection,
+    plan: &RedisPlan,
+    publish: bool,
+    mutations: &AtomicU64,
+) -> Result<EnsureReport> {
     let mut con = con.clone();
     let mut report = EnsureReport {
         pointer_set: false,
@@ -283,7 +301,9 @@ pub async fn ensure(con: &MultiplexedConnection, plan: &RedisPlan) -> Result<Ens
         user_aligned: false,
         mutations: 0,
     };
-    if get_pointer(&mut con, plan).await?.as_deref() != Some(plan.pointer_value.as_str()) {
+    if publish && get_pointer(&mut con, plan).await?.as_deref() != Some(plan.pointer_value.as_str())
+    {
+        mutations.fetch_add(1, Ordering::Relaxed);
         redis::cmd("SET")
             .arg(&plan.pointer_key)
             .arg(&plan.pointer_value)
@@ -310,6 +330,7 @@ pub async fn ensure(con: &MultiplexedConnection, plan: &RedisPlan) -> Result<Ens
         for hash in hashes {
             cmd.arg(format!("#{hash}"));
         }
+        mutations.fetch_add(1, Ordering::Relaxed);
         cmd.query_async::<()>(&mut con)
             .await
             .map_err(failed("setting the reader's ACL rule"))?;
@@ -326,12 +347,22 @@ pub async fn ensure(con: &MultiplexedConnection, plan: &RedisPlan) -> Result<Ens
 /// The password is never logged, and never part of an error: should the server's message
 /// repeat it, the message is dropped ([`ProvisionError::PasswordRejected`]).
 pub async fn grant(con: &MultiplexedConnection, plan: &RedisPlan) -> Result<Credentials> {
+    grant_counted(con, plan, &AtomicU64::new(0)).await
+}
+
+/// [`grant`], counting the command in `mutations`.
+pub async fn grant_counted(
+    con: &MultiplexedConnection,
+    plan: &RedisPlan,
+    mutations: &AtomicU64,
+) -> Result<Credentials> {
     let mut con = con.clone();
     let password: String = rand::rng()
         .sample_iter(Alphanumeric)
         .take(PASSWORD_LEN)
         .map(char::from)
         .collect();
+    mutations.fetch_add(1, Ordering::Relaxed);
     redis::cmd("ACL")
         .arg("SETUSER")
         .arg(&plan.user)
@@ -370,37 +401,25 @@ pub async fn delete(
     plan: &RedisPlan,
     retain: bool,
 ) -> Result<DeleteReport> {
+    delete_counted(con, plan, retain, &AtomicU64::new(0)).await
+}
+
+/// [`delete`], counting every mutating command in `mutations`.
+pub async fn delete_counted(
+    con: &MultiplexedConnection,
+    plan: &RedisPlan,
+    retain: bool,
+    mutations: &AtomicU64,
+) -> Result<DeleteReport> {
     const ACTION: &str = "deleting the product's keys";
     let mut con = con.clone();
     let mut keys_deleted = 0;
     if !retain {
         let pattern = format!("{}:*", redis_glob_escape(&plan.prefix));
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut con)
-                .await
-                .map_err(failed(ACTION))?;
-            if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async(&mut con)
-                    .await
-                    .map_err(failed(ACTION))?;
-                keys_deleted += n;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        keys_deleted += unlink_matching(&mut con, &pattern, ACTION, mutations).await?;
         // The pattern covers the pointer key; removing it by name as well does not depend
         // on that.
+        mutations.fetch_add(1, Ordering::Relaxed);
         let n: u64 = redis::cmd("UNLINK")
             .arg(&plan.pointer_key)
             .query_async(&mut con)
@@ -408,6 +427,7 @@ pub async fn delete(
             .map_err(failed(ACTION))?;
         keys_deleted += n;
     }
+    mutations.fetch_add(1, Ordering::Relaxed);
     let removed: u64 = redis::cmd("ACL")
         .arg("DELUSER")
         .arg(&plan.user)
@@ -418,6 +438,56 @@ pub async fn delete(
         keys_deleted,
         user_deleted: removed > 0,
     })
+}
+
+/// Removes this version's data keys (`<name>:v<N>:*`, found with `SCAN MATCH` and removed
+/// with one `UNLINK` per batch) and nothing else: not the pointer key, other versions'
+/// keys or the reader's user. Returns how many keys were removed. The caller makes sure
+/// the pointer does not name this version.
+pub async fn drop_version(
+    con: &MultiplexedConnection,
+    plan: &RedisPlan,
+    mutations: &AtomicU64,
+) -> Result<u64> {
+    let mut con = con.clone();
+    let pattern = format!("{}*", redis_glob_escape(&plan.key_prefix));
+    unlink_matching(&mut con, &pattern, "deleting the version's keys", mutations).await
+}
+
+/// `SCAN MATCH pattern` in steps of [`SCAN_COUNT`], each non-empty batch removed with one
+/// `UNLINK`; returns how many keys were removed.
+async fn unlink_matching(
+    con: &mut MultiplexedConnection,
+    pattern: &str,
+    action: &'static str,
+    mutations: &AtomicU64,
+) -> Result<u64> {
+    let mut removed = 0;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(&mut *con)
+            .await
+            .map_err(failed(action))?;
+        if !keys.is_empty() {
+            mutations.fetch_add(1, Ordering::Relaxed);
+            let n: u64 = redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async(&mut *con)
+                .await
+                .map_err(failed(action))?;
+            removed += n;
+        }
+        if next == 0 {
+            return Ok(removed);
+        }
+        cursor = next;
+    }
 }
 
 #[cfg(test)]
