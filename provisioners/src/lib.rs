@@ -20,6 +20,7 @@ pub mod plan;
 pub mod postgres;
 pub mod quote;
 pub mod redis;
+pub mod target;
 
 #[cfg(test)]
 mod test_support;
@@ -27,3 +28,7 @@ mod test_support;
 pub use credentials::Credentials;
 pub use plan::{PlanError, RowIdentity, TargetPlan, TargetRequest, plan_target};
 pub use quote::QuoteError;
+pub use target::{
+    ClusterCheck, PostgresTarget, RedisTarget, TargetConnection, TargetEnsureReport, TargetError,
+    TargetObservation, TargetProvisioner, redact_url,
+};

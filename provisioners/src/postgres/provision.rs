@@ -186,6 +186,33 @@ pub async fn ensure(pool: &PgPool, plan: &PostgresPlan) -> Result<EnsureReport> 
     })
 }
 
+/// Database isolation: creates the team's database ([`PostgresPlan::create_database`]) if
+/// it does not exist, on `pool` (the cluster's database); returns whether it was created.
+/// `CREATE DATABASE` can be neither conditional nor run in a transaction: a concurrent
+/// creation makes it fail, and the next pass finds the database.
+pub async fn ensure_database(
+    pool: &PgPool,
+    plan: &PostgresPlan,
+    mutations: &AtomicU64,
+) -> Result<bool> {
+    const ACTION: &str = "creating the team's database";
+    let (Some(database), Some(create)) = (&plan.database, &plan.create_database) else {
+        return Ok(false);
+    };
+    let mut conn = pool.acquire().await.map_err(db(ACTION))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db(ACTION))?;
+    if exists {
+        return Ok(false);
+    }
+    execute(&mut conn, create.clone(), ACTION, mutations).await?;
+    Ok(true)
+}
+
 /// What [`ensure_version`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -256,7 +283,11 @@ pub async fn ensure_version(
 /// Drops this version's table (`<view>_v<N>`) if it exists, and nothing else: not the
 /// view, the schema or the role. Refuses ([`ProvisionError::Published`]) while the view
 /// reads the table. Returns whether a table was dropped.
-pub async fn drop_version(pool: &PgPool, plan: &PostgresPlan, mutations: &AtomicU64) -> Result<bool> {
+pub async fn drop_version(
+    pool: &PgPool,
+    plan: &PostgresPlan,
+    mutations: &AtomicU64,
+) -> Result<bool> {
     const ACTION: &str = "dropping the version's table";
     let mut conn = pool.acquire().await.map_err(db(ACTION))?;
     let observed = observe_detail(&mut conn, plan).await?;
@@ -348,7 +379,10 @@ fn steps(observed: &Observed, plan: &PostgresPlan, publish: bool) -> Result<Vec<
                 let not_null = if c.not_null { " NOT NULL" } else { "" };
                 lines.push(format!("  {} {}{not_null}", pg_ident(&c.name)?, c.sql_type));
             }
-            lines.push(format!("  PRIMARY KEY ({})", quote_list(&plan.primary_key)?));
+            lines.push(format!(
+                "  PRIMARY KEY ({})",
+                quote_list(&plan.primary_key)?
+            ));
             steps.push(Step::new(
                 format!(
                     "CREATE TABLE IF NOT EXISTS {q_table} (\n{}\n)",
@@ -446,7 +480,10 @@ fn steps(observed: &Observed, plan: &PostgresPlan, publish: bool) -> Result<Vec<
         && !observed.role_can_connect
     {
         steps.push(Step::new(
-            format!("GRANT CONNECT ON DATABASE {} TO {q_role}", pg_ident(database)?),
+            format!(
+                "GRANT CONNECT ON DATABASE {} TO {q_role}",
+                pg_ident(database)?
+            ),
             None,
             "connect grant",
         ));
@@ -881,7 +918,13 @@ pub async fn delete_counted(
             .map_err(db(ACTION))?;
     if role_exists {
         let q_role = pg_ident(&plan.role)?;
-        execute(&mut tx, format!("DROP OWNED BY {q_role}"), ACTION, mutations).await?;
+        execute(
+            &mut tx,
+            format!("DROP OWNED BY {q_role}"),
+            ACTION,
+            mutations,
+        )
+        .await?;
         execute(&mut tx, format!("DROP ROLE {q_role}"), ACTION, mutations).await?;
     }
     tx.commit().await.map_err(db(ACTION))?;
