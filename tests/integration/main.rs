@@ -10,6 +10,7 @@ mod authz;
 mod corpus;
 mod expiry;
 mod harness;
+mod kafka_backfill;
 mod kafka_provisioner;
 mod oidc;
 mod postgres_provisioner;

@@ -2,11 +2,14 @@
 //! other products can consume like any dataset, and its dead-letter topic.
 //!
 //! [`plan`] derives names, partition counts and configs purely; [`provision`] makes the
-//! cluster match those plans, idempotently.
+//! cluster match those plans, idempotently; [`backfill`] reads what backfilling a source
+//! topic means (events, bytes, retention pre-flight).
 
+pub mod backfill;
 pub mod plan;
 pub mod provision;
 
+pub use backfill::{RETENTION_SLACK_MS, SourceEstimate};
 pub use plan::{TopicPlan, TopicPurpose, output_topic_name, plan_topics};
 pub use provision::{
     DeleteReport, EnsureReport, KafkaProvisionError, KafkaProvisioner, ObservedTopic, TopicChange,

@@ -85,6 +85,12 @@ pub enum KafkaProvisionError {
         /// How long was waited.
         waited: Duration,
     },
+    /// The topic does not exist on the cluster.
+    #[error("topic `{topic}` does not exist")]
+    MissingTopic {
+        /// The topic.
+        topic: String,
+    },
     /// The blocking metadata request could not run to completion.
     #[error("the Kafka metadata request was cancelled")]
     Blocking {
@@ -197,13 +203,16 @@ pub fn diff_topic(plan: &TopicPlan, observed: Option<&ObservedTopic>) -> Result<
 
 /// Creates, observes, reconciles and deletes Kafka topics through one admin client.
 pub struct KafkaProvisioner {
-    admin: Arc<AdminClient<DefaultClientContext>>,
+    pub(super) admin: Arc<AdminClient<DefaultClientContext>>,
+    /// The bootstrap servers, for the short-lived consumers that read offsets and samples.
+    pub(super) bootstrap: String,
     replication: i32,
 }
 
 impl std::fmt::Debug for KafkaProvisioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaProvisioner")
+            .field("bootstrap", &self.bootstrap)
             .field("replication", &self.replication)
             .finish_non_exhaustive()
     }
@@ -222,8 +231,14 @@ impl KafkaProvisioner {
             })?;
         Ok(KafkaProvisioner {
             admin: Arc::new(admin),
+            bootstrap: bootstrap.to_owned(),
             replication,
         })
+    }
+
+    /// The bootstrap servers this provisioner talks to.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
     }
 
     /// The replication factor of the topics this provisioner creates.
@@ -587,7 +602,9 @@ impl KafkaProvisioner {
     /// Every topic the cluster lists: its partition count, or the error it is listed with.
     /// Fetches all topics rather than naming them, so a broker with auto-creation on does
     /// not create the topics being looked at.
-    async fn topic_metadata(&self) -> Result<BTreeMap<String, Result<i32, RDKafkaErrorCode>>> {
+    pub(super) async fn topic_metadata(
+        &self,
+    ) -> Result<BTreeMap<String, Result<i32, RDKafkaErrorCode>>> {
         let admin = Arc::clone(&self.admin);
         tokio::task::spawn_blocking(move || {
             let metadata = admin
