@@ -44,7 +44,19 @@ pub const ENV_OIDC_ROLE_CLAIM: &str = "SLUICE_OIDC_ROLE_CLAIM";
 /// Environment variable: the JWT claim naming the caller (default `email`, else `sub`).
 pub const ENV_OIDC_NAME_CLAIM: &str = "SLUICE_OIDC_NAME_CLAIM";
 
-const ALL_VARIABLES: [&str; 13] = [
+/// Environment variable: how often the controller reconciles every product without a change
+/// (a duration such as `30s`; default 30 s).
+pub const ENV_CONTROLLER_RESYNC: &str = "SLUICE_CONTROLLER_RESYNC";
+/// Environment variable: the longest wait before the controller retries a failing product
+/// (default 60 s).
+pub const ENV_CONTROLLER_MAX_BACKOFF: &str = "SLUICE_CONTROLLER_MAX_BACKOFF";
+/// Environment variable: how often registered target clusters are checked (default 60 s).
+pub const ENV_CLUSTER_CHECK_INTERVAL: &str = "SLUICE_CLUSTER_CHECK_INTERVAL";
+
+const ALL_VARIABLES: [&str; 16] = [
+    ENV_CONTROLLER_RESYNC,
+    ENV_CONTROLLER_MAX_BACKOFF,
+    ENV_CLUSTER_CHECK_INTERVAL,
     ENV_LISTEN,
     ENV_POLICY_FILE,
     ENV_DATABASE_URL,
@@ -168,6 +180,12 @@ pub struct Config {
     pub oidc: Option<OidcSettings>,
     /// The approval policy file (`SLUICE_POLICY_FILE`); the default policy when unset.
     pub policy_file: Option<PathBuf>,
+    /// `SLUICE_CONTROLLER_RESYNC`, if set.
+    pub controller_resync: Option<std::time::Duration>,
+    /// `SLUICE_CONTROLLER_MAX_BACKOFF`, if set.
+    pub controller_max_backoff: Option<std::time::Duration>,
+    /// `SLUICE_CLUSTER_CHECK_INTERVAL`, if set.
+    pub cluster_check_interval: Option<std::time::Duration>,
 }
 
 /// The `--config` file: the same settings as the variables, in camelCase.
@@ -187,6 +205,9 @@ struct FileConfig {
     oidc_team_claim: Option<String>,
     oidc_role_claim: Option<String>,
     oidc_name_claim: Option<String>,
+    controller_resync: Option<String>,
+    controller_max_backoff: Option<String>,
+    cluster_check_interval: Option<String>,
 }
 
 impl FileConfig {
@@ -205,6 +226,9 @@ impl FileConfig {
             ENV_OIDC_TEAM_CLAIM => &self.oidc_team_claim,
             ENV_OIDC_ROLE_CLAIM => &self.oidc_role_claim,
             ENV_OIDC_NAME_CLAIM => &self.oidc_name_claim,
+            ENV_CONTROLLER_RESYNC => &self.controller_resync,
+            ENV_CONTROLLER_MAX_BACKOFF => &self.controller_max_backoff,
+            ENV_CLUSTER_CHECK_INTERVAL => &self.cluster_check_interval,
             _ => &None,
         };
         value.as_deref()
@@ -285,8 +309,28 @@ impl Config {
             secret_key: lookup(ENV_SECRET_KEY).map(Secret),
             oidc,
             policy_file: lookup(ENV_POLICY_FILE).map(PathBuf::from),
+            controller_resync: interval(&lookup, ENV_CONTROLLER_RESYNC)?,
+            controller_max_backoff: interval(&lookup, ENV_CONTROLLER_MAX_BACKOFF)?,
+            cluster_check_interval: interval(&lookup, ENV_CLUSTER_CHECK_INTERVAL)?,
         })
     }
+}
+
+/// A positive duration setting such as `30s` or `5m`.
+fn interval(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    key: &'static str,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    let Some(text) = lookup(key) else {
+        return Ok(None);
+    };
+    let parsed =
+        sluice_schemas::time::parse_positive_duration(&text).map_err(|_| ConfigError::Invalid {
+            key,
+            value: text.clone(),
+            reason: "expected a positive duration such as 500ms, 30s or 5m",
+        })?;
+    Ok(Some(parsed))
 }
 
 /// The OIDC settings: off without an issuer; with one, the audience and JWKS are required.

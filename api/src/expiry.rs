@@ -66,8 +66,9 @@ pub async fn sweep(
             let name = format!("{}/{}", object.key.team(), object.key.name());
             let warned = has_condition(&status, "Expiring");
             let (action, outcome) = match expires {
-                Some(date) if today > date && status.phase != Phase::Deleting => {
+                Some(date) if today > date && status.deletion_requested.is_none() => {
                     status.phase = Phase::Deleting;
+                    status.deletion_requested = Some(now.clone());
                     set_condition(
                         &mut status,
                         "Expired",

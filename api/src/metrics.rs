@@ -9,6 +9,9 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -85,6 +88,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         "Data products within the warning period before their expiry date",
         expiring,
     );
+    if let Some(metrics) = &state.controller_metrics {
+        register_controller(&mut registry, &metrics.snapshot());
+    }
     let mut body = String::new();
     if let Err(e) = encode(&mut body, &registry) {
         tracing::error!(error = %e, "metrics: encoding failed");
@@ -98,4 +104,57 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The in-process controller's counters.
+fn register_controller(registry: &mut Registry, m: &sluice_controller::MetricsSnapshot) {
+    let counter = |value: u64| {
+        let c = Counter::<u64>::default();
+        c.inc_by(value);
+        c
+    };
+    let seconds = |micros: u64| {
+        let c = Counter::<f64, AtomicU64>::default();
+        c.inc_by(micros as f64 / 1e6);
+        c
+    };
+    registry.register(
+        "controller_reconciles",
+        "Product reconciles run by this process's controller",
+        counter(m.reconciles),
+    );
+    registry.register(
+        "controller_reconcile_errors",
+        "Product reconciles that failed (the product shows why)",
+        counter(m.reconcile_errors),
+    );
+    registry.register(
+        "controller_reconcile_seconds",
+        "Time spent reconciling products",
+        seconds(m.reconcile_micros),
+    );
+    registry.register(
+        "controller_passes",
+        "Reconcile passes over the products",
+        counter(m.passes),
+    );
+    let mutations = Family::<Vec<(String, String)>, Counter>::default();
+    mutations
+        .get_or_create(&vec![("system".to_owned(), "kafka".to_owned())])
+        .inc_by(m.kafka_mutations);
+    mutations
+        .get_or_create(&vec![("system".to_owned(), "target".to_owned())])
+        .inc_by(m.target_mutations);
+    registry.register(
+        "controller_mutations",
+        "Mutating calls the controller issued to Kafka and the target clusters",
+        mutations,
+    );
+    let leader = Gauge::<i64>::default();
+    leader.set(i64::from(m.leader));
+    registry.register(
+        "controller_leader",
+        "1 when this process's controller leads",
+        leader,
+    );
 }

@@ -8,6 +8,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use serde_json::Value;
+use sluice_controller::{Controller, ControllerConfig};
 use sluice_schemas::validate::MAX_DOCUMENT_BYTES;
 use sluice_store::{AuditKey, SecretBox, SecretError, Store, StoreError};
 use tokio::net::TcpListener;
@@ -63,6 +64,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The controller could not start.
+    #[error("cannot start the controller")]
+    Controller(#[source] sluice_controller::ControllerError),
     /// The server stopped with an I/O error while serving.
     #[error("HTTP server failed")]
     Serve(#[source] std::io::Error),
@@ -163,12 +167,52 @@ pub async fn serve(
         state = state.with_oidc(oidc);
     }
     let sweeper = tokio::spawn(crate::expiry::run(state.store.clone()));
+    let (stop_controller, controller_stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = match controller_config(config) {
+        Some(settings) => {
+            let controller = Controller::new(state.store.clone(), state.secrets.clone(), settings)
+                .map_err(ServeError::Controller)?;
+            state = state
+                .with_controller(controller.waker())
+                .with_controller_metrics(controller.metrics());
+            Some(tokio::spawn(controller.run(async move {
+                let _ = controller_stopped.await;
+            })))
+        }
+        None => {
+            tracing::warn!(
+                "SLUICE_KAFKA_BOOTSTRAP is not set: the controller does not run, so approved \
+                 products are not provisioned"
+            );
+            None
+        }
+    };
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Serve);
     sweeper.abort();
+    let _ = stop_controller.send(());
+    if let Some(controller) = controller {
+        let _ = controller.await;
+    }
     served
+}
+
+/// The controller's settings, when Kafka is configured.
+fn controller_config(config: &Config) -> Option<ControllerConfig> {
+    let bootstrap = config.kafka_bootstrap.as_ref()?;
+    let mut settings = ControllerConfig::new(bootstrap.clone());
+    if let Some(resync) = config.controller_resync {
+        settings.resync = resync;
+    }
+    if let Some(max) = config.controller_max_backoff {
+        settings.max_backoff = max;
+    }
+    if let Some(check) = config.cluster_check_interval {
+        settings.cluster_check = check;
+    }
+    Some(settings)
 }
 
 /// The key that signs the head of the audit log and the one that seals stored credentials,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use sluice_controller::{ControllerMetrics, Waker};
 use sluice_store::{SecretBox, Store};
 
 use crate::approvals::Policy;
@@ -22,6 +23,11 @@ pub struct AppState {
     /// Seals target credentials before they are stored (see `docs/secrets.md`). `new` gives
     /// a random key that nothing else knows; `serve` sets the one derived from the secret key.
     pub secrets: SecretBox,
+    /// Wakes the in-process controller after a change; `None` when none runs here (the
+    /// controller of another replica then sees the change at its next resync).
+    pub controller: Option<Waker>,
+    /// The in-process controller's counters, shown on `/metrics`.
+    pub controller_metrics: Option<Arc<ControllerMetrics>>,
 }
 
 impl AppState {
@@ -32,6 +38,8 @@ impl AppState {
             policy: Arc::new(Policy::default()),
             oidc: None,
             secrets: SecretBox::ephemeral(),
+            controller: None,
+            controller_metrics: None,
         }
     }
 
@@ -45,6 +53,25 @@ impl AppState {
     pub fn with_oidc(mut self, verifier: Arc<OidcVerifier>) -> Self {
         self.oidc = Some(verifier);
         self
+    }
+
+    /// Wakes `waker`'s controller after every change to a product.
+    pub fn with_controller(mut self, waker: Waker) -> Self {
+        self.controller = Some(waker);
+        self
+    }
+
+    /// Shows `metrics` (the in-process controller's) on `/metrics`.
+    pub fn with_controller_metrics(mut self, metrics: Arc<ControllerMetrics>) -> Self {
+        self.controller_metrics = Some(metrics);
+        self
+    }
+
+    /// Tells the in-process controller, if any, that a product changed.
+    pub fn wake_controller(&self) {
+        if let Some(waker) = &self.controller {
+            waker.wake();
+        }
     }
 
     /// Seals credentials with `secrets` (derived from the operator's secret key in `serve`)

@@ -2,8 +2,22 @@
 //!
 //! This crate owns reconciliation: for every approved data product it compares the desired
 //! state (the approved spec) with what exists (topics, target objects, running job), acts
-//! through `sluice-provisioners` and `sluice-pipeline`, records status and conditions, and
-//! requeues with backoff. It is level-triggered and idempotent, so a restart at any moment
-//! converges to the same result.
+//! through `sluice-provisioners`, records status and conditions, and requeues with capped
+//! exponential backoff. It is level-triggered and idempotent, so a restart at any moment
+//! converges to the same result. One controller acts at a time ([`sluice_store::Leadership`]).
 
+pub mod catalog;
+mod clusters;
+pub mod conditions;
+pub mod diff;
+pub mod metrics;
 pub mod plan;
+mod reconcile;
+mod runner;
+
+pub use clusters::{PRIVILEGED, REACHABLE};
+pub use metrics::{ControllerMetrics, MetricsSnapshot};
+pub use reconcile::{Outcome, ReconcileError};
+pub use runner::{
+    CONTROLLER_ACTOR, Controller, ControllerConfig, ControllerError, PassReport, Waker,
+};

@@ -30,7 +30,10 @@ pub use meta::ObjectMeta;
 pub use product::{
     DataProductSpec, FieldSpec, FieldType, Join, JoinType, Source, Target, WriteMode,
 };
-pub use status::{Approval, Condition, ConditionStatus, DataProductStatus, Decision, Phase};
+pub use status::{
+    Approval, Condition, ConditionStatus, DataProductStatus, Decision, Phase, ProvisionedVersion,
+    TEARDOWN_FINALIZER, TargetClusterStatus,
+};
 pub use target_cluster::{Isolation, TargetClusterSpec};
 
 /// The `apiVersion` every Sluice document carries.

@@ -106,6 +106,48 @@ pub struct DataProductStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub approved_spec: Option<serde_json::Value>,
+    /// What must happen before the record may go: the controller adds
+    /// [`TEARDOWN_FINALIZER`] before it creates anything outside Sluice, and removes it
+    /// (with the record) once the product's topics and target are torn down.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
+    /// When deletion was asked for (RFC 3339); the controller then tears the product down
+    /// per `deletionPolicy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_requested: Option<String>,
+    /// The version of the target readers use, and the spec it was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ProvisionedVersion>,
+    /// The version being built beside `target` for a change that needs a rebuild; it
+    /// replaces `target` once backfilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_target: Option<ProvisionedVersion>,
+}
+
+/// The finalizer that keeps a product's record until its topics and target are torn down.
+pub const TEARDOWN_FINALIZER: &str = "sluice.dev/teardown";
+
+/// One version of a product's topics and target objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvisionedVersion {
+    /// The version number, from 1: part of the output topic and of the target objects'
+    /// names (`<name>_v<N>`).
+    pub version: u32,
+    /// The product generation whose spec this version was built from.
+    pub generation: i64,
+    /// That spec.
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
+    pub spec: serde_json::Value,
+    /// The output topic of this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Where readers find it: the view, alias or key prefix, as a one-line description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The reader's user or role in the target (its password is sealed, never shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
 }
 
 /// The approval of one generation of a product.
@@ -168,6 +210,10 @@ impl DataProductStatus {
             message: Some("waiting for approval".to_owned()),
             approval: None,
             approved_spec: None,
+            finalizers: Vec::new(),
+            deletion_requested: None,
+            target: None,
+            next_target: None,
         }
     }
 }

@@ -73,5 +73,5 @@ pub use model::{
 };
 pub use secrets::{SecretBox, SecretError};
 pub use sluice_schemas::Kind;
-pub use store::Store;
+pub use store::{Leadership, Store, StoredCredentials};
 pub use tokens::{NewToken, StoredToken};

@@ -7,6 +7,7 @@ mod api;
 mod approvals;
 mod audit;
 mod authz;
+mod controller;
 mod corpus;
 mod expiry;
 mod harness;

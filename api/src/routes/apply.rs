@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::Value;
 use sluice_schemas::output::OutputSchema;
 use sluice_schemas::validate::{self, CatalogDataset, Context, Problem};
-use sluice_schemas::{DataProduct, DataProductStatus, Document, Kind, compat};
+use sluice_schemas::{DataProduct, DataProductStatus, Document, Kind, Phase, compat};
 use sluice_store::{ObjectInput, ObjectKey, Outcome, Store, StoreError, StoredObject};
 
 use crate::approvals;
@@ -189,7 +189,23 @@ pub(crate) async fn apply(
             // The password is stored sealed, never in clear; `redacted` keeps the stored one.
             t.spec.url = secrets::url_to_store(&state.secrets, &t.spec.url, stored_url)?;
         }
-        Document::DataProduct(p) => claims = target_claims(&ctx, &key, p),
+        Document::DataProduct(p) => {
+            let deleting = current
+                .as_ref()
+                .and_then(|o| o.status.clone())
+                .and_then(|s| serde_json::from_value::<DataProductStatus>(s).ok())
+                .is_some_and(|s| s.deletion_requested.is_some());
+            if deleting {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "{} is being deleted; apply it again once it is gone",
+                        describe(&key)
+                    ),
+                ));
+            }
+            claims = target_claims(&ctx, &key, p);
+        }
     }
 
     let metadata = serde_json::to_value(document.metadata().user_part())
@@ -225,6 +241,9 @@ pub(crate) async fn apply(
         && spec_changed
     {
         object = request_approval(state, &ctx, &key, product, output, object, caller).await?;
+    }
+    if applied.outcome != Outcome::Unchanged {
+        state.wake_controller();
     }
     let status = match applied.outcome {
         Outcome::Created => StatusCode::CREATED,
@@ -391,6 +410,50 @@ pub(crate) async fn delete(
         Some(object) => Ok(respond(StatusCode::OK, &object)),
         None => Err(ApiError::not_found(describe(&key))),
     }
+}
+
+/// `DELETE` of a product. A product the controller provisioned carries its teardown
+/// finalizer: deletion is then only requested (phase `Deleting`, `202 Accepted`) and the
+/// controller removes the record once the topics and target are torn down per
+/// `deletionPolicy`. Without the finalizer nothing exists outside Sluice and the record goes
+/// at once (`200`).
+pub(crate) async fn delete_product(
+    store: &Store,
+    key: ObjectKey,
+    if_match: Option<i64>,
+    caller: &Caller,
+) -> ApiResult<Response> {
+    let Some(current) = store.get(&key).await? else {
+        return Err(ApiError::not_found(describe(&key)));
+    };
+    let status = current
+        .status
+        .clone()
+        .and_then(|s| serde_json::from_value::<DataProductStatus>(s).ok());
+    let Some(mut status) = status.filter(|s| !s.finalizers.is_empty()) else {
+        return delete(store, key, if_match, caller).await;
+    };
+    if status.deletion_requested.is_some() {
+        return Ok(respond(StatusCode::ACCEPTED, &current));
+    }
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    status.phase = Phase::Deleting;
+    status.deletion_requested = Some(now);
+    status.message = Some("deletion requested: tearing down per deletionPolicy".to_owned());
+    let value = serde_json::to_value(&status)
+        .map_err(|e| ApiError::internal("cannot encode status", &e))?;
+    let precondition = Some(if_match.unwrap_or(current.resource_version));
+    let object = store
+        .record_status(
+            &key,
+            value,
+            precondition,
+            &caller.audit(),
+            "delete",
+            "requested",
+        )
+        .await?;
+    Ok(respond(StatusCode::ACCEPTED, &object))
 }
 
 /// How messages name an object: `dataset shop.orders`, `product team-a/orders`.

@@ -166,7 +166,7 @@ async fn approve(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let body = optional_document(&body)?;
-    decide(
+    let response = decide(
         &state,
         ObjectKey::data_product(team, name),
         &caller,
@@ -174,7 +174,9 @@ async fn approve(
         body,
         true,
     )
-    .await
+    .await;
+    state.wake_controller();
+    response
 }
 
 /// Reject the pending generation of a product, with a comment.

@@ -160,7 +160,8 @@ async fn put_product(
 /// Delete a product.
 #[utoipa::path(delete, path = "/api/v1/products/{team}/{name}", tag = "products",
     params(("team" = String, Path, description = "Team"), ("name" = String, Path, description = "Product name")),
-    responses((status = 200, body = DataProductDoc, description = "The deleted document"),
+    responses((status = 200, body = DataProductDoc, description = "Deleted: nothing had been provisioned"),
+        (status = 202, body = DataProductDoc, description = "Deletion requested: the controller tears the product down per its deletionPolicy, then removes it"),
         (status = 404, body = ProblemDetails), (status = 409, body = ProblemDetails)))]
 async fn delete_product(
     State(state): State<AppState>,
@@ -168,13 +169,15 @@ async fn delete_product(
     IfMatch(if_match): IfMatch,
     caller: Caller,
 ) -> ApiResult<Response> {
-    apply::delete(
+    let response = apply::delete_product(
         &state.store,
         ObjectKey::data_product(team, name),
         if_match,
         &caller,
     )
-    .await
+    .await;
+    state.wake_controller();
+    response
 }
 
 /// Get only a product's status.

@@ -262,6 +262,13 @@ pub async fn ensure_version(
     drop(conn);
     let mut report = VersionReport::default();
     let mut tx = pool.begin().await.map_err(db(ACTION))?;
+    // Products of one team share its schema: `CREATE SCHEMA IF NOT EXISTS` of two of them
+    // at once collides in the catalog, so changes to one schema take turns.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(&plan.schema)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(ACTION))?;
     let observed = observe_detail(&mut tx, plan).await?;
     for step in steps(&observed, plan, publish)? {
         execute(&mut tx, step.sql, ACTION, mutations).await?;

@@ -21,8 +21,11 @@ use crate::model::Backend;
 mod audit_log;
 mod claims;
 mod objects;
+mod runtime;
 mod schema_versions;
 mod status;
+
+pub use runtime::{Leadership, StoredCredentials};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

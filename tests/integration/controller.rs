@@ -1,0 +1,560 @@
+//! The reconciling controller against the real services of `make services`: products
+//! applied and approved through the API are provisioned into Kafka, PostgreSQL,
+//! OpenSearch and Redis exactly as planned, with working least-privilege credentials;
+//! objects removed by hand come back; a resync of converged products issues no mutating
+//! call; shape changes go online or through a version swap; deletion honours
+//! `deletionPolicy`; an unreachable target makes a product Degraded until it returns.
+//!
+//! Every test has its own team, cluster names, dataset and target names, so they run in
+//! parallel on the shared services. Stream jobs are not part of the controller: where a
+//! test needs a backfilled version it reports the job's progress through the store, as a
+//! worker does.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use rdkafka::admin::AdminOptions;
+use rdkafka::consumer::Consumer;
+use serde_json::{Value, json};
+use sluice_api::AppState;
+use sluice_api::auth::Role;
+use sluice_controller::{Controller, ControllerConfig};
+use sluice_store::{ObjectKey, SecretBox};
+use sluice_tests::{TestNamespace, sql_with_ident};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection};
+
+use crate::api::TestApi;
+
+/// One test's world: an API and a controller over one store, a source topic and dataset,
+/// and the three shared clusters registered under names of its own.
+pub(crate) struct World {
+    pub api: TestApi,
+    pub controller: Controller,
+    pub ns: TestNamespace,
+    pub secrets: SecretBox,
+    /// Unique per test: the team, and part of every name.
+    pub team: String,
+    pub suffix: String,
+    requester: String,
+    approver: String,
+}
+
+/// The target clusters a world registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cluster {
+    Postgres,
+    Search,
+    Redis,
+}
+
+impl World {
+    pub async fn new(label: &str) -> World {
+        World::with_redis(label, None).await
+    }
+
+    /// A world whose Redis cluster is at `redis_url` instead of the shared one.
+    pub async fn with_redis(label: &str, redis_url: Option<String>) -> World {
+        let ns = TestNamespace::new(label);
+        let suffix = ns.id().rsplit('_').next().unwrap()[..10].to_owned();
+        let team = format!("t{suffix}");
+        let secrets = SecretBox::ephemeral();
+        let sealing = secrets.clone();
+        let api =
+            TestApi::with_state(move |store| AppState::new(store).with_secrets(sealing)).await;
+        let mut config = ControllerConfig::new(ns.services().kafka_bootstrap.clone());
+        config.max_backoff = Duration::from_millis(500);
+        config.resync = Duration::from_millis(500);
+        config.cluster_check = Duration::from_millis(500);
+        let controller = Controller::new(api.store.clone(), secrets.clone(), config).unwrap();
+        let requester = api.token(Role::Requester, &team).await;
+        let approver = api.token(Role::Approver, "platform").await;
+        let world = World {
+            api,
+            controller,
+            secrets,
+            team,
+            suffix,
+            requester,
+            approver,
+            ns,
+        };
+        let topic = world.ns.create_topic("orders", 3).await.unwrap();
+        let dataset = json!({
+            "apiVersion": "sluice.dev/v1alpha1", "kind": "Dataset",
+            "metadata": {"name": world.dataset(), "owner": "team-shop"},
+            "spec": {
+                "topic": topic, "kind": "stream", "key": "id", "classification": "internal",
+                "compatibility": "BACKWARD",
+                "schema": {"type": "object", "required": ["id", "amount"], "properties": {
+                    "id": {"type": "string"}, "amount": {"type": "number"},
+                    "status": {"type": "string"}, "note": {"type": "string"},
+                    "qty": {"type": "integer"}}}
+            }
+        });
+        world.put_admin(&dataset).await;
+        let services = world.ns.services();
+        let redis = redis_url.unwrap_or_else(|| services.redis_url.clone());
+        for (cluster, kind, url, isolation) in [
+            (
+                Cluster::Postgres,
+                "postgres",
+                services.postgres_url.clone(),
+                "schema",
+            ),
+            (
+                Cluster::Search,
+                "elasticsearch",
+                services.opensearch_url.clone(),
+                "index",
+            ),
+            (Cluster::Redis, "redis", redis, "acl-prefix"),
+        ] {
+            let doc = json!({
+                "apiVersion": "sluice.dev/v1alpha1", "kind": "TargetCluster",
+                "metadata": {"name": world.cluster(cluster)},
+                "spec": {"type": kind, "url": url, "isolation": isolation, "allowedTeams": ["*"]}
+            });
+            world.put_admin(&doc).await;
+        }
+        world
+    }
+
+    pub fn dataset(&self) -> String {
+        format!("ds{}.orders", self.suffix)
+    }
+
+    pub fn cluster(&self, cluster: Cluster) -> String {
+        let kind = match cluster {
+            Cluster::Postgres => "pg",
+            Cluster::Search => "search",
+            Cluster::Redis => "redis",
+        };
+        format!("{kind}-{}", self.suffix)
+    }
+
+    /// The target name of product `name` (unique on the shared clusters).
+    pub fn target_name(&self, name: &str) -> String {
+        format!("{}_{}", name.replace('-', "_"), self.suffix)
+    }
+
+    /// A product reading the dataset into `cluster`, with `fields` (name → expression).
+    pub fn product(&self, name: &str, cluster: Cluster, fields: Value, policy: &str) -> Value {
+        let options = match cluster {
+            Cluster::Search => json!({"shards": 1, "replicas": 0}),
+            Cluster::Redis => json!({"type": "hash"}),
+            Cluster::Postgres => json!({}),
+        };
+        json!({
+            "apiVersion": "sluice.dev/v1alpha1", "kind": "DataProduct",
+            "metadata": {"name": name, "team": self.team},
+            "spec": {
+                "sources": [{"name": "o", "dataset": self.dataset(), "from": "earliest"}],
+                "key": "o.id",
+                "fields": fields,
+                "target": {"cluster": self.cluster(cluster), "name": self.target_name(name),
+                           "mode": "upsert", "options": options},
+                "deletionPolicy": policy
+            }
+        })
+    }
+
+    pub fn key(&self, name: &str) -> ObjectKey {
+        ObjectKey::data_product(&self.team, name)
+    }
+
+    async fn put_admin(&self, doc: &Value) {
+        let answer = self.api.put_json(&crate::api::path_of(doc), doc).await;
+        assert!(answer.status.is_success(), "{}", answer.body);
+    }
+
+    /// Applies `doc` as the team's requester and approves it as the platform.
+    pub async fn submit(&self, doc: &Value) {
+        let path = crate::api::path_of(doc);
+        let applied = self
+            .api
+            .send_as(
+                Some(&self.requester),
+                Method::PUT,
+                &path,
+                Some("application/json"),
+                doc.to_string().into_bytes(),
+            )
+            .await;
+        assert!(applied.status.is_success(), "{}", applied.body);
+        if applied.body["status"]["approvedGeneration"] == applied.body["metadata"]["generation"] {
+            return;
+        }
+        let approved = self
+            .api
+            .send_as(
+                Some(&self.approver),
+                Method::POST,
+                &format!("{path}/approve"),
+                Some("application/json"),
+                b"{}".to_vec(),
+            )
+            .await;
+        assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    }
+
+    pub async fn status(&self, name: &str) -> Value {
+        let answer = self
+            .api
+            .get(&format!("/api/v1/products/{}/{name}", self.team))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer.body["status"].clone()
+    }
+
+    pub async fn reconcile(&self) {
+        self.controller.reconcile_all().await.unwrap();
+    }
+
+    /// The product's reader credentials, unsealed.
+    pub async fn credentials(&self, name: &str) -> (String, String) {
+        let stored = self
+            .api
+            .store
+            .credentials(&self.key(name))
+            .await
+            .unwrap()
+            .expect("credentials stored");
+        (
+            stored.username,
+            self.secrets.open(&stored.sealed_password).unwrap(),
+        )
+    }
+
+    /// Reports the job of `version` as backfilled, as a worker would.
+    pub async fn report_backfilled(&self, name: &str, version: u32) {
+        self.api
+            .store
+            .put_job_report(
+                &self.key(name),
+                version,
+                &json!({"running": true, "backfillComplete": true}),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn topics(&self) -> Vec<String> {
+        let consumer: rdkafka::consumer::BaseConsumer = self.ns.kafka_config().create().unwrap();
+        let metadata = tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, Duration::from_secs(10))
+                .unwrap()
+                .topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        let prefix = format!("sluice.{}.", self.team);
+        let mut mine: Vec<String> = metadata
+            .into_iter()
+            .filter(|t| t.starts_with(&prefix))
+            .collect();
+        mine.sort();
+        mine
+    }
+
+    pub async fn delete(&self, name: &str) -> StatusCode {
+        self.api
+            .send(
+                Method::DELETE,
+                &format!("/api/v1/products/{}/{name}", self.team),
+                None,
+                Vec::new(),
+            )
+            .await
+            .status
+    }
+
+    /// Removes the test's topics and PostgreSQL schema and roles, whatever the test left.
+    pub async fn cleanup(&self) {
+        let topics = self.topics().await;
+        if !topics.is_empty() {
+            let admin = self.ns.kafka_admin();
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
+        }
+        let pool = self.ns.pg_pool().await.unwrap();
+        let _ = sqlx::query(sql_with_ident(
+            "DROP SCHEMA IF EXISTS ",
+            &self.team,
+            " CASCADE",
+        ))
+        .execute(&pool)
+        .await;
+        let roles: Vec<String> =
+            sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1")
+                .bind(format!("sluice_{}_%", self.team))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        for role in roles {
+            let _ = sqlx::query(sql_with_ident("DROP OWNED BY ", &role, ""))
+                .execute(&pool)
+                .await;
+            let _ = sqlx::query(sql_with_ident("DROP ROLE ", &role, ""))
+                .execute(&pool)
+                .await;
+        }
+        self.ns.cleanup().await;
+    }
+}
+
+/// `before` + `"schema"."name"` (both quoted) + `after`.
+fn qualified(before: &str, schema: &str, name: &str, after: &str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!(
+        "{before}{}.{}{after}",
+        sluice_tests::quote_pg_ident(schema),
+        sluice_tests::quote_pg_ident(name)
+    ))
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+fn is_true(status: &Value, kind: &str) -> bool {
+    condition(status, kind)["status"] == "True"
+}
+
+fn basic_fields() -> Value {
+    json!({"order_id": "o.id", "amount": "o.amount", "status": "o.status"})
+}
+
+/// Connects to PostgreSQL as `user` with `password`.
+async fn pg_as(world: &World, user: &str, password: &str) -> PgConnection {
+    let admin: sqlx::postgres::PgConnectOptions = world.ns.services().postgres_url.parse().unwrap();
+    let options = admin.username(user).password(password);
+    PgConnection::connect_with(&options).await.unwrap()
+}
+
+async fn pg_admin(world: &World) -> sqlx::PgPool {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&world.ns.services().postgres_url)
+        .await
+        .unwrap()
+}
+
+async fn relations(world: &World) -> Vec<String> {
+    let pool = pg_admin(world).await;
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'v') ORDER BY 1",
+    )
+    .bind(&world.team)
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+}
+
+async fn role_exists(world: &World, role: &str) -> bool {
+    let pool = pg_admin(world).await;
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(role)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_per_policy() {
+    let world = World::new("ctl_pg").await;
+    world
+        .submit(&world.product("orders-a", Cluster::Postgres, basic_fields(), "Delete"))
+        .await;
+    world
+        .submit(&world.product("orders-b", Cluster::Postgres, basic_fields(), "Retain"))
+        .await;
+    world.reconcile().await;
+
+    for name in ["orders-a", "orders-b"] {
+        let status = world.status(name).await;
+        assert_eq!(status["phase"], "Backfilling", "{status:#}");
+        for kind in ["Approved", "TopicsReady", "TargetReady"] {
+            assert!(is_true(&status, kind), "{kind}: {status:#}");
+        }
+        assert_eq!(condition(&status, "JobRunning")["status"], "Unknown");
+        assert_eq!(status["finalizers"], json!(["sluice.dev/teardown"]));
+        assert_eq!(status["target"]["version"], 1);
+    }
+    // Exactly the planned topics: output (compacted, partitions of the source) and DLQ.
+    let a = format!("sluice.{}.orders-a.v1", world.team);
+    let b = format!("sluice.{}.orders-b.v1", world.team);
+    assert_eq!(
+        world.topics().await,
+        vec![a.clone(), format!("{a}.dlq"), b.clone(), format!("{b}.dlq")]
+    );
+    // Exactly the planned relations: a versioned table and a stable view per product.
+    let (ta, tb) = (world.target_name("orders-a"), world.target_name("orders-b"));
+    let mut expected = vec![
+        ta.clone(),
+        format!("{ta}_v1"),
+        tb.clone(),
+        format!("{tb}_v1"),
+    ];
+    expected.sort();
+    assert_eq!(relations(&world).await, expected);
+
+    // Each product's credentials read its own view, not the table, not the other's view.
+    let (user_a, password_a) = world.credentials("orders-a").await;
+    let mut conn = pg_as(&world, &user_a, &password_a).await;
+    let own: i64 = sqlx::query_scalar(qualified(
+        "SELECT count(*) FROM ",
+        &world.team,
+        &format!("{ta}"),
+        "",
+    ))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(own, 0);
+    let other = sqlx::query(qualified(
+        "SELECT * FROM ",
+        &world.team,
+        &format!("{tb}"),
+        "",
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_err();
+    assert!(other.to_string().contains("permission denied"), "{other}");
+    let table = sqlx::query(qualified(
+        "SELECT * FROM ",
+        &world.team,
+        &format!("{ta}_v1"),
+        "",
+    ))
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_err();
+    assert!(table.to_string().contains("permission denied"), "{table}");
+    drop(conn);
+
+    // A resync of converged products issues no mutating call.
+    let before = (
+        world.controller.metrics().snapshot(),
+        world.controller.target_mutations().await,
+    );
+    world.reconcile().await;
+    world.reconcile().await;
+    let after = (
+        world.controller.metrics().snapshot(),
+        world.controller.target_mutations().await,
+    );
+    assert_eq!(after.0.kafka_mutations, before.0.kafka_mutations);
+    assert_eq!(after.0.target_mutations, before.0.target_mutations);
+    assert_eq!(after.1, before.1);
+
+    // Deleted behind its back: the view, a table and a topic come back on the next pass.
+    let pool = pg_admin(&world).await;
+    sqlx::query(qualified("DROP VIEW ", &world.team, &format!("{ta}"), ""))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(qualified(
+        "DROP TABLE ",
+        &world.team,
+        &format!("{tb}_v1"),
+        " CASCADE",
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    world
+        .ns
+        .kafka_admin()
+        .delete_topics(&[a.as_str()], &AdminOptions::new())
+        .await
+        .unwrap();
+    let mut restored = false;
+    for _ in 0..20 {
+        world.reconcile().await;
+        if relations(&world).await == expected && world.topics().await.contains(&a) {
+            restored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        restored,
+        "{:?} {:?}",
+        relations(&world).await,
+        world.topics().await
+    );
+
+    // A worker reports the backfill done: the product goes Live.
+    world.report_backfilled("orders-a", 1).await;
+    world.reconcile().await;
+    let status = world.status("orders-a").await;
+    assert_eq!(status["phase"], "Live", "{status:#}");
+    assert!(is_true(&status, "Ready"));
+    assert!(is_true(&status, "BackfillComplete"));
+
+    // Delete: objects and credentials go. Retain: the data stays, the reader goes.
+    assert_eq!(world.delete("orders-a").await, StatusCode::ACCEPTED);
+    assert_eq!(world.delete("orders-b").await, StatusCode::ACCEPTED);
+    assert_eq!(world.status("orders-a").await["phase"], "Deleting");
+    world.reconcile().await;
+    for name in ["orders-a", "orders-b"] {
+        let answer = world
+            .api
+            .get(&format!("/api/v1/products/{}/{name}", world.team))
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+        assert!(
+            world
+                .api
+                .store
+                .credentials(&world.key(name))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(world.topics().await, Vec::<String>::new());
+    let mut kept = vec![tb.clone(), format!("{tb}_v1")];
+    kept.sort();
+    assert_eq!(relations(&world).await, kept);
+    assert!(!role_exists(&world, &user_a).await);
+    assert!(!role_exists(&world, &format!("sluice_{}_orders-b", world.team)).await);
+
+    // Every action of the controller is in the audit log, by the controller.
+    let entries = world
+        .api
+        .store
+        .audit_entries(&sluice_store::AuditQuery {
+            actor: Some(sluice_controller::CONTROLLER_ACTOR.to_owned()),
+            team: Some(world.team.clone()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: std::collections::BTreeSet<&str> =
+        entries.iter().map(|e| e.action.as_str()).collect();
+    for action in [
+        "provision.topics",
+        "provision.target",
+        "credentials.grant",
+        "status",
+        "teardown.version",
+        "delete",
+    ] {
+        assert!(
+            actions.contains(action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    world.cleanup().await;
+}
