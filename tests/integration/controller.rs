@@ -409,25 +409,15 @@ async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_
     // Each product's credentials read its own view, not the table, not the other's view.
     let (user_a, password_a) = world.credentials("orders-a").await;
     let mut conn = pg_as(&world, &user_a, &password_a).await;
-    let own: i64 = sqlx::query_scalar(qualified(
-        "SELECT count(*) FROM ",
-        &world.team,
-        &format!("{ta}"),
-        "",
-    ))
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let own: i64 = sqlx::query_scalar(qualified("SELECT count(*) FROM ", &world.team, &ta, ""))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(own, 0);
-    let other = sqlx::query(qualified(
-        "SELECT * FROM ",
-        &world.team,
-        &format!("{tb}"),
-        "",
-    ))
-    .fetch_all(&mut conn)
-    .await
-    .unwrap_err();
+    let other = sqlx::query(qualified("SELECT * FROM ", &world.team, &tb, ""))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_err();
     assert!(other.to_string().contains("permission denied"), "{other}");
     let table = sqlx::query(qualified(
         "SELECT * FROM ",
@@ -458,7 +448,7 @@ async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_
 
     // Deleted behind its back: the view, a table and a topic come back on the next pass.
     let pool = pg_admin(&world).await;
-    sqlx::query(qualified("DROP VIEW ", &world.team, &format!("{ta}"), ""))
+    sqlx::query(qualified("DROP VIEW ", &world.team, &ta, ""))
         .execute(&pool)
         .await
         .unwrap();
