@@ -23,6 +23,8 @@ pub mod redis;
 pub mod target;
 
 #[cfg(test)]
+mod target_tests;
+#[cfg(test)]
 mod test_support;
 
 pub use credentials::Credentials;

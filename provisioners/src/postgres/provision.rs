@@ -531,7 +531,7 @@ fn steps(observed: &Observed, plan: &PostgresPlan, publish: bool) -> Result<Vec<
                 }
             }
         }
-        if regrant || !state.role_can_read_view {
+        if regrant || !observed.role_can_select_view {
             steps.push(Step::new(
                 format!("GRANT SELECT ON TABLE {q_view} TO {q_role}"),
                 None,
@@ -569,6 +569,7 @@ struct Observed {
     state: PostgresState,
     view: Option<ObservedView>,
     role_can_use_schema: bool,
+    role_can_select_view: bool,
     role_can_connect: bool,
     public_can_connect: bool,
 }
@@ -626,11 +627,19 @@ async fn observe_detail(conn: &mut PgConnection, plan: &PostgresPlan) -> Result<
     } else {
         None
     };
-    let (role_can_use_schema, role_can_connect, public_can_connect): (bool, bool, bool) =
-        sqlx::query_as(
-            "SELECT \
+    let (role_can_use_schema, role_can_select_view, role_can_connect, public_can_connect): (
+        bool,
+        bool,
+        bool,
+        bool,
+    ) = sqlx::query_as(
+        "SELECT \
              COALESCE((SELECT has_schema_privilege(r.oid, n.oid, 'USAGE') \
                FROM pg_roles r, pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2), false), \
+             COALESCE((SELECT has_table_privilege(r.oid, c.oid, 'SELECT') \
+               FROM pg_roles r, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE r.rolname = $1 AND n.nspname = $2 AND c.relname = $3 \
+               AND c.relkind = 'v'), false), \
              COALESCE((SELECT has_database_privilege(r.oid, d.oid, 'CONNECT') \
                FROM pg_roles r, pg_database d \
                WHERE r.rolname = $1 AND d.datname = current_database()), false), \
@@ -638,16 +647,18 @@ async fn observe_detail(conn: &mut PgConnection, plan: &PostgresPlan) -> Result<
                aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a \
                WHERE d.datname = current_database() AND a.grantee = 0 \
                AND a.privilege_type IN ('CONNECT', 'TEMPORARY'))",
-        )
-        .bind(&plan.role)
-        .bind(&plan.schema)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db(ACTION))?;
+    )
+    .bind(&plan.role)
+    .bind(&plan.schema)
+    .bind(&plan.view)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db(ACTION))?;
     Ok(Observed {
         state,
         view,
         role_can_use_schema,
+        role_can_select_view,
         role_can_connect,
         public_can_connect,
     })
