@@ -597,11 +597,11 @@ async fn search_versions_are_built_beside_each_other_and_the_alias_moves() {
         let p2 = es_plan(&v2);
         assert_eq!(ensure(&conn, &v2, false).await.created, strings(&["index"]));
         assert_converged(&conn, &v2, false).await;
-        assert_eq!(alias_indices(&base, &p1.alias).await, [p1.index.clone()]);
+        assert_eq!(alias_indices(&base, &p1.alias).await, [p1.index.as_str()]);
         assert!(!conn.observe(&v2).await.unwrap().published);
         assert_eq!(ensure(&conn, &v2, true).await.created, strings(&["alias"]));
         assert_converged(&conn, &v2, true).await;
-        assert_eq!(alias_indices(&base, &p1.alias).await, [p2.index.clone()]);
+        assert_eq!(alias_indices(&base, &p1.alias).await, [p2.index.as_str()]);
         assert!(conn.observe(&v2).await.unwrap().published);
 
         assert!(matches!(
@@ -612,7 +612,7 @@ async fn search_versions_are_built_beside_each_other_and_the_alias_moves() {
         conn.drop_version(&v1).await.unwrap();
         assert_eq!(es_get(&base, &p1.index).await.0, 404);
         assert_eq!(es_get(&base, &p2.index).await.0, 200);
-        assert_eq!(alias_indices(&base, &p1.alias).await, [p2.index.clone()]);
+        assert_eq!(alias_indices(&base, &p1.alias).await, [p2.index.as_str()]);
 
         conn.delete(&v2, false).await.unwrap();
         assert_eq!(es_get(&base, &p2.index).await.0, 404);
@@ -735,4 +735,48 @@ async fn redis_versions_swap_by_pointer_and_old_keys_are_unlinked() {
     let left: u64 = redis_run(&mut admin, &["EXISTS", &p2.data_key("k0"), &p2.pointer_key]).await;
     assert_eq!(left, 0);
     assert!(!conn.observe(&v2).await.unwrap().reader_exists);
+}
+
+#[tokio::test]
+async fn postgres_database_isolation_converges_and_then_sends_nothing() {
+    let admin = pg_admin().await;
+    let conn = connect(TargetType::Postgres, PG);
+    let product = Product {
+        isolation: Isolation::Database,
+        ..Product::new(TargetType::Postgres)
+    };
+    let plan = product.plan(1, &output(&[]));
+    let p = pg_plan(&plan);
+    let database = p.database.clone().unwrap();
+
+    let report = ensure(&conn, &plan, true).await;
+    assert_eq!(
+        report.created,
+        strings(&[
+            "database",
+            "public connect revoked",
+            "table",
+            "role",
+            "connect grant",
+            "usage grant",
+            "view",
+            "select grant"
+        ])
+    );
+    assert_converged(&conn, &plan, true).await;
+    let seen = conn.observe(&plan).await.unwrap();
+    assert!(
+        seen.exists && seen.published && seen.reader_exists,
+        "{seen:?}"
+    );
+
+    conn.delete(&plan, false).await.unwrap();
+    assert!(!conn.observe(&plan).await.unwrap().reader_exists);
+    drop(conn);
+    pg_exec(
+        &admin,
+        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", q(&database)),
+    )
+    .await;
+    pg_exec(&admin, format!("DROP ROLE IF EXISTS {}", q(&p.role))).await;
 }

@@ -1,15 +1,21 @@
-//! Executing a [`PostgresPlan`] against a real PostgreSQL: [`ensure`] its objects,
-//! [`observe`] what exists, [`grant`] the product's reader a fresh password, and [`delete`]
-//! what the product owns. Every function is idempotent: running it again after a crash or
-//! a success converges to the same state.
+//! Executing a [`PostgresPlan`] against a real PostgreSQL: [`ensure`] its objects (or
+//! [`ensure_version`], which builds a version without publishing it), [`observe`] what
+//! exists, [`grant`] the product's reader a fresh password, [`drop_version`] an old
+//! version's table, and [`delete`] what the product owns. Every function is idempotent:
+//! running it again after a crash or a success converges to the same state.
+//!
+//! Ensuring is level-triggered: the catalogs are read first and only the statements that
+//! change something are sent (the plan's [`statements`](PostgresPlan::statements) show the
+//! whole DDL; a converged product gets none of them, not even a `BEGIN`). Additive changes
+//! (new nullable columns) apply in place; anything else is [`ProvisionError::Drift`].
 //!
 //! The pool passed in must be connected to the database the plan runs in
 //! ([`PostgresPlan::database`] for database isolation, which the caller creates first with
-//! [`PostgresPlan::create_database`]; else the cluster's database), as a role that may
-//! create schemas and roles.
+//! [`ensure_database`]; else the cluster's database), as a role that may create schemas
+//! and roles.
 //!
-//! Catalog queries take names as bind parameters. DDL cannot: it is the plan's text, built
-//! only from identifiers quoted by [`crate::quote`], and goes through [`trusted_sql`].
+//! Catalog queries take names as bind parameters. DDL cannot: it is built only from
+//! identifiers quoted by [`crate::quote`], and goes through [`trusted_sql`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -277,6 +283,13 @@ pub async fn ensure_version(
         }
     }
     tx.commit().await.map_err(db(ACTION))?;
+    // Plan order (the role is created before the view so it can be granted right after).
+    report.objects.sort_by_key(|object| match object {
+        PostgresObject::Schema => 0,
+        PostgresObject::Table => 1,
+        PostgresObject::View => 2,
+        PostgresObject::Role => 3,
+    });
     Ok(report)
 }
 
