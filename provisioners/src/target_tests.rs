@@ -471,6 +471,12 @@ async fn unreachable_clusters_fail_fast_without_showing_passwords() {
         assert!(!error.is_drift());
         let text = full_text(&error);
         assert!(!text.contains("secretpw"), "{text}");
+        assert!(!error.detail().contains("secretpw"));
+        eprintln!(
+            "{target_type}: {} after {:?}",
+            error.detail(),
+            started.elapsed()
+        );
         assert!(text.contains("127.0.0.1:1"), "names the cluster: {text}");
 
         let error = conn.observe(&plan).await.unwrap_err();
