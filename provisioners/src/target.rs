@@ -112,6 +112,12 @@ pub enum TargetError {
 }
 
 impl TargetError {
+    /// The error and all its sources, `: `-separated, for status messages and logs (the
+    /// `Display` of this error names the cluster only, its sources say what failed).
+    pub fn detail(&self) -> String {
+        error_text(self)
+    }
+
     /// Whether the cluster could not be reached (connection refused, timeout, pool
     /// timeout, name resolution): the controller shows the product degraded and retries.
     pub fn is_unreachable(&self) -> bool {

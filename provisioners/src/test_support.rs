@@ -155,3 +155,31 @@ pub(crate) fn sql_tokens_deep(sql: &str) -> Vec<Token> {
         })
         .collect()
 }
+
+/// The URL of a local test service (`SLUICE_TEST_POSTGRES_URL`, ...): from the environment,
+/// else from `$SLUICE_SERVICES_ENV` or the workspace's `.sluice/services.env`. Panics with
+/// "run `make services`" when missing: a test without its services fails, never skips.
+pub(crate) fn service_url(key: &str) -> String {
+    if let Some(value) = std::env::var(key).ok().filter(|v| !v.is_empty()) {
+        return value;
+    }
+    let path = std::env::var_os("SLUICE_SERVICES_ENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sluice/services.env")
+        });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("cannot read {} — run `make services`", path.display()));
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("{key} is not in {} — run `make services`", path.display()))
+}
+
+/// A random lowercase suffix for names no other test or run uses.
+pub(crate) fn unique(prefix: &str) -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{prefix}{n:016x}")
+}

@@ -151,13 +151,23 @@ pub struct DeleteReport {
 
 /// Creates, observes and deletes a product's index and alias through the REST API of one
 /// OpenSearch or Elasticsearch (7+) cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ElasticsearchProvisioner {
     base_url: String,
     http: reqwest::Client,
     /// Mutating requests (`PUT`, `POST`, `DELETE`) sent through this provisioner and its
     /// clones.
     mutations: Arc<AtomicU64>,
+}
+
+/// Shows the base URL without its password.
+impl std::fmt::Debug for ElasticsearchProvisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElasticsearchProvisioner")
+            .field("base_url", &crate::target::redact_url(&self.base_url))
+            .field("mutations", &self.mutations())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ElasticsearchProvisioner {

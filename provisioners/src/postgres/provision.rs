@@ -1,15 +1,21 @@
-//! Executing a [`PostgresPlan`] against a real PostgreSQL: [`ensure`] its objects,
-//! [`observe`] what exists, [`grant`] the product's reader a fresh password, and [`delete`]
-//! what the product owns. Every function is idempotent: running it again after a crash or
-//! a success converges to the same state.
+//! Executing a [`PostgresPlan`] against a real PostgreSQL: [`ensure`] its objects (or
+//! [`ensure_version`], which builds a version without publishing it), [`observe`] what
+//! exists, [`grant`] the product's reader a fresh password, [`drop_version`] an old
+//! version's table, and [`delete`] what the product owns. Every function is idempotent:
+//! running it again after a crash or a success converges to the same state.
+//!
+//! Ensuring is level-triggered: the catalogs are read first and only the statements that
+//! change something are sent (the plan's [`statements`](PostgresPlan::statements) show the
+//! whole DDL; a converged product gets none of them, not even a `BEGIN`). Additive changes
+//! (new nullable columns) apply in place; anything else is [`ProvisionError::Drift`].
 //!
 //! The pool passed in must be connected to the database the plan runs in
 //! ([`PostgresPlan::database`] for database isolation, which the caller creates first with
-//! [`PostgresPlan::create_database`]; else the cluster's database), as a role that may
-//! create schemas and roles.
+//! [`ensure_database`]; else the cluster's database), as a role that may create schemas
+//! and roles.
 //!
-//! Catalog queries take names as bind parameters. DDL cannot: it is the plan's text, built
-//! only from identifiers quoted by [`crate::quote`], and goes through [`trusted_sql`].
+//! Catalog queries take names as bind parameters. DDL cannot: it is built only from
+//! identifiers quoted by [`crate::quote`], and goes through [`trusted_sql`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -284,6 +290,13 @@ pub async fn ensure_version(
         }
     }
     tx.commit().await.map_err(db(ACTION))?;
+    // Plan order (the role is created before the view so it can be granted right after).
+    report.objects.sort_by_key(|object| match object {
+        PostgresObject::Schema => 0,
+        PostgresObject::Table => 1,
+        PostgresObject::View => 2,
+        PostgresObject::Role => 3,
+    });
     Ok(report)
 }
 
@@ -538,7 +551,7 @@ fn steps(observed: &Observed, plan: &PostgresPlan, publish: bool) -> Result<Vec<
                 }
             }
         }
-        if regrant || !state.role_can_read_view {
+        if regrant || !observed.role_can_select_view {
             steps.push(Step::new(
                 format!("GRANT SELECT ON TABLE {q_view} TO {q_role}"),
                 None,
@@ -576,6 +589,7 @@ struct Observed {
     state: PostgresState,
     view: Option<ObservedView>,
     role_can_use_schema: bool,
+    role_can_select_view: bool,
     role_can_connect: bool,
     public_can_connect: bool,
 }
@@ -633,11 +647,19 @@ async fn observe_detail(conn: &mut PgConnection, plan: &PostgresPlan) -> Result<
     } else {
         None
     };
-    let (role_can_use_schema, role_can_connect, public_can_connect): (bool, bool, bool) =
-        sqlx::query_as(
-            "SELECT \
+    let (role_can_use_schema, role_can_select_view, role_can_connect, public_can_connect): (
+        bool,
+        bool,
+        bool,
+        bool,
+    ) = sqlx::query_as(
+        "SELECT \
              COALESCE((SELECT has_schema_privilege(r.oid, n.oid, 'USAGE') \
                FROM pg_roles r, pg_namespace n WHERE r.rolname = $1 AND n.nspname = $2), false), \
+             COALESCE((SELECT has_table_privilege(r.oid, c.oid, 'SELECT') \
+               FROM pg_roles r, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE r.rolname = $1 AND n.nspname = $2 AND c.relname = $3 \
+               AND c.relkind = 'v'), false), \
              COALESCE((SELECT has_database_privilege(r.oid, d.oid, 'CONNECT') \
                FROM pg_roles r, pg_database d \
                WHERE r.rolname = $1 AND d.datname = current_database()), false), \
@@ -645,16 +667,18 @@ async fn observe_detail(conn: &mut PgConnection, plan: &PostgresPlan) -> Result<
                aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a \
                WHERE d.datname = current_database() AND a.grantee = 0 \
                AND a.privilege_type IN ('CONNECT', 'TEMPORARY'))",
-        )
-        .bind(&plan.role)
-        .bind(&plan.schema)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db(ACTION))?;
+    )
+    .bind(&plan.role)
+    .bind(&plan.schema)
+    .bind(&plan.view)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db(ACTION))?;
     Ok(Observed {
         state,
         view,
         role_can_use_schema,
+        role_can_select_view,
         role_can_connect,
         public_can_connect,
     })

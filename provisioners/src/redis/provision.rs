@@ -280,8 +280,10 @@ pub async fn ensure(con: &MultiplexedConnection, plan: &RedisPlan) -> Result<Ens
     ensure_version(con, plan, true, &AtomicU64::new(0)).await
 }
 
-/// [`ensure`], touching the pointer key only with `publish`: without it only the reader's
-/// ACL user is converged, so readers stay on the version the pointer names. Every
+/// [`ensure`], touching the pointer key only with `publish`. Without it, the reader's ACL
+/// user is created if missing but an existing one keeps its rights: it serves every
+/// version and its rights follow the published one (a new version's encoding may need
+/// other read commands), so readers stay on the version the pointer names, unharmed. Every
 /// mutating command is counted in `mutations`.
 ///
 /// Redis has no schema: a version's data keys are written by the sink, and nothing in
@@ -301,24 +303,14 @@ pub async fn ensure_version(
         user_aligned: false,
         mutations: 0,
     };
-    if publish && get_pointer(&mut con, plan).await?.as_deref() != Some(plan.pointer_value.as_str())
-    {
-        mutations.fetch_add(1, Ordering::Relaxed);
-        redis::cmd("SET")
-            .arg(&plan.pointer_key)
-            .arg(&plan.pointer_value)
-            .query_async::<()>(&mut con)
-            .await
-            .map_err(failed("setting the pointer key"))?;
-        report.pointer_set = true;
-        report.mutations += 1;
-    }
     let hashes = match get_user(&mut con, plan).await? {
         None => {
             report.user_created = true;
             Some(Vec::new())
         }
-        Some(raw) if !raw.observed.matches(plan) => {
+        // The user serves every version; its rights follow the published one, so an
+        // unpublished build (say hash → json) does not take rights from current readers.
+        Some(raw) if publish && !raw.observed.matches(plan) => {
             report.user_aligned = true;
             Some(raw.password_hashes)
         }
@@ -334,6 +326,19 @@ pub async fn ensure_version(
         cmd.query_async::<()>(&mut con)
             .await
             .map_err(failed("setting the reader's ACL rule"))?;
+        report.mutations += 1;
+    }
+    // The pointer moves last, once the user may read what it points at.
+    if publish && get_pointer(&mut con, plan).await?.as_deref() != Some(plan.pointer_value.as_str())
+    {
+        mutations.fetch_add(1, Ordering::Relaxed);
+        redis::cmd("SET")
+            .arg(&plan.pointer_key)
+            .arg(&plan.pointer_value)
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(failed("setting the pointer key"))?;
+        report.pointer_set = true;
         report.mutations += 1;
     }
     Ok(report)
