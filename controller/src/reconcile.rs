@@ -800,7 +800,7 @@ fn kafka_error(e: &sluice_provisioners::kafka::KafkaProvisionError) -> Reconcile
 }
 
 fn target_error(e: &TargetError) -> ReconcileError {
-    let message = format!("target: {}", chain(e));
+    let message = format!("target: {}", e.detail());
     if e.is_unreachable() {
         ReconcileError::Unreachable(message)
     } else {

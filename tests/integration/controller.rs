@@ -548,3 +548,286 @@ async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_
     }
     world.cleanup().await;
 }
+
+/// An OpenSearch/Elasticsearch document request as the cluster admin.
+async fn search(world: &World, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let (client, url) = world.ns.opensearch(path);
+    let response = client.request(method, url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn search_products_get_a_versioned_index_behind_their_alias() {
+    let world = World::new("ctl_search").await;
+    world
+        .submit(&world.product("docs", Cluster::Search, basic_fields(), "Retain"))
+        .await;
+    world.reconcile().await;
+    let status = world.status("docs").await;
+    assert!(is_true(&status, "TargetReady"), "{status:#}");
+    let alias = world.target_name("docs");
+    let index = format!("{alias}_v1");
+    let (code, body) = search(&world, reqwest::Method::GET, &format!("/_alias/{alias}")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec![&index]);
+    let (_, mapping) = search(&world, reqwest::Method::GET, &format!("/{index}/_mapping")).await;
+    let properties = &mapping[&index]["mappings"]["properties"];
+    assert_eq!(properties["order_id"]["type"], "keyword");
+    assert_eq!(properties["amount"]["type"], "double");
+    // No per-product users without the security plugin: nothing is stored.
+    assert!(world.api.store.credentials(&world.key("docs")).await.unwrap().is_none());
+
+    // Converged: a resync writes nothing. Removed by hand: recreated.
+    let before = world.controller.target_mutations().await;
+    world.reconcile().await;
+    assert_eq!(world.controller.target_mutations().await, before);
+    let (code, _) = search(&world, reqwest::Method::DELETE, &format!("/{index}")).await;
+    assert_eq!(code, 200);
+    world.reconcile().await;
+    let (code, body) = search(&world, reqwest::Method::GET, &format!("/_alias/{alias}")).await;
+    assert_eq!(code, 200, "{body}");
+
+    // Retain: topics go, index and alias stay.
+    assert_eq!(world.delete("docs").await, StatusCode::ACCEPTED);
+    world.reconcile().await;
+    assert_eq!(world.topics().await, Vec::<String>::new());
+    let (code, _) = search(&world, reqwest::Method::GET, &format!("/_alias/{alias}")).await;
+    assert_eq!(code, 200);
+    let (code, _) = search(&world, reqwest::Method::DELETE, &format!("/{index}")).await;
+    assert_eq!(code, 200);
+    world.cleanup().await;
+}
+
+/// A Redis connection as `user`.
+async fn redis_as(url: &str, user: &str, password: &str) -> redis::aio::MultiplexedConnection {
+    // The admin URL's host and database, with the reader's credentials (alphanumeric).
+    let at = url.rsplit('@').next().unwrap();
+    let at = at.strip_prefix("redis://").unwrap_or(at);
+    redis::Client::open(format!("redis://{user}:{password}@{at}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn redis_products_get_a_pointer_and_a_reader_limited_to_their_keys() {
+    let world = World::new("ctl_redis").await;
+    for name in ["cache-a", "cache-b"] {
+        world
+            .submit(&world.product(name, Cluster::Redis, basic_fields(), "Delete"))
+            .await;
+    }
+    world.reconcile().await;
+    let mut admin = world.ns.redis().await.unwrap();
+    let (pa, pb) = (world.target_name("cache-a"), world.target_name("cache-b"));
+    for prefix in [&pa, &pb] {
+        let pointer: Option<String> = redis::cmd("GET")
+            .arg(format!("{prefix}:current"))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(pointer.as_deref(), Some("v1"));
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{prefix}:v1:k1"))
+            .arg("amount")
+            .arg("1.5")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    let (user, password) = world.credentials("cache-a").await;
+    let mut reader = redis_as(&world.ns.services().redis_url, &user, &password).await;
+    let own: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{pa}:v1:k1"))
+        .query_async(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(own.get("amount").map(String::as_str), Some("1.5"));
+    let other: redis::RedisResult<Value> = redis::cmd("HGETALL")
+        .arg(format!("{pb}:v1:k1"))
+        .query_async(&mut reader)
+        .await
+        .map(|_: redis::Value| Value::Null);
+    let other = other.unwrap_err().to_string();
+    assert!(other.to_lowercase().contains("noperm") || other.contains("permission"), "{other}");
+    let write: redis::RedisResult<()> = redis::cmd("SET")
+        .arg(format!("{pa}:v1:k2"))
+        .arg("x")
+        .query_async(&mut reader)
+        .await;
+    let write = write.unwrap_err().to_string();
+    assert!(write.to_lowercase().contains("noperm") || write.contains("permission"), "{write}");
+
+    // A user deleted by hand comes back with new credentials that work.
+    let _: () = redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(&user)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    world.reconcile().await;
+    let (again, password2) = world.credentials("cache-a").await;
+    assert_eq!(again, user);
+    assert_ne!(password2, password);
+    let mut reader = redis_as(&world.ns.services().redis_url, &user, &password2).await;
+    let _: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{pa}:v1:k1"))
+        .query_async(&mut reader)
+        .await
+        .unwrap();
+
+    // Delete: keys, pointer and user go.
+    for name in ["cache-a", "cache-b"] {
+        assert_eq!(world.delete(name).await, StatusCode::ACCEPTED);
+    }
+    world.reconcile().await;
+    for prefix in [&pa, &pb] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert!(keys.is_empty(), "{keys:?}");
+    }
+    let users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(!users.contains(&user));
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn shape_changes_go_online_or_through_a_version_swap_on_every_target() {
+    let world = World::new("ctl_shape").await;
+    let clusters = [
+        ("pgshape", Cluster::Postgres),
+        ("osshape", Cluster::Search),
+        ("rdshape", Cluster::Redis),
+    ];
+    for (name, cluster) in clusters {
+        world
+            .submit(&world.product(name, cluster, basic_fields(), "Delete"))
+            .await;
+    }
+    world.reconcile().await;
+
+    // Additive: a new nullable field is applied in place; the version stays.
+    let mut added = basic_fields();
+    added["note"] = json!("o.note");
+    for (name, cluster) in clusters {
+        world
+            .submit(&world.product(name, cluster, added.clone(), "Delete"))
+            .await;
+    }
+    world.reconcile().await;
+    for (name, _) in clusters {
+        let status = world.status(name).await;
+        assert_eq!(status["target"]["version"], 1, "{name}: {status:#}");
+        assert!(status["nextTarget"].is_null(), "{name}: {status:#}");
+        assert!(is_true(&status, "TargetReady"), "{name}: {status:#}");
+    }
+    let pool = pg_admin(&world).await;
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+    )
+    .bind(&world.team)
+    .bind(world.target_name("pgshape"))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(columns.contains(&"note".to_owned()), "{columns:?}");
+    let index1 = format!("{}_v1", world.target_name("osshape"));
+    let (_, mapping) = search(&world, reqwest::Method::GET, &format!("/{index1}/_mapping")).await;
+    assert_eq!(
+        mapping[&index1]["mappings"]["properties"]["note"]["type"],
+        "keyword"
+    );
+
+    // Not additive (a field changes type): version 2 is built beside version 1, readers
+    // stay on 1 until 2 is backfilled, then the stable name moves and 1 is removed.
+    let mut retyped = added.clone();
+    retyped["amount"] = json!({"expr": "string(o.amount)", "type": "string"});
+    for (name, cluster) in clusters {
+        world
+            .submit(&world.product(name, cluster, retyped.clone(), "Delete"))
+            .await;
+    }
+    world.reconcile().await;
+    let pg = world.target_name("pgshape");
+    for (name, _) in clusters {
+        let status = world.status(name).await;
+        assert_eq!(status["target"]["version"], 1, "{name}: {status:#}");
+        assert_eq!(status["nextTarget"]["version"], 2, "{name}: {status:#}");
+        assert!(
+            status["message"].as_str().unwrap().contains("version 2 is being built"),
+            "{status:#}"
+        );
+    }
+    let mut tables = relations(&world).await;
+    tables.sort();
+    assert_eq!(tables, vec![pg.clone(), format!("{pg}_v1"), format!("{pg}_v2")]);
+    let view_reads: String = sqlx::query_scalar(
+        "SELECT string_agg(DISTINCT table_name::text, ',') FROM information_schema.view_table_usage \
+         WHERE view_schema = $1 AND view_name = $2",
+    )
+    .bind(&world.team)
+    .bind(&pg)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(view_reads, format!("{pg}_v1"));
+    let alias = world.target_name("osshape");
+    let (_, on) = search(&world, reqwest::Method::GET, &format!("/_alias/{alias}")).await;
+    assert!(on.get(&index1).is_some(), "{on}");
+    let mut admin = world.ns.redis().await.unwrap();
+    let rd = world.target_name("rdshape");
+    let pointer: String = redis::cmd("GET")
+        .arg(format!("{rd}:current"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(pointer, "v1");
+    let topics = world.topics().await;
+    for (name, _) in clusters {
+        assert!(topics.contains(&format!("sluice.{}.{name}.v2", world.team)));
+    }
+
+    for (name, _) in clusters {
+        world.report_backfilled(name, 2).await;
+    }
+    world.reconcile().await;
+    for (name, _) in clusters {
+        let status = world.status(name).await;
+        assert_eq!(status["target"]["version"], 2, "{name}: {status:#}");
+        assert!(status["nextTarget"].is_null(), "{name}: {status:#}");
+        assert_eq!(status["phase"], "Live", "{name}: {status:#}");
+    }
+    assert_eq!(relations(&world).await, vec![pg.clone(), format!("{pg}_v2")]);
+    let (_, on) = search(&world, reqwest::Method::GET, &format!("/_alias/{alias}")).await;
+    assert_eq!(
+        on.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec![&format!("{alias}_v2")]
+    );
+    let (code, _) = search(&world, reqwest::Method::GET, &format!("/{index1}")).await;
+    assert_eq!(code, 404);
+    let pointer: String = redis::cmd("GET")
+        .arg(format!("{rd}:current"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(pointer, "v2");
+    let topics = world.topics().await;
+    assert!(!topics.iter().any(|t| t.contains(".v1")), "{topics:?}");
+
+    for (name, _) in clusters {
+        assert_eq!(world.delete(name).await, StatusCode::ACCEPTED);
+    }
+    world.reconcile().await;
+    assert_eq!(world.topics().await, Vec::<String>::new());
+    world.cleanup().await;
+}
