@@ -6,4 +6,6 @@
 //! requeues with backoff. It is level-triggered and idempotent, so a restart at any moment
 //! converges to the same result.
 
+pub mod diff;
+pub mod estimate;
 pub mod plan;
