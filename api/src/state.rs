@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use sluice_provisioners::kafka::KafkaProvisioner;
 use sluice_store::{SecretBox, Store};
 
 use crate::approvals::Policy;
@@ -22,6 +23,9 @@ pub struct AppState {
     /// Seals target credentials before they are stored (see `docs/secrets.md`). `new` gives
     /// a random key that nothing else knows; `serve` sets the one derived from the secret key.
     pub secrets: SecretBox,
+    /// Reads source topics for plans (backfill estimates, retention pre-flight, partition
+    /// counts); `None` when `SLUICE_KAFKA_BOOTSTRAP` is not set, and plans say so.
+    pub kafka: Option<Arc<KafkaProvisioner>>,
 }
 
 impl AppState {
@@ -32,6 +36,7 @@ impl AppState {
             policy: Arc::new(Policy::default()),
             oidc: None,
             secrets: SecretBox::ephemeral(),
+            kafka: None,
         }
     }
 
@@ -51,6 +56,12 @@ impl AppState {
     /// instead of a random key.
     pub fn with_secrets(mut self, secrets: SecretBox) -> Self {
         self.secrets = secrets;
+        self
+    }
+
+    /// Reads source topics through `kafka` (built once, shared by every request).
+    pub fn with_kafka(mut self, kafka: Arc<KafkaProvisioner>) -> Self {
+        self.kafka = Some(kafka);
         self
     }
 }
