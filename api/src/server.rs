@@ -166,6 +166,17 @@ pub async fn serve(
     if let Some(oidc) = oidc {
         state = state.with_oidc(oidc);
     }
+    if let Some(bootstrap) = &config.kafka_bootstrap {
+        // Plans only read source topics; the replication factor is never used here.
+        match sluice_provisioners::kafka::KafkaProvisioner::new(bootstrap, 1) {
+            Ok(kafka) => state = state.with_kafka(std::sync::Arc::new(kafka)),
+            Err(error) => tracing::warn!(
+                %error,
+                bootstrap,
+                "no Kafka client: plans will have no backfill estimate"
+            ),
+        }
+    }
     let sweeper = tokio::spawn(crate::expiry::run(state.store.clone()));
     let (stop_controller, controller_stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = match controller_config(config) {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use sluice_controller::{ControllerMetrics, Waker};
+use sluice_provisioners::kafka::KafkaProvisioner;
 use sluice_store::{SecretBox, Store};
 
 use crate::approvals::Policy;
@@ -28,6 +29,9 @@ pub struct AppState {
     pub controller: Option<Waker>,
     /// The in-process controller's counters, shown on `/metrics`.
     pub controller_metrics: Option<Arc<ControllerMetrics>>,
+    /// Reads source topics for plans (backfill estimates, retention pre-flight, partition
+    /// counts); `None` when `SLUICE_KAFKA_BOOTSTRAP` is not set, and plans say so.
+    pub kafka: Option<Arc<KafkaProvisioner>>,
 }
 
 impl AppState {
@@ -40,6 +44,7 @@ impl AppState {
             secrets: SecretBox::ephemeral(),
             controller: None,
             controller_metrics: None,
+            kafka: None,
         }
     }
 
@@ -78,6 +83,12 @@ impl AppState {
     /// instead of a random key.
     pub fn with_secrets(mut self, secrets: SecretBox) -> Self {
         self.secrets = secrets;
+        self
+    }
+
+    /// Reads source topics through `kafka` (built once, shared by every request).
+    pub fn with_kafka(mut self, kafka: Arc<KafkaProvisioner>) -> Self {
+        self.kafka = Some(kafka);
         self
     }
 }

@@ -10,6 +10,7 @@ pub mod catalog;
 mod clusters;
 pub mod conditions;
 pub mod diff;
+pub mod estimate;
 pub mod metrics;
 pub mod plan;
 mod reconcile;

@@ -14,6 +14,7 @@ mod harness;
 mod kafka_backfill;
 mod kafka_provisioner;
 mod oidc;
+mod plan_backfill;
 mod postgres_provisioner;
 mod redis_provisioner;
 mod search_provisioner;

@@ -1,11 +1,17 @@
 //! `/api/v1/products`: data products, addressed by team and name, with their plans.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
+use sluice_controller::diff::{SpecChange, diff_specs, requires_new_version};
+use sluice_controller::estimate::{self, BACKFILL_EVENTS_PER_SECOND, BackfillEstimate};
 use sluice_schemas::output::OutputSchema;
+use sluice_schemas::validate::Context;
 use sluice_schemas::{DataProduct, Document, Kind, TargetClusterSpec};
 use sluice_store::{ListQuery, ObjectKey};
 use utoipa::IntoParams;
@@ -14,6 +20,7 @@ use utoipa_axum::routes;
 
 use super::{List, apply};
 use crate::caller::Caller;
+use crate::config::ENV_KAFKA_BOOTSTRAP;
 use crate::docs::DataProductDoc;
 use crate::error::{ApiError, ApiResult, ErrorCode, ProblemDetails};
 use crate::extract::{DocumentBody, IfMatch, Params};
@@ -197,7 +204,12 @@ async fn get_product_status(
     Ok(Json(object.status.unwrap_or(Value::Null)))
 }
 
-/// The plan of the stored spec: topics, target DDL / mapping / key layout, output schema.
+/// How long a plan waits for Kafka before answering without a backfill estimate.
+const PLAN_KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The plan of the stored spec: topics, target DDL / mapping / key layout, output schema,
+/// the backfill estimate with its retention pre-flight, and — when the stored generation is
+/// newer than the approved one — the diff against the approved spec, each change classed.
 #[utoipa::path(get, path = "/api/v1/products/{team}/{name}/plan", tag = "products",
     params(("team" = String, Path, description = "Team"), ("name" = String, Path, description = "Product name")),
     responses((status = 200, body = Value), (status = 404, body = ProblemDetails),
@@ -216,11 +228,14 @@ async fn get_plan(
     if let Some(map) = document.as_object_mut() {
         map.remove("status");
     }
-    let (document, output, _) = apply::validate_for(&state.store, &key, &document).await?;
-    plan_of(&state, document, output).await
+    let (document, output, ctx) = apply::validate_for(&state.store, &key, &document).await?;
+    let approved = approved_spec(object.status.as_ref(), Some(object.generation));
+    plan_of(&state, &key, document, output, &ctx, approved).await
 }
 
-/// A dry run: validate the spec in the body and return its plan. Nothing is stored.
+/// A dry run: validate the spec in the body and return its plan, with the backfill estimate
+/// and — when the product has an approved generation whose spec differs — the diff against
+/// it, each change classed. Nothing is stored.
 #[utoipa::path(post, path = "/api/v1/products/{team}/{name}/plan", tag = "products",
     params(("team" = String, Path, description = "Team"), ("name" = String, Path, description = "Product name")),
     request_body(content = DataProductDoc, description = "The document, as JSON or YAML"),
@@ -231,14 +246,35 @@ async fn post_plan(
     DocumentBody(body): DocumentBody,
 ) -> ApiResult<Json<Value>> {
     let key = ObjectKey::data_product(team, name);
-    let (document, output, _) = apply::validate_for(&state.store, &key, &body).await?;
-    plan_of(&state, document, output).await
+    let (document, output, ctx) = apply::validate_for(&state.store, &key, &body).await?;
+    let stored = state.store.get(&key).await?;
+    let approved = stored
+        .as_ref()
+        .and_then(|object| approved_spec(object.status.as_ref(), None));
+    plan_of(&state, &key, document, output, &ctx, approved).await
 }
 
+/// The approved spec in a product's status, if it has an approved generation older than
+/// `generation` (`None`: any approved generation).
+fn approved_spec(status: Option<&Value>, generation: Option<i64>) -> Option<Value> {
+    let status = status?;
+    let approved = status.get("approvedGeneration")?.as_i64()?;
+    if generation.is_some_and(|g| g <= approved) {
+        return None;
+    }
+    status.get("approvedSpec").cloned()
+}
+
+/// The plan body: the pure plan (with the real source partition counts when Kafka answers),
+/// `backfill` (or null, with a warning saying why), `diff` against `approved` (or null) and
+/// `requiresNewVersion`, every `warnings` entry, and the human-readable `summary`.
 async fn plan_of(
     state: &AppState,
+    key: &ObjectKey,
     document: Document,
     output: Option<OutputSchema>,
+    ctx: &Context,
+    approved: Option<Value>,
 ) -> ApiResult<Json<Value>> {
     let (Document::DataProduct(product), Some(output)) = (document, output) else {
         return Err(ApiError::new(
@@ -247,14 +283,169 @@ async fn plan_of(
         ));
     };
     let cluster = target_cluster_of(state, &product).await?;
-    let plan = sluice_controller::plan::plan_product(&product, &output, &cluster, &[], 1)
-        .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("cannot plan: {e}")))?;
+    let mut warnings = Vec::new();
+    let backfill = backfill_of(state, &product, ctx, &mut warnings).await;
+    let partitions: Vec<i32> = product
+        .spec
+        .sources
+        .iter()
+        .map(|source| {
+            let topic = topic_of(ctx, &source.dataset)?;
+            backfill
+                .as_ref()?
+                .sources
+                .iter()
+                .find(|estimate| estimate.topic == topic)
+                .map(|estimate| estimate.partitions)
+        })
+        .map(|count| count.unwrap_or(-1))
+        .collect();
+    let plan =
+        sluice_controller::plan::plan_product(&product, &output, &cluster, &partitions, 1)
+            .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("cannot plan: {e}")))?;
+    let diff = match approved {
+        Some(approved) => diff_of(state, key, &product, &output, approved, &mut warnings).await?,
+        None => None,
+    };
+
+    let mut summary = plan.summary();
+    if let Some(backfill) = &backfill {
+        summary.push(format!(
+            "Backfill: {} event(s), about {} byte(s), about {} s at {} events/s (nominal)",
+            backfill.events, backfill.bytes, backfill.estimated_seconds, BACKFILL_EVENTS_PER_SECOND
+        ));
+        summary.extend(backfill.sources.iter().map(|source| {
+            format!(
+                "  Topic `{}`: {} event(s) in {} partition(s)",
+                source.topic, source.events, source.partitions
+            )
+        }));
+    }
+    if let Some(changes) = &diff {
+        let how = if requires_new_version(changes) {
+            "a new version beside the running one"
+        } else {
+            "applied in place"
+        };
+        summary.push(format!("Changes from the approved spec ({how}):"));
+        summary.extend(
+            changes
+                .iter()
+                .map(|c| format!("  {:?} {}: {}", c.class, c.path, c.description)),
+        );
+    }
+    summary.extend(warnings.iter().map(|w| format!("Warning: {w}")));
+
     let mut body = serde_json::to_value(&plan)
         .map_err(|e| ApiError::internal("cannot encode the plan", &e))?;
+    let encode = |value: Result<Value, serde_json::Error>| {
+        value.map_err(|e| ApiError::internal("cannot encode the plan", &e))
+    };
+    let backfill_json = encode(serde_json::to_value(&backfill))?;
+    let diff_json = encode(serde_json::to_value(&diff))?;
     if let Some(map) = body.as_object_mut() {
-        map.insert("summary".into(), Value::from(plan.summary()));
+        map.insert("backfill".into(), backfill_json);
+        map.insert(
+            "requiresNewVersion".into(),
+            Value::from(diff.as_deref().is_some_and(requires_new_version)),
+        );
+        map.insert("diff".into(), diff_json);
+        map.insert("warnings".into(), Value::from(warnings));
+        map.insert("summary".into(), Value::from(summary));
     }
     Ok(Json(body))
+}
+
+/// The topic of catalog dataset `dataset`.
+fn topic_of(ctx: &Context, dataset: &str) -> Option<String> {
+    ctx.dataset(dataset).map(|d| d.spec.topic.clone())
+}
+
+/// The backfill estimate of the product's sources, or `None` with a warning saying why
+/// (Kafka not configured, not answering, or no source could be estimated). Every warning
+/// of the estimate is added to `warnings`.
+async fn backfill_of(
+    state: &AppState,
+    product: &DataProduct,
+    ctx: &Context,
+    warnings: &mut Vec<String>,
+) -> Option<BackfillEstimate> {
+    let Some(kafka) = &state.kafka else {
+        warnings.push(format!(
+            "Kafka is not configured ({ENV_KAFKA_BOOTSTRAP}): no backfill estimate, source \
+             partition counts unknown"
+        ));
+        return None;
+    };
+    let now = Utc::now().timestamp_millis();
+    let mut sources = Vec::new();
+    for source in &product.spec.sources {
+        match topic_of(ctx, &source.dataset) {
+            Some(topic) => sources.push((
+                source.name.clone(),
+                topic,
+                estimate::from_ms(source.from.as_deref(), now),
+            )),
+            None => warnings.push(format!(
+                "source `{}`: dataset `{}` is not in the catalog",
+                source.name, source.dataset
+            )),
+        }
+    }
+    let Ok(backfill) = tokio::time::timeout(
+        PLAN_KAFKA_TIMEOUT,
+        estimate::estimate_backfill(kafka, &sources),
+    )
+    .await
+    else {
+        warnings.push(format!(
+            "Kafka at {} did not answer within {} s: no backfill estimate",
+            kafka.bootstrap(),
+            PLAN_KAFKA_TIMEOUT.as_secs()
+        ));
+        return None;
+    };
+    warnings.extend(backfill.warnings.iter().cloned());
+    (!backfill.sources.is_empty()).then_some(backfill)
+}
+
+/// The changes from the approved spec to `product`'s, or `None` when they are the same or
+/// the approved spec no longer validates against the catalog (then with a warning).
+async fn diff_of(
+    state: &AppState,
+    key: &ObjectKey,
+    product: &DataProduct,
+    output: &OutputSchema,
+    approved: Value,
+    warnings: &mut Vec<String>,
+) -> ApiResult<Option<Vec<SpecChange>>> {
+    let mut document = serde_json::to_value(product)
+        .map_err(|e| ApiError::internal("cannot encode the product", &e))?;
+    document["spec"] = approved;
+    let (old, old_output) = match apply::validate_for(&state.store, key, &document).await {
+        Ok((Document::DataProduct(old), Some(old_output), _)) => (old, old_output),
+        Ok(_) => return Ok(None),
+        Err(error) => {
+            let details = error.details();
+            let mut reason = details.detail;
+            for field in details.errors {
+                reason.push_str(&format!("; {}: {}", field.pointer, field.detail));
+            }
+            warnings.push(format!(
+                "the approved spec no longer validates against the catalog, no diff: {reason}"
+            ));
+            return Ok(None);
+        }
+    };
+    if old.spec == product.spec {
+        return Ok(None);
+    }
+    Ok(Some(diff_specs(
+        &old.spec,
+        &old_output,
+        &product.spec,
+        output,
+    )))
 }
 
 async fn target_cluster_of(

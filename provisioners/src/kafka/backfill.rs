@@ -25,6 +25,9 @@ use serde::Serialize;
 
 use super::provision::{KafkaProvisionError, KafkaProvisioner, Result};
 
+/// How long listing the topics may take: short, as plans wait for it and an unreachable
+/// cluster shows here first.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one offsets or watermark request may take.
 const OFFSET_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long reading the records of the size sample and the oldest records may take in all.
@@ -88,7 +91,11 @@ impl KafkaProvisioner {
     /// Lists every topic rather than naming this one, so a broker with auto-creation on does
     /// not create it by being asked.
     pub async fn partition_count(&self, topic: &str) -> Result<Option<i32>> {
-        match self.topic_metadata().await?.remove(topic) {
+        match self
+            .topic_metadata_within(METADATA_TIMEOUT)
+            .await?
+            .remove(topic)
+        {
             None => Ok(None),
             Some(Ok(count)) => Ok(Some(count)),
             Some(Err(source)) => Err(KafkaProvisionError::Topic {

@@ -602,14 +602,20 @@ impl KafkaProvisioner {
     /// Every topic the cluster lists: its partition count, or the error it is listed with.
     /// Fetches all topics rather than naming them, so a broker with auto-creation on does
     /// not create the topics being looked at.
-    pub(super) async fn topic_metadata(
+    async fn topic_metadata(&self) -> Result<BTreeMap<String, Result<i32, RDKafkaErrorCode>>> {
+        self.topic_metadata_within(REQUEST_TIMEOUT).await
+    }
+
+    /// [`Self::topic_metadata`], waiting at most `timeout` for the cluster.
+    pub(super) async fn topic_metadata_within(
         &self,
+        timeout: Duration,
     ) -> Result<BTreeMap<String, Result<i32, RDKafkaErrorCode>>> {
         let admin = Arc::clone(&self.admin);
         tokio::task::spawn_blocking(move || {
             let metadata = admin
                 .inner()
-                .fetch_metadata(None, REQUEST_TIMEOUT)
+                .fetch_metadata(None, timeout)
                 .map_err(|source| KafkaProvisionError::Request {
                     operation: "fetch_metadata",
                     source,
