@@ -183,6 +183,7 @@ fn estimate_blocking(
             let Some(element) = found.find_partition(topic, range.partition) else {
                 continue;
             };
+            element.error().map_err(request("offsets_for_times"))?;
             range.start = match element.offset() {
                 Offset::Offset(offset) => offset.clamp(range.low, range.high),
                 // No record at or after `from_ms`: nothing to read in this partition.
