@@ -570,13 +570,24 @@ async fn search_products_get_a_versioned_index_behind_their_alias() {
     let index = format!("{alias}_v1");
     let (code, body) = search(&world, reqwest::Method::GET, &format!("/_alias/{alias}")).await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec![&index]);
+    assert_eq!(
+        body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec![&index]
+    );
     let (_, mapping) = search(&world, reqwest::Method::GET, &format!("/{index}/_mapping")).await;
     let properties = &mapping[&index]["mappings"]["properties"];
     assert_eq!(properties["order_id"]["type"], "keyword");
     assert_eq!(properties["amount"]["type"], "double");
     // No per-product users without the security plugin: nothing is stored.
-    assert!(world.api.store.credentials(&world.key("docs")).await.unwrap().is_none());
+    assert!(
+        world
+            .api
+            .store
+            .credentials(&world.key("docs"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Converged: a resync writes nothing. Removed by hand: recreated.
     let before = world.controller.target_mutations().await;
@@ -651,14 +662,20 @@ async fn redis_products_get_a_pointer_and_a_reader_limited_to_their_keys() {
         .await
         .map(|_: redis::Value| Value::Null);
     let other = other.unwrap_err().to_string();
-    assert!(other.to_lowercase().contains("noperm") || other.contains("permission"), "{other}");
+    assert!(
+        other.to_lowercase().contains("noperm") || other.contains("permission"),
+        "{other}"
+    );
     let write: redis::RedisResult<()> = redis::cmd("SET")
         .arg(format!("{pa}:v1:k2"))
         .arg("x")
         .query_async(&mut reader)
         .await;
     let write = write.unwrap_err().to_string();
-    assert!(write.to_lowercase().contains("noperm") || write.contains("permission"), "{write}");
+    assert!(
+        write.to_lowercase().contains("noperm") || write.contains("permission"),
+        "{write}"
+    );
 
     // A user deleted by hand comes back with new credentials that work.
     let _: () = redis::cmd("ACL")
@@ -764,13 +781,19 @@ async fn shape_changes_go_online_or_through_a_version_swap_on_every_target() {
         assert_eq!(status["target"]["version"], 1, "{name}: {status:#}");
         assert_eq!(status["nextTarget"]["version"], 2, "{name}: {status:#}");
         assert!(
-            status["message"].as_str().unwrap().contains("version 2 is being built"),
+            status["message"]
+                .as_str()
+                .unwrap()
+                .contains("version 2 is being built"),
             "{status:#}"
         );
     }
     let mut tables = relations(&world).await;
     tables.sort();
-    assert_eq!(tables, vec![pg.clone(), format!("{pg}_v1"), format!("{pg}_v2")]);
+    assert_eq!(
+        tables,
+        vec![pg.clone(), format!("{pg}_v1"), format!("{pg}_v2")]
+    );
     let view_reads: String = sqlx::query_scalar(
         "SELECT string_agg(DISTINCT table_name::text, ',') FROM information_schema.view_table_usage \
          WHERE view_schema = $1 AND view_name = $2",
@@ -807,7 +830,10 @@ async fn shape_changes_go_online_or_through_a_version_swap_on_every_target() {
         assert!(status["nextTarget"].is_null(), "{name}: {status:#}");
         assert_eq!(status["phase"], "Live", "{name}: {status:#}");
     }
-    assert_eq!(relations(&world).await, vec![pg.clone(), format!("{pg}_v2")]);
+    assert_eq!(
+        relations(&world).await,
+        vec![pg.clone(), format!("{pg}_v2")]
+    );
     let (_, on) = search(&world, reqwest::Method::GET, &format!("/_alias/{alias}")).await;
     assert_eq!(
         on.as_object().unwrap().keys().collect::<Vec<_>>(),
@@ -829,5 +855,129 @@ async fn shape_changes_go_online_or_through_a_version_swap_on_every_target() {
     }
     world.reconcile().await;
     assert_eq!(world.topics().await, Vec::<String>::new());
+    world.cleanup().await;
+}
+
+/// A Redis server of this test's own, so the test can stop and restart it.
+struct OwnRedis {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(format!("sluice-redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = OwnRedis {
+            port,
+            dir,
+            child: None,
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (installed by make services)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls the product's status until `done` holds, for up to `seconds`.
+async fn wait_for(world: &World, name: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let status = world.status(name).await;
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting after {seconds}s: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_target_degrades_the_product_until_it_returns() {
+    let mut redis = OwnRedis::start();
+    let world = World::with_redis("ctl_down", Some(redis.url())).await;
+    world
+        .submit(&world.product("cache", Cluster::Redis, basic_fields(), "Delete"))
+        .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(world.controller.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    let ready = |s: &Value| is_true(s, "TargetReady") && s["phase"] == "Backfilling";
+    wait_for(&world, "cache", 20, ready).await;
+
+    // The service stops: the product turns Degraded, saying why.
+    redis.kill();
+    let degraded = wait_for(&world, "cache", 20, |s| s["phase"] == "Degraded").await;
+    let message = degraded["message"].as_str().unwrap();
+    assert!(message.contains("Redis"), "{message}");
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", redis.port)),
+        "{message}"
+    );
+    assert_eq!(condition(&degraded, "TargetReady")["status"], "False");
+    assert_eq!(condition(&degraded, "TargetReady")["reason"], "Unreachable");
+
+    // It comes back (empty: the restart lost every key and user) and the controller
+    // recreates the pointer and the reader, with new credentials, by itself.
+    let (_, old_password) = world.credentials("cache").await;
+    redis.spawn();
+    wait_for(&world, "cache", 30, ready).await;
+    let (user, password) = world.credentials("cache").await;
+    assert_ne!(password, old_password);
+    let mut reader = redis_as(&redis.url(), &user, &password).await;
+    let pointer: Option<String> = redis::cmd("GET")
+        .arg(format!("{}:current", world.target_name("cache")))
+        .query_async(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(pointer.as_deref(), Some("v1"));
+
+    let _ = stop.send(());
+    running.await.unwrap();
     world.cleanup().await;
 }
