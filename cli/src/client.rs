@@ -53,6 +53,8 @@ pub struct Client {
 /// A successful answer.
 #[derive(Debug)]
 pub struct Answer {
+    /// The HTTP status (a success).
+    pub status: reqwest::StatusCode,
     /// The outcome header of an apply (`created`, `updated`, `unchanged`).
     pub outcome: Option<String>,
     /// The JSON body (`Null` when empty).
@@ -132,7 +134,11 @@ impl Client {
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         if status.is_success() {
-            return Ok(Answer { outcome, body });
+            return Ok(Answer {
+                status,
+                outcome,
+                body,
+            });
         }
         let detail = body
             .get("detail")

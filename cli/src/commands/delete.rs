@@ -13,7 +13,15 @@ pub async fn run(
     team: Option<&str>,
 ) -> Result<(), Failure> {
     let target = Target::resolve(kind, name, team)?;
-    client.send(Method::DELETE, &target.path, None).await?;
-    println!("{} deleted", target.label());
+    let answer = client.send(Method::DELETE, &target.path, None).await?;
+    if answer.status == reqwest::StatusCode::ACCEPTED {
+        // A provisioned product: the controller tears it down, then removes it.
+        println!(
+            "{} deletion requested: tearing down per its deletionPolicy",
+            target.label()
+        );
+    } else {
+        println!("{} deleted", target.label());
+    }
     Ok(())
 }

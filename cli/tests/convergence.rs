@@ -1,0 +1,523 @@
+//! Convergence of the controller under SIGKILL: `sluice serve` (API and controller in one
+//! process) is killed at random moments while it provisions products into the real Kafka,
+//! PostgreSQL, OpenSearch and Redis of `make services`, 20 times in a row; after the last
+//! restart every product reaches `TargetReady` with exactly the planned objects — no
+//! leftovers, no duplicates — and its stored credentials work. Deleting everything, with one
+//! more kill during the teardown, leaves nothing behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::Value;
+use sluice_store::{AuditKey, ObjectKey, SecretBox, Store};
+
+const ADMIN_TOKEN: &str = "slc_convergence-admin-token-0123456789";
+const SECRET_KEY: &str = "convergence-test-secret-key-0123456789";
+const KILLS: usize = 20;
+
+/// One `sluice serve` process over a data dir that outlives it.
+struct Serve {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Serve {
+    fn new() -> Serve {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("sluice-converge-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Serve {
+            dir,
+            port,
+            child: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        let services = sluice_tests::services();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .env("SLUICE_DATA_DIR", &self.dir)
+            .env("SLUICE_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("SLUICE_SECRET_KEY", SECRET_KEY)
+            .env("SLUICE_KAFKA_BOOTSTRAP", &services.kafka_bootstrap)
+            .env("SLUICE_CONTROLLER_RESYNC", "300ms")
+            .env("SLUICE_CONTROLLER_MAX_BACKOFF", "1s")
+            .env("SLUICE_LOG", "info")
+            .env_remove("SLUICE_DATABASE_URL")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "sluice serve did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn sluice(&self, token: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .env("SLUICE_DATA_DIR", &self.dir)
+            .env("SLUICE_URL", self.url())
+            .env("SLUICE_TOKEN", token)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn must(&self, token: &str, args: &[&str]) -> String {
+        let (ok, text) = self.sluice(token, args);
+        assert!(ok, "sluice {args:?}: {text}");
+        text
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Postgres,
+    Search,
+    Redis,
+}
+
+struct Names {
+    suffix: String,
+    team: String,
+}
+
+impl Names {
+    fn product(i: usize) -> String {
+        format!("p{i:02}")
+    }
+    fn kind(i: usize) -> Kind {
+        [Kind::Postgres, Kind::Search, Kind::Redis][i % 3]
+    }
+    fn target(&self, i: usize) -> String {
+        format!("p{i:02}_{}", self.suffix)
+    }
+    fn cluster(&self, kind: Kind) -> String {
+        format!("{kind:?}-{}", self.suffix).to_lowercase()
+    }
+}
+
+fn write(dir: &std::path::Path, file: &str, text: &str) -> String {
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn product_yaml(names: &Names, dataset: &str, i: usize) -> String {
+    let kind = Names::kind(i);
+    let options = match kind {
+        Kind::Postgres => "{}",
+        Kind::Search => "{shards: 1, replicas: 0}",
+        Kind::Redis => "{type: hash}",
+    };
+    format!(
+        "apiVersion: sluice.dev/v1alpha1\nkind: DataProduct\nmetadata: {{name: {p}, team: {team}}}\n\
+         spec:\n  sources: [{{name: o, dataset: {dataset}, from: earliest}}]\n  key: o.id\n\
+         \x20 fields: {{order_id: o.id, amount: o.amount}}\n\
+         \x20 target: {{cluster: {cluster}, name: {target}, mode: upsert, options: {options}}}\n\
+         \x20 deletionPolicy: Delete\n",
+        p = Names::product(i),
+        team = names.team,
+        cluster = names.cluster(kind),
+        target = names.target(i),
+    )
+}
+
+fn kafka_config() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set(
+        "bootstrap.servers",
+        &sluice_tests::services().kafka_bootstrap,
+    );
+    config
+}
+
+async fn topics_of(team: &str) -> BTreeSet<String> {
+    let consumer: BaseConsumer = kafka_config().create().unwrap();
+    let prefix = format!("sluice.{team}.");
+    tokio::task::spawn_blocking(move || {
+        consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap()
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|t| t.starts_with(&prefix))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// What exists of the team's products in every system, as sorted names.
+#[derive(Debug, PartialEq, Eq)]
+struct World {
+    topics: BTreeSet<String>,
+    relations: BTreeSet<String>,
+    roles: BTreeSet<String>,
+    indices: BTreeSet<String>,
+    redis_users: BTreeSet<String>,
+    redis_keys: BTreeSet<String>,
+}
+
+async fn observe(
+    names: &Names,
+    pg: &sqlx::PgPool,
+    redis: &mut redis::aio::MultiplexedConnection,
+) -> World {
+    let relations: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'v')",
+    )
+    .bind(&names.team)
+    .fetch_all(pg)
+    .await
+    .unwrap();
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1")
+            .bind(format!("sluice_{}_%", names.team))
+            .fetch_all(pg)
+            .await
+            .unwrap();
+    let services = sluice_tests::services();
+    let indices: Value = reqwest::get(format!(
+        "{}/_cat/indices/*{}*?format=json",
+        services.opensearch_url, names.suffix
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query_async(redis)
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*_{}:*", names.suffix))
+        .query_async(redis)
+        .await
+        .unwrap();
+    World {
+        topics: topics_of(&names.team).await,
+        relations: relations.into_iter().collect(),
+        roles: roles.into_iter().collect(),
+        indices: indices
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["index"].as_str().unwrap().to_owned())
+            .collect(),
+        redis_users: users
+            .into_iter()
+            .filter(|u| u.starts_with(&format!("sluice_{}_", names.team)))
+            .collect(),
+        redis_keys: keys.into_iter().collect(),
+    }
+}
+
+/// What must exist once every product is provisioned.
+fn planned(names: &Names) -> World {
+    let mut world = World {
+        topics: BTreeSet::new(),
+        relations: BTreeSet::new(),
+        roles: BTreeSet::new(),
+        indices: BTreeSet::new(),
+        redis_users: BTreeSet::new(),
+        redis_keys: BTreeSet::new(),
+    };
+    for i in 0..KILLS {
+        let p = Names::product(i);
+        let target = names.target(i);
+        world.topics.insert(format!("sluice.{}.{p}.v1", names.team));
+        world
+            .topics
+            .insert(format!("sluice.{}.{p}.v1.dlq", names.team));
+        let reader = format!("sluice_{}_{p}", names.team);
+        match Names::kind(i) {
+            Kind::Postgres => {
+                world.relations.insert(target.clone());
+                world.relations.insert(format!("{target}_v1"));
+                world.roles.insert(reader);
+            }
+            Kind::Search => {
+                world.indices.insert(format!("{target}_v1"));
+            }
+            Kind::Redis => {
+                world.redis_users.insert(reader);
+                world.redis_keys.insert(format!("{target}:current"));
+            }
+        }
+    }
+    world
+}
+
+fn empty() -> World {
+    World {
+        topics: BTreeSet::new(),
+        relations: BTreeSet::new(),
+        roles: BTreeSet::new(),
+        indices: BTreeSet::new(),
+        redis_users: BTreeSet::new(),
+        redis_keys: BTreeSet::new(),
+    }
+}
+
+/// The statuses of the team's products, by name.
+fn statuses(serve: &Serve, team: &str) -> Vec<(String, Value)> {
+    let (ok, text) = serve.sluice(
+        ADMIN_TOKEN,
+        &["get", "dataproduct", "--team", team, "-o", "json"],
+    );
+    if !ok {
+        return Vec::new();
+    }
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let items = value["items"].as_array().cloned().unwrap_or_default();
+    items
+        .into_iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                p["status"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn target_ready(status: &Value) -> bool {
+    status["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "TargetReady" && c["status"] == "True")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_20_times_while_provisioning_it_converges_to_exactly_the_plan() {
+    let services = sluice_tests::services();
+    let suffix = format!("{:010x}", rand::rng().random::<u64>() & 0xff_ffff_ffff);
+    let names = Names {
+        team: format!("k{suffix}"),
+        suffix: suffix.clone(),
+    };
+    let mut serve = Serve::new();
+    let dir = serve.dir.clone();
+
+    // The source topic and the catalog.
+    let topic = format!("test.converge.{suffix}.orders");
+    let admin: AdminClient<DefaultClientContext> = kafka_config().create().unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(&topic, 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let dataset = format!("cv{suffix}.orders");
+    let catalog = format!(
+        "apiVersion: sluice.dev/v1alpha1\nkind: Dataset\nmetadata: {{name: {dataset}, owner: team-shop}}\n\
+         spec:\n  topic: {topic}\n  kind: stream\n  key: id\n  classification: internal\n\
+         \x20 schema: {{type: object, required: [id, amount], properties: {{id: {{type: string}}, amount: {{type: number}}}}}}\n\
+         ---\napiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {pg}}}\n\
+         spec: {{type: postgres, url: '{pg_url}', isolation: schema, allowedTeams: ['*']}}\n\
+         ---\napiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {os}}}\n\
+         spec: {{type: elasticsearch, url: '{os_url}', isolation: index, allowedTeams: ['*']}}\n\
+         ---\napiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {rd}}}\n\
+         spec: {{type: redis, url: '{rd_url}', isolation: acl-prefix, allowedTeams: ['*']}}\n",
+        pg = names.cluster(Kind::Postgres),
+        os = names.cluster(Kind::Search),
+        rd = names.cluster(Kind::Redis),
+        pg_url = services.postgres_url,
+        os_url = services.opensearch_url,
+        rd_url = services.redis_url,
+    );
+    let catalog_file = write(&dir, "catalog.yaml", &catalog);
+    serve.start();
+    serve.must(ADMIN_TOKEN, &["apply", "-f", &catalog_file]);
+    let token = |team: &str, role: &str| -> String {
+        let text = serve.must(
+            ADMIN_TOKEN,
+            &[
+                "token", "create", "--team", team, "--role", role, "-o", "json",
+            ],
+        );
+        serde_json::from_str::<Value>(&text).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let requester = token(&names.team, "requester");
+    let approver = token("platform", "approver");
+
+    // 20 products, one more before each kill; each kill lands at a random moment of the
+    // provisioning the restarted process resumes.
+    let mut rng = rand::rng();
+    for i in 0..KILLS {
+        if serve.child.is_none() {
+            serve.start();
+        }
+        let file = write(
+            &dir,
+            &format!("{}.yaml", Names::product(i)),
+            &product_yaml(&names, &dataset, i),
+        );
+        serve.must(&requester, &["apply", "-f", &file]);
+        let product = format!("{}/{}", names.team, Names::product(i));
+        serve.must(&approver, &["approve", &product]);
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
+        serve.kill();
+    }
+
+    // The last restart converges.
+    serve.start();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let statuses = statuses(&serve, &names.team);
+        if statuses.len() == KILLS && statuses.iter().all(|(_, s)| target_ready(s)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not converged: {statuses:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let pg = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&services.postgres_url)
+        .await
+        .unwrap();
+    let mut redis = redis::Client::open(services.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    assert_eq!(observe(&names, &pg, &mut redis).await, planned(&names));
+
+    // Every stored credential works: the last grant of each reader was the one stored.
+    let store = Store::connect(
+        &format!("sqlite://{}/sluice.db?mode=rwc", dir.display()),
+        AuditKey::from_secret(SECRET_KEY.as_bytes()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let secrets = SecretBox::from_secret(SECRET_KEY.as_bytes()).unwrap();
+    for i in 0..KILLS {
+        let key = ObjectKey::data_product(&names.team, Names::product(i));
+        let stored = store.credentials(&key).await.unwrap();
+        match Names::kind(i) {
+            Kind::Search => assert!(stored.is_none()),
+            Kind::Postgres => {
+                let stored = stored.unwrap();
+                let password = secrets.open(&stored.sealed_password).unwrap();
+                let options: sqlx::postgres::PgConnectOptions =
+                    services.postgres_url.parse().unwrap();
+                let options = options.username(&stored.username).password(&password);
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", stored.username));
+                let statement = format!(
+                    "SELECT count(*) FROM \"{}\".\"{}\"",
+                    names.team,
+                    names.target(i)
+                );
+                let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                assert_eq!(count, 0);
+            }
+            Kind::Redis => {
+                let stored = stored.unwrap();
+                let password = secrets.open(&stored.sealed_password).unwrap();
+                let host = services.redis_url.rsplit('@').next().unwrap();
+                let url = format!("redis://{}:{password}@{host}", stored.username);
+                let mut reader = redis::Client::open(url)
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", stored.username));
+                let pointer: Option<String> = redis::cmd("GET")
+                    .arg(format!("{}:current", names.target(i)))
+                    .query_async(&mut reader)
+                    .await
+                    .unwrap();
+                assert_eq!(pointer.as_deref(), Some("v1"));
+            }
+        }
+    }
+    store.close().await;
+
+    // Delete everything; one more kill in the middle of the teardown.
+    for i in 0..KILLS {
+        let product = format!("{}/{}", names.team, Names::product(i));
+        serve.must(ADMIN_TOKEN, &["delete", "dataproduct", &product]);
+    }
+    std::thread::sleep(Duration::from_millis(rng.random_range(0..800)));
+    serve.kill();
+    serve.start();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !statuses(&serve, &names.team).is_empty() {
+        assert!(Instant::now() < deadline, "teardown did not finish");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(observe(&names, &pg, &mut redis).await, empty());
+
+    serve.kill();
+    let _ = admin
+        .delete_topics(&[topic.as_str()], &AdminOptions::new())
+        .await;
+    let schema = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", names.team);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(schema)).execute(&pg).await;
+}
