@@ -1402,8 +1402,10 @@ async fn postgres_store_uses_its_own_tables() {
             "api_tokens",
             "audit_head",
             "audit_log",
+            "job_reports",
             "object_claims",
             "objects",
+            "product_credentials",
             "schema_versions",
             "store_revision"
         ]
