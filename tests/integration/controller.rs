@@ -207,6 +207,16 @@ impl World {
         answer.body["status"].clone()
     }
 
+    /// The plan of the stored spec.
+    pub async fn plan(&self, name: &str) -> Value {
+        let answer = self
+            .api
+            .get(&format!("/api/v1/products/{}/{name}/plan", self.team))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer.body
+    }
+
     pub async fn reconcile(&self) {
         self.controller.reconcile_all().await.unwrap();
     }
@@ -740,6 +750,11 @@ async fn shape_changes_go_online_or_through_a_version_swap_on_every_target() {
             .submit(&world.product(name, cluster, added.clone(), "Delete"))
             .await;
     }
+    // The plan says how each change lands before the controller acts.
+    let plan = world.plan("pgshape").await;
+    assert_eq!(plan["version"], 1, "{plan:#}");
+    assert_eq!(plan["requiresNewVersion"], false, "{plan:#}");
+    assert_eq!(plan["diff"][0]["class"], "online", "{plan:#}");
     world.reconcile().await;
     for (name, _) in clusters {
         let status = world.status(name).await;
@@ -774,6 +789,9 @@ async fn shape_changes_go_online_or_through_a_version_swap_on_every_target() {
             .submit(&world.product(name, cluster, retyped.clone(), "Delete"))
             .await;
     }
+    let plan = world.plan("pgshape").await;
+    assert_eq!(plan["version"], 2, "{plan:#}");
+    assert_eq!(plan["requiresNewVersion"], true, "{plan:#}");
     world.reconcile().await;
     let pg = world.target_name("pgshape");
     for (name, _) in clusters {

@@ -7,9 +7,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::Value;
 use sluice_schemas::output::OutputSchema;
-use sluice_schemas::validate::{self, CatalogDataset, Context, Problem};
+use sluice_schemas::validate::{self, Context, Problem};
 use sluice_schemas::{DataProduct, DataProductStatus, Document, Kind, Phase, compat};
 use sluice_store::{ObjectInput, ObjectKey, Outcome, Store, StoreError, StoredObject};
+
+use sluice_controller::catalog::CatalogError;
 
 use crate::approvals;
 use crate::auth::Role;
@@ -92,28 +94,12 @@ pub(crate) async fn validate_for(
 
 /// The catalog entries a document refers to, loaded from the store.
 pub(crate) async fn context_for(store: &Store, document: &Document) -> ApiResult<Context> {
-    let refs = validate::references(document);
-    let mut ctx = Context::new(Utc::now().date_naive());
-    for name in refs.datasets {
-        if let Some(object) = store.get(&ObjectKey::dataset(&name)).await? {
-            let spec = serde_json::from_value(object.spec.clone())
-                .map_err(|e| ApiError::internal("a stored dataset does not decode", &e))?;
-            let owner = object
-                .metadata
-                .get("owner")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            ctx = ctx.with_dataset(name, CatalogDataset { owner, spec });
-        }
-    }
-    for name in refs.clusters {
-        if let Some(object) = store.get(&ObjectKey::target_cluster(&name)).await? {
-            let spec = serde_json::from_value(object.spec.clone())
-                .map_err(|e| ApiError::internal("a stored target cluster does not decode", &e))?;
-            ctx = ctx.with_cluster(name, spec);
-        }
-    }
-    Ok(ctx)
+    sluice_controller::catalog::context_for(store, document)
+        .await
+        .map_err(|e| match e {
+            CatalogError::Store(e) => ApiError::from(e),
+            other => ApiError::internal("a stored catalog entry does not decode", &other),
+        })
 }
 
 /// `PUT` of a document at `key`: validate, then create or update. Idempotent.

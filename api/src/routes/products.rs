@@ -229,8 +229,8 @@ async fn get_plan(
         map.remove("status");
     }
     let (document, output, ctx) = apply::validate_for(&state.store, &key, &document).await?;
-    let approved = approved_spec(object.status.as_ref(), Some(object.generation));
-    plan_of(&state, &key, document, output, &ctx, approved).await
+    let running = running_spec(object.status.as_ref(), Some(object.generation));
+    plan_of(&state, &key, document, output, &ctx, running).await
 }
 
 /// A dry run: validate the spec in the body and return its plan, with the backfill estimate
@@ -248,21 +248,45 @@ async fn post_plan(
     let key = ObjectKey::data_product(team, name);
     let (document, output, ctx) = apply::validate_for(&state.store, &key, &body).await?;
     let stored = state.store.get(&key).await?;
-    let approved = stored
-        .as_ref()
-        .and_then(|object| approved_spec(object.status.as_ref(), None));
-    plan_of(&state, &key, document, output, &ctx, approved).await
+    let running = running_spec(stored.as_ref().and_then(|o| o.status.as_ref()), None);
+    plan_of(&state, &key, document, output, &ctx, running).await
 }
 
-/// The approved spec in a product's status, if it has an approved generation older than
-/// `generation` (`None`: any approved generation).
-fn approved_spec(status: Option<&Value>, generation: Option<i64>) -> Option<Value> {
-    let status = status?;
-    let approved = status.get("approvedGeneration")?.as_i64()?;
-    if generation.is_some_and(|g| g <= approved) {
-        return None;
-    }
-    status.get("approvedSpec").cloned()
+/// What a plan is compared with: the spec the running version was built from (else the
+/// approved spec, not yet provisioned) when it is older than `generation` (`None`: any),
+/// and the number of the running version, if one is provisioned.
+struct Running {
+    spec: Option<Value>,
+    version: Option<u32>,
+}
+
+fn running_spec(status: Option<&Value>, generation: Option<i64>) -> Running {
+    let Some(status) = status else {
+        return Running {
+            spec: None,
+            version: None,
+        };
+    };
+    let newer = |of: &Value| {
+        of.as_i64()
+            .is_some_and(|g| generation.is_none_or(|n| g < n))
+    };
+    let target = status.get("target").filter(|t| t.is_object());
+    let version = target
+        .and_then(|t| t.get("version"))
+        .and_then(Value::as_u64)
+        .and_then(|v| u32::try_from(v).ok());
+    let spec = match target {
+        Some(target) => target
+            .get("generation")
+            .filter(|g| newer(g))
+            .and_then(|_| target.get("spec").cloned()),
+        None => status
+            .get("approvedGeneration")
+            .filter(|g| newer(g))
+            .and_then(|_| status.get("approvedSpec").cloned()),
+    };
+    Running { spec, version }
 }
 
 /// The plan body: the pure plan (with the real source partition counts when Kafka answers),
@@ -274,7 +298,7 @@ async fn plan_of(
     document: Document,
     output: Option<OutputSchema>,
     ctx: &Context,
-    approved: Option<Value>,
+    running: Running,
 ) -> ApiResult<Json<Value>> {
     let (Document::DataProduct(product), Some(output)) = (document, output) else {
         return Err(ApiError::new(
@@ -300,13 +324,19 @@ async fn plan_of(
         })
         .map(|count| count.unwrap_or(-1))
         .collect();
-    let plan =
-        sluice_controller::plan::plan_product(&product, &output, &cluster, &partitions, 1)
-            .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("cannot plan: {e}")))?;
-    let diff = match approved {
-        Some(approved) => diff_of(state, key, &product, &output, approved, &mut warnings).await?,
+    let diff = match running.spec {
+        Some(spec) => diff_of(state, key, &product, &output, spec, &mut warnings).await?,
         None => None,
     };
+    // The version this spec lands in: the running one, or the next when it needs a rebuild.
+    let version = match running.version {
+        Some(n) if diff.as_deref().is_some_and(requires_new_version) => n + 1,
+        Some(n) => n,
+        None => 1,
+    };
+    let plan =
+        sluice_controller::plan::plan_product(&product, &output, &cluster, &partitions, version)
+            .map_err(|e| ApiError::new(ErrorCode::ValidationFailed, format!("cannot plan: {e}")))?;
 
     let mut summary = plan.summary();
     if let Some(backfill) = &backfill {
