@@ -36,7 +36,8 @@ pub(crate) struct World {
     /// Unique per test: the team, and part of every name.
     pub team: String,
     pub suffix: String,
-    requester: String,
+    /// The team's requester token.
+    pub requester: String,
     approver: String,
 }
 

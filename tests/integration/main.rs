@@ -8,6 +8,7 @@ mod approvals;
 mod audit;
 mod authz;
 mod controller;
+mod controller_ops;
 mod corpus;
 mod expiry;
 mod harness;
