@@ -184,7 +184,8 @@ impl Controller {
                 }
             };
             tracing::info!("controller leads: reconciling");
-            self.inner.metrics.set_leader(true);
+            // Cleared however this stops leading: lost lock, shutdown, or the task aborted.
+            let _leading = LeaderFlag::raise(&self.inner.metrics);
             let mut last_resync: Option<Instant> = None;
             let mut last_check: Option<Instant> = None;
             loop {
@@ -213,15 +214,11 @@ impl Controller {
                     None => until_resync,
                 };
                 tokio::select! {
-                    () = &mut shutdown => {
-                        self.inner.metrics.set_leader(false);
-                        return;
-                    }
+                    () = &mut shutdown => return,
                     () = self.waker.0.notified() => {}
                     () = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
                 }
             }
-            self.inner.metrics.set_leader(false);
             drop(leadership);
         }
     }
@@ -363,6 +360,22 @@ impl Controller {
                 Err(())
             }
         }
+    }
+}
+
+/// Shows this process as the leader on `/metrics` while it lives.
+struct LeaderFlag<'a>(&'a ControllerMetrics);
+
+impl<'a> LeaderFlag<'a> {
+    fn raise(metrics: &'a ControllerMetrics) -> Self {
+        metrics.set_leader(true);
+        LeaderFlag(metrics)
+    }
+}
+
+impl Drop for LeaderFlag<'_> {
+    fn drop(&mut self) {
+        self.0.set_leader(false);
     }
 }
 
