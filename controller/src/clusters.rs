@@ -87,8 +87,10 @@ impl ClusterConnections {
     }
 }
 
-/// Checks every registered target cluster and records `Reachable` and `Privileged` on it.
-pub(crate) async fn check_all(inner: &Inner) {
+/// Checks the registered target clusters and records `Reachable` and `Privileged` on them:
+/// all of them when `all`, otherwise those registered or changed since their last check
+/// (`checked` holds the resourceVersion each was left at).
+pub(crate) async fn check(inner: &Inner, checked: &mut HashMap<String, i64>, all: bool) {
     let mut query = ListQuery {
         limit: ListQuery::MAX_LIMIT,
         ..ListQuery::default()
@@ -103,6 +105,9 @@ pub(crate) async fn check_all(inner: &Inner) {
         };
         for object in &page.items {
             let name = object.key.name().to_owned();
+            if !all && checked.get(&name) == Some(&object.resource_version) {
+                continue;
+            }
             let (reachable, privileged) = match inner
                 .clusters
                 .get(&inner.store, &inner.secrets, &name)

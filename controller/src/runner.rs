@@ -188,6 +188,7 @@ impl Controller {
             let _leading = LeaderFlag::raise(&self.inner.metrics);
             let mut last_resync: Option<Instant> = None;
             let mut last_check: Option<Instant> = None;
+            let mut checked = HashMap::new();
             loop {
                 if !leadership.holds().await {
                     tracing::warn!("controller lost leadership");
@@ -200,10 +201,11 @@ impl Controller {
                 if let Err(e) = self.pass(full).await {
                     tracing::warn!(error = %e, "reconcile pass failed");
                 }
-                if last_check.is_none_or(|t| t.elapsed() >= self.inner.config.cluster_check) {
+                let all = last_check.is_none_or(|t| t.elapsed() >= self.inner.config.cluster_check);
+                if all {
                     last_check = Some(Instant::now());
-                    crate::clusters::check_all(&self.inner).await;
                 }
+                crate::clusters::check(&self.inner, &mut checked, all).await;
                 let until_resync = self
                     .inner
                     .config
@@ -232,7 +234,7 @@ impl Controller {
 
     /// Checks every registered target cluster now and records the result on it.
     pub async fn check_clusters(&self) {
-        crate::clusters::check_all(&self.inner).await;
+        crate::clusters::check(&self.inner, &mut HashMap::new(), true).await;
     }
 
     async fn next_due(&self) -> Option<Instant> {

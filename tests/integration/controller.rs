@@ -1000,3 +1000,48 @@ async fn an_unreachable_target_degrades_the_product_until_it_returns() {
     running.await.unwrap();
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn clusters_are_checked_when_registered_not_only_periodically() {
+    let world = World::new("ctl_register").await;
+    let mut config = ControllerConfig::new(world.ns.services().kafka_bootstrap.clone());
+    config.resync = Duration::from_millis(300);
+    config.cluster_check = Duration::from_secs(3600);
+    let controller =
+        Controller::new(world.api.store.clone(), world.secrets.clone(), config).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller.run(async move {
+        let _ = stopped.await;
+    }));
+    let name = format!("late-{}", world.suffix);
+    let doc = json!({
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "TargetCluster",
+        "metadata": {"name": name},
+        "spec": {"type": "redis", "url": "redis://127.0.0.1:1/0", "isolation": "acl-prefix"}
+    });
+    // Registered after the first (periodic) check of every cluster.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    world.put_admin(&doc).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let cluster = world
+            .api
+            .get(&format!("/api/v1/targetclusters/{name}"))
+            .await;
+        let reachable = condition(&cluster.body["status"], "Reachable");
+        if reachable["status"] == "False" {
+            assert!(
+                reachable["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("127.0.0.1:1")
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:#}", cluster.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    running.await.unwrap();
+    world.cleanup().await;
+}

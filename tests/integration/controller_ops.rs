@@ -364,7 +364,10 @@ async fn one_of_two_controllers_leads_and_the_other_takes_over_when_it_dies() {
     let dead = tasks[leader].take().unwrap();
     dead.abort();
     assert!(dead.await.unwrap_err().is_cancelled());
-    assert!(!metrics[leader].snapshot().leader, "a dead controller does not show as leader");
+    assert!(
+        !metrics[leader].snapshot().leader,
+        "a dead controller does not show as leader"
+    );
     let passes = metrics[follower].snapshot().passes;
     assert!(
         eventually(Duration::from_secs(5), || {
