@@ -444,6 +444,22 @@ async fn killed_20_times_while_provisioning_it_converges_to_exactly_the_plan() {
         .await
         .unwrap();
     assert_eq!(observe(&names, &pg, &mut redis).await, planned(&names));
+    let described = serve.must(
+        ADMIN_TOKEN,
+        &[
+            "describe",
+            "product",
+            &Names::product(0),
+            "--team",
+            &names.team,
+        ],
+    );
+    let view = format!("view \"{}\".\"{}\"", names.team, names.target(0));
+    assert!(
+        described.contains(&format!("Target:          version 1 in {view}")),
+        "{described}"
+    );
+    assert!(described.contains("TargetReady        True"), "{described}");
 
     // Every stored credential works: the last grant of each reader was the one stored.
     let store = Store::connect(

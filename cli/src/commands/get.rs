@@ -210,6 +210,21 @@ pub async fn describe(
         if let Some(message) = status.get("message").and_then(Value::as_str) {
             println!("Message:         {message}");
         }
+        for (label, pointer) in [("Target:", "/target"), ("Building:", "/nextTarget")] {
+            if let Some(version) = status.pointer(pointer).filter(|v| v.is_object()) {
+                let mut line = format!("version {}", text(version, "/version"));
+                if version.get("location").is_some() {
+                    line.push_str(&format!(" in {}", text(version, "/location")));
+                }
+                if version.get("reader").is_some() {
+                    line.push_str(&format!(", reader {}", text(version, "/reader")));
+                }
+                if version.get("topic").is_some() {
+                    line.push_str(&format!(", topic {}", text(version, "/topic")));
+                }
+                println!("{label:<17}{line}");
+            }
+        }
         if let Some(conditions) = status.get("conditions").and_then(Value::as_array) {
             println!("Conditions:");
             for c in conditions {
