@@ -373,10 +373,14 @@ impl Pass<'_> {
             self.set(READY, ConditionStatus::False, "NotLive", message);
         }
         self.save().await?;
-        Ok(if complete && rebuilding.is_none() {
-            Outcome::Settled
-        } else {
+        // A running job or a version being built is followed closely; a product whose job
+        // no worker has picked up yet is looked at again on the resync, so a thousand idle
+        // products do not cost a pass every few seconds.
+        let following = (report.is_some() && !complete) || rebuilding.is_some();
+        Ok(if following {
             Outcome::Requeue(JOB_POLL)
+        } else {
+            Outcome::Settled
         })
     }
 
