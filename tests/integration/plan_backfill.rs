@@ -289,3 +289,45 @@ async fn plans_answer_without_kafka_and_say_why() {
     let warnings = plan.body["warnings"].to_string();
     assert!(warnings.contains("127.0.0.1:1"), "{warnings}");
 }
+
+#[tokio::test]
+async fn a_policy_may_refuse_sources_that_no_longer_hold_from() {
+    let ns = TestNamespace::new("api_plan_refuse");
+    let topic = filled_topic(&ns).await;
+    let kafka = Arc::new(KafkaProvisioner::new(&ns.services().kafka_bootstrap, 1).unwrap());
+    let policy: sluice_api::approvals::Policy =
+        serde_yaml::from_str("refuseRetentionGaps: true").unwrap();
+    let api = TestApi::with_state(move |store| {
+        AppState::new(store).with_kafka(kafka).with_policy(policy)
+    })
+    .await;
+    catalog(&api, &topic).await;
+    let requester = api.token(Role::Requester, "team-shop").await;
+    let path = path_of(&product());
+
+    // The topic holds 60 days: 90 days back is refused, at the source's `from`.
+    let mut greedy = product();
+    greedy["spec"]["sources"][0]["from"] = json!("90d");
+    let refused = send_as(&api, &requester, Method::PUT, &path, &greedy).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    let errors = refused.body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{}", refused.body);
+    assert!(
+        errors[0]["pointer"]
+            .as_str()
+            .unwrap()
+            .ends_with("/spec/sources/0/from")
+    );
+    assert!(errors[0]["detail"].as_str().unwrap().contains(&topic));
+    assert_eq!(api.get(&path).await.status, StatusCode::NOT_FOUND);
+
+    // 30 days back is held: applied.
+    let applied = send_as(&api, &requester, Method::PUT, &path, &product()).await;
+    assert_eq!(applied.status, StatusCode::CREATED, "{}", applied.body);
+    ns.cleanup().await;
+}

@@ -23,6 +23,10 @@ pub struct Policy {
     /// what they must).
     #[serde(default)]
     pub auto_approve: Vec<AutoApprove>,
+    /// Refuse products whose sources no longer hold the data their `from` asks for (the
+    /// plan's retention pre-flight), instead of only warning on the plan.
+    #[serde(default)]
+    pub refuse_retention_gaps: bool,
 }
 
 /// A rule granting the platform approval without a person.
@@ -59,6 +63,7 @@ impl Default for Policy {
             platform_team: default_platform_team(),
             owner_approval_for: default_owner_classes(),
             auto_approve: Vec::new(),
+            refuse_retention_gaps: false,
         }
     }
 }

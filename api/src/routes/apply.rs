@@ -190,6 +190,9 @@ pub(crate) async fn apply(
                     ),
                 ));
             }
+            if state.policy.refuse_retention_gaps {
+                refuse_retention_gaps(state, p, &ctx).await?;
+            }
             claims = target_claims(&ctx, &key, p);
         }
     }
@@ -440,6 +443,45 @@ pub(crate) async fn delete_product(
         )
         .await?;
     Ok(respond(StatusCode::ACCEPTED, &object))
+}
+
+/// Refuses `product` when a source no longer holds the data its `from` asks for, as the
+/// policy's `refuseRetentionGaps` wants: 422 at each such source's `from`. Checked when Kafka
+/// answers; otherwise the plan says why no pre-flight ran.
+async fn refuse_retention_gaps(
+    state: &AppState,
+    product: &DataProduct,
+    ctx: &Context,
+) -> ApiResult<()> {
+    let mut warnings = Vec::new();
+    let Some(backfill) =
+        crate::routes::products::backfill_of(state, product, ctx, &mut warnings).await
+    else {
+        return Ok(());
+    };
+    let mut problems = Vec::new();
+    for (i, source) in product.spec.sources.iter().enumerate() {
+        let Some(dataset) = ctx.dataset(&source.dataset) else {
+            continue;
+        };
+        let gap = backfill
+            .sources
+            .iter()
+            .filter(|s| s.topic == dataset.spec.topic)
+            .find_map(|s| s.retention_warning.clone());
+        if let Some(gap) = gap {
+            problems.push(Problem::new(format!("/spec/sources/{i}/from"), gap));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        ErrorCode::ValidationFailed,
+        "the approval policy refuses products whose sources no longer hold the data `from` \
+         asks for",
+        problems,
+    ))
 }
 
 /// How messages name an object: `dataset shop.orders`, `product team-a/orders`.

@@ -394,7 +394,7 @@ fn topic_of(ctx: &Context, dataset: &str) -> Option<String> {
 /// The backfill estimate of the product's sources, or `None` with a warning saying why
 /// (Kafka not configured, not answering, or no source could be estimated). Every warning
 /// of the estimate is added to `warnings`.
-async fn backfill_of(
+pub(crate) async fn backfill_of(
     state: &AppState,
     product: &DataProduct,
     ctx: &Context,
