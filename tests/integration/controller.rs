@@ -442,17 +442,35 @@ async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_
     assert!(table.to_string().contains("permission denied"), "{table}");
     drop(conn);
 
-    // A resync of converged products issues no mutating call.
+    // A resync of converged products issues no mutating call and writes nothing.
+    let audit_len = |world: &World| {
+        let store = world.api.store.clone();
+        let team = world.team.clone();
+        async move {
+            store
+                .audit_entries(&sluice_store::AuditQuery {
+                    team: Some(team),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
     let before = (
         world.controller.metrics().snapshot(),
         world.controller.target_mutations().await,
+        audit_len(&world).await,
     );
     world.reconcile().await;
     world.reconcile().await;
     let after = (
         world.controller.metrics().snapshot(),
         world.controller.target_mutations().await,
+        audit_len(&world).await,
     );
+    assert_eq!(after.2, before.2, "an idle resync wrote to the audit log");
     assert_eq!(after.0.kafka_mutations, before.0.kafka_mutations);
     assert_eq!(after.0.target_mutations, before.0.target_mutations);
     assert_eq!(after.1, before.1);
