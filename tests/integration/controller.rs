@@ -570,13 +570,24 @@ async fn search_products_get_a_versioned_index_behind_their_alias() {
     let index = format!("{alias}_v1");
     let (code, body) = search(&world, reqwest::Method::GET, &format!("/_alias/{alias}")).await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec![&index]);
+    assert_eq!(
+        body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec![&index]
+    );
     let (_, mapping) = search(&world, reqwest::Method::GET, &format!("/{index}/_mapping")).await;
     let properties = &mapping[&index]["mappings"]["properties"];
     assert_eq!(properties["order_id"]["type"], "keyword");
     assert_eq!(properties["amount"]["type"], "double");
     // No per-product users without the security plugin: nothing is stored.
-    assert!(world.api.store.credentials(&world.key("docs")).await.unwrap().is_none());
+    assert!(
+        world
+            .api
+            .store
+            .credentials(&world.key("docs"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Converged: a resync writes nothing. Removed by hand: recreated.
     let before = world.controller.target_mutations().await;
@@ -651,14 +662,20 @@ async fn redis_products_get_a_pointer_and_a_reader_limited_to_their_keys() {
         .await
         .map(|_: redis::Value| Value::Null);
     let other = other.unwrap_err().to_string();
-    assert!(other.to_lowercase().contains("noperm") || other.contains("permission"), "{other}");
+    assert!(
+        other.to_lowercase().contains("noperm") || other.contains("permission"),
+        "{other}"
+    );
     let write: redis::RedisResult<()> = redis::cmd("SET")
         .arg(format!("{pa}:v1:k2"))
         .arg("x")
         .query_async(&mut reader)
         .await;
     let write = write.unwrap_err().to_string();
-    assert!(write.to_lowercase().contains("noperm") || write.contains("permission"), "{write}");
+    assert!(
+        write.to_lowercase().contains("noperm") || write.contains("permission"),
+        "{write}"
+    );
 
     // A user deleted by hand comes back with new credentials that work.
     let _: () = redis::cmd("ACL")
@@ -764,13 +781,19 @@ async fn shape_changes_go_online_or_through_a_version_swap_on_every_target() {
         assert_eq!(status["target"]["version"], 1, "{name}: {status:#}");
         assert_eq!(status["nextTarget"]["version"], 2, "{name}: {status:#}");
         assert!(
-            status["message"].as_str().unwrap().contains("version 2 is being built"),
+            status["message"]
+                .as_str()
+                .unwrap()
+                .contains("version 2 is being built"),
             "{status:#}"
         );
     }
     let mut tables = relations(&world).await;
     tables.sort();
-    assert_eq!(tables, vec![pg.clone(), format!("{pg}_v1"), format!("{pg}_v2")]);
+    assert_eq!(
+        tables,
+        vec![pg.clone(), format!("{pg}_v1"), format!("{pg}_v2")]
+    );
     let view_reads: String = sqlx::query_scalar(
         "SELECT string_agg(DISTINCT table_name::text, ',') FROM information_schema.view_table_usage \
          WHERE view_schema = $1 AND view_name = $2",
@@ -807,7 +830,10 @@ async fn shape_changes_go_online_or_through_a_version_swap_on_every_target() {
         assert!(status["nextTarget"].is_null(), "{name}: {status:#}");
         assert_eq!(status["phase"], "Live", "{name}: {status:#}");
     }
-    assert_eq!(relations(&world).await, vec![pg.clone(), format!("{pg}_v2")]);
+    assert_eq!(
+        relations(&world).await,
+        vec![pg.clone(), format!("{pg}_v2")]
+    );
     let (_, on) = search(&world, reqwest::Method::GET, &format!("/_alias/{alias}")).await;
     assert_eq!(
         on.as_object().unwrap().keys().collect::<Vec<_>>(),
