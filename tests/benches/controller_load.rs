@@ -182,8 +182,9 @@ impl Api {
 async fn bench(names: Arc<Names>, n: usize, idle: Duration) -> Result<(), String> {
     let services = names.ns.services();
     println!(
-        "Controller load: {n} products of one team into the shared PostgreSQL cluster \
-         (schema isolation), SQLite store, source topic of {SOURCE_PARTITIONS} partition(s)"
+        "Controller load: {n} products of team {} into the shared PostgreSQL cluster \
+         (schema isolation), SQLite store, source topic of {SOURCE_PARTITIONS} partition(s)",
+        names.team
     );
 
     // Baseline first, removed again before the controller runs, so neither sees the
@@ -315,19 +316,31 @@ async fn bench(names: Arc<Names>, n: usize, idle: Duration) -> Result<(), String
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let converge = started.elapsed();
+    let at_ready = metrics.snapshot();
+    println!(
+        "converged {ready}/{n} in {:.2}s: {} reconciles ({} failed), {} passes finished, \
+         {} Kafka mutations, {} target mutations",
+        converge.as_secs_f64(),
+        at_ready.reconciles - before.reconciles,
+        at_ready.reconcile_errors - before.reconcile_errors,
+        at_ready.passes - before.passes,
+        at_ready.kafka_mutations - before.kafka_mutations,
+        at_ready.target_mutations - before.target_mutations,
+    );
+    // The run loop looks at its shutdown only between passes: a pass under way (products
+    // requeued to poll for their job) finishes first.
+    let stopping = Instant::now();
     let _ = stop.send(());
     running.await.map_err(|e| e.to_string())?;
     let after = metrics.snapshot();
     let target_mutations_converged = controller.target_mutations().await;
     println!(
-        "converged {ready}/{n} in {:.2}s: {} reconciles ({} failed), {} passes, \
-         {} Kafka mutations, {} target mutations",
-        converge.as_secs_f64(),
-        after.reconciles - before.reconciles,
-        after.reconcile_errors - before.reconcile_errors,
-        after.passes - before.passes,
-        after.kafka_mutations - before.kafka_mutations,
-        after.target_mutations - before.target_mutations,
+        "run loop stopped after {:.2}s; {} more reconciles meanwhile, {} Kafka / {} target \
+         mutations among them",
+        stopping.elapsed().as_secs_f64(),
+        after.reconciles - at_ready.reconciles,
+        after.kafka_mutations - at_ready.kafka_mutations,
+        after.target_mutations - at_ready.target_mutations,
     );
     if ready < n {
         return Err(format!(
@@ -340,7 +353,7 @@ async fn bench(names: Arc<Names>, n: usize, idle: Duration) -> Result<(), String
     for i in 0..n {
         store
             .put_job_report(
-                &ObjectKey::data_product(&names.team, &Names::product_name(i)),
+                &ObjectKey::data_product(&names.team, Names::product_name(i)),
                 1,
                 &json!({"running": true, "backfillComplete": true}),
             )
