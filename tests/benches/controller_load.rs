@@ -644,6 +644,25 @@ async fn cleanup(names: &Names) {
     for problem in names.ns.cleanup().await {
         eprintln!("cleanup: {problem}");
     }
+    // Topic deletion is asynchronous in the broker: wait until none of ours is listed.
+    let ours = |name: &str| name.starts_with(&prefix) || name.starts_with(&names.ns.topic_prefix());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|m| m.topics().iter().filter(|t| ours(t.name())).count())
+            .unwrap_or(usize::MAX);
+        if left == 0 {
+            println!("cleanup: no topic of this run is left");
+            break;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("cleanup: {left} topics of this run are still listed");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let _ = std::fs::remove_dir_all(&names.dir);
 }
 
