@@ -63,3 +63,4 @@ test:
 ## Benchmarks: long-running, not part of `make test`. Figures go to docs/benchmarks.md.
 bench: services claim-target
 	$(CARGO) bench -p sluice-tests --bench api_load
+	$(CARGO) bench -p sluice-tests --bench controller_load
