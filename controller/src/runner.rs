@@ -198,14 +198,22 @@ impl Controller {
                 if full {
                     last_resync = Some(Instant::now());
                 }
-                if let Err(e) = self.pass(full).await {
-                    tracing::warn!(error = %e, "reconcile pass failed");
-                }
                 let all = last_check.is_none_or(|t| t.elapsed() >= self.inner.config.cluster_check);
                 if all {
                     last_check = Some(Instant::now());
                 }
-                crate::clusters::check(&self.inner, &mut checked, all).await;
+                // Shutdown does not wait for a pass to finish: stopping half-way is what a
+                // crash does, and the next leader's pass completes the work.
+                let work = async {
+                    if let Err(e) = self.pass(full).await {
+                        tracing::warn!(error = %e, "reconcile pass failed");
+                    }
+                    crate::clusters::check(&self.inner, &mut checked, all).await;
+                };
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = work => {}
+                }
                 let until_resync = self
                     .inner
                     .config

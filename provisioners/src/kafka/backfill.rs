@@ -88,11 +88,10 @@ impl KafkaProvisioner {
 
     /// The partition count of `topic`, `None` if it does not exist.
     ///
-    /// Lists every topic rather than naming this one, so a broker with auto-creation on does
-    /// not create it by being asked.
+    /// Asking never creates it: the admin client does not allow auto-creation.
     pub async fn partition_count(&self, topic: &str) -> Result<Option<i32>> {
         match self
-            .topic_metadata_within(METADATA_TIMEOUT)
+            .topic_metadata_within(&[topic.to_owned()], METADATA_TIMEOUT)
             .await?
             .remove(topic)
         {

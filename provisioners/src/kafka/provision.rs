@@ -224,6 +224,8 @@ impl KafkaProvisioner {
     pub fn new(bootstrap: &str, replication: i32) -> Result<Self> {
         let admin = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
+            // Looking a topic up must never create it, whatever the broker allows.
+            .set("allow.auto.create.topics", "false")
             .create()
             .map_err(|source| KafkaProvisionError::Client {
                 bootstrap: bootstrap.to_owned(),
@@ -315,7 +317,7 @@ impl KafkaProvisioner {
         }
         let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
         loop {
-            let listed = self.topic_metadata().await?;
+            let listed = self.topic_metadata(&report.deleted).await?;
             let Some(lingering) = report.deleted.iter().find(|n| listed.contains_key(*n)) else {
                 return Ok(report);
             };
@@ -524,7 +526,8 @@ impl KafkaProvisioner {
 
     /// One observation; `Lagging` when the cluster's view of a topic is inconsistent.
     async fn observe_once(&self, plans: &[TopicPlan]) -> Result<Observation> {
-        let listed = self.topic_metadata().await?;
+        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+        let listed = self.topic_metadata(&names).await?;
         let mut present = Vec::new();
         for plan in plans {
             match listed.get(&plan.name) {
@@ -599,38 +602,46 @@ impl KafkaProvisioner {
         ))
     }
 
-    /// Every topic the cluster lists: its partition count, or the error it is listed with.
-    /// Fetches all topics rather than naming them, so a broker with auto-creation on does
-    /// not create the topics being looked at.
-    async fn topic_metadata(&self) -> Result<BTreeMap<String, Result<i32, RDKafkaErrorCode>>> {
-        self.topic_metadata_within(REQUEST_TIMEOUT).await
+    /// The topics `names` as the cluster lists them: each one's partition count, or the
+    /// error it is listed with; a topic that does not exist is left out. Asks for these
+    /// topics only, so the cost of a look does not grow with the cluster's other topics; the
+    /// admin client never asks the broker to auto-create them
+    /// (`allow.auto.create.topics=false`).
+    async fn topic_metadata(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Result<i32, RDKafkaErrorCode>>> {
+        self.topic_metadata_within(names, REQUEST_TIMEOUT).await
     }
 
     /// [`Self::topic_metadata`], waiting at most `timeout` for the cluster.
     pub(super) async fn topic_metadata_within(
         &self,
+        names: &[String],
         timeout: Duration,
     ) -> Result<BTreeMap<String, Result<i32, RDKafkaErrorCode>>> {
         let admin = Arc::clone(&self.admin);
+        let names = names.to_vec();
         tokio::task::spawn_blocking(move || {
-            let metadata = admin
-                .inner()
-                .fetch_metadata(None, timeout)
-                .map_err(|source| KafkaProvisionError::Request {
-                    operation: "fetch_metadata",
-                    source,
-                })?;
-            Ok(metadata
-                .topics()
-                .iter()
-                .map(|topic| {
-                    let state = match topic.error() {
-                        Some(code) => Err(RDKafkaErrorCode::from(code)),
+            let mut listed = BTreeMap::new();
+            for name in &names {
+                let metadata = admin
+                    .inner()
+                    .fetch_metadata(Some(name), timeout)
+                    .map_err(|source| KafkaProvisionError::Request {
+                        operation: "fetch_metadata",
+                        source,
+                    })?;
+                for topic in metadata.topics().iter().filter(|t| t.name() == name) {
+                    let state = match topic.error().map(RDKafkaErrorCode::from) {
+                        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => continue,
+                        Some(code) => Err(code),
                         None => Ok(i32::try_from(topic.partitions().len()).unwrap_or(i32::MAX)),
                     };
-                    (topic.name().to_owned(), state)
-                })
-                .collect())
+                    listed.insert(topic.name().to_owned(), state);
+                }
+            }
+            Ok(listed)
         })
         .await
         .map_err(|source| KafkaProvisionError::Blocking { source })?
