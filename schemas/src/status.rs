@@ -81,7 +81,8 @@ pub struct SourceProgress {
 pub struct DataProductStatus {
     /// The lifecycle phase.
     pub phase: Phase,
-    /// The generation of the spec the controller last acted on.
+    /// The generation of the spec Sluice last processed (validated and put through the
+    /// approval policy); the generation the target was built from is `target.generation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// The generation that is approved (and running, once provisioned).
