@@ -625,13 +625,14 @@ impl KafkaProvisioner {
         tokio::task::spawn_blocking(move || {
             let mut listed = BTreeMap::new();
             for name in &names {
-                let metadata = admin
-                    .inner()
-                    .fetch_metadata(Some(name), timeout)
-                    .map_err(|source| KafkaProvisionError::Request {
-                        operation: "fetch_metadata",
-                        source,
-                    })?;
+                let metadata =
+                    admin
+                        .inner()
+                        .fetch_metadata(Some(name), timeout)
+                        .map_err(|source| KafkaProvisionError::Request {
+                            operation: "fetch_metadata",
+                            source,
+                        })?;
                 for topic in metadata.topics().iter().filter(|t| t.name() == name) {
                     let state = match topic.error().map(RDKafkaErrorCode::from) {
                         Some(RDKafkaErrorCode::UnknownTopicOrPartition) => continue,
