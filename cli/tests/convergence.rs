@@ -444,6 +444,18 @@ async fn killed_20_times_while_provisioning_it_converges_to_exactly_the_plan() {
         .await
         .unwrap();
     assert_eq!(observe(&names, &pg, &mut redis).await, planned(&names));
+    // The controller's counters are on /metrics: this process leads and made the changes.
+    let metrics = reqwest::get(format!("{}/metrics", serve.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("sluice_controller_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains("sluice_controller_mutations_total{system=\"kafka\"}"),
+        "{metrics}"
+    );
     let described = serve.must(
         ADMIN_TOKEN,
         &[

@@ -1063,3 +1063,37 @@ async fn clusters_are_checked_when_registered_not_only_periodically() {
     running.await.unwrap();
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_expired_product_is_torn_down_by_the_controller() {
+    let world = World::new("ctl_expiry").await;
+    let today = chrono::Utc::now().date_naive();
+    let mut doc = world.product("short", Cluster::Postgres, basic_fields(), "Delete");
+    doc["spec"]["expires"] = json!((today + chrono::Duration::days(30)).to_string());
+    world.submit(&doc).await;
+    world.reconcile().await;
+    let status = world.status("short").await;
+    assert!(is_true(&status, "TargetReady"), "{status:#}");
+    assert_eq!(world.topics().await.len(), 2);
+
+    // The hourly sweep runs on a day past the expiry: the product is marked for teardown
+    // and the controller removes it with its topics and target objects.
+    let done = sluice_api::expiry::sweep(
+        &world.api.store,
+        today + chrono::Duration::days(31),
+        chrono::Duration::days(14),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.expired, vec![format!("{}/short", world.team)]);
+    assert_eq!(world.status("short").await["phase"], "Deleting");
+    world.reconcile().await;
+    let answer = world
+        .api
+        .get(&format!("/api/v1/products/{}/short", world.team))
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    assert_eq!(world.topics().await, Vec::<String>::new());
+    assert_eq!(relations(&world).await, Vec::<String>::new());
+    world.cleanup().await;
+}

@@ -268,13 +268,7 @@ pub async fn ensure_version(
     drop(conn);
     let mut report = VersionReport::default();
     let mut tx = pool.begin().await.map_err(db(ACTION))?;
-    // Products of one team share its schema: `CREATE SCHEMA IF NOT EXISTS` of two of them
-    // at once collides in the catalog, so changes to one schema take turns.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(&plan.schema)
-        .execute(&mut *tx)
-        .await
-        .map_err(db(ACTION))?;
+    lock_schema(&mut tx, plan, ACTION).await?;
     let observed = observe_detail(&mut tx, plan).await?;
     for step in steps(&observed, plan, publish)? {
         execute(&mut tx, step.sql, ACTION, mutations).await?;
@@ -300,6 +294,23 @@ pub async fn ensure_version(
     Ok(report)
 }
 
+/// Makes changes to the plan's schema take turns until the transaction ends. Products of
+/// one team share its schema, and PostgreSQL does not serialise catalog changes to one
+/// object: `CREATE SCHEMA IF NOT EXISTS`, grants on the schema or `DROP OWNED BY` of two
+/// products at once fail with a unique violation or "tuple concurrently updated".
+async fn lock_schema(
+    conn: &mut PgConnection,
+    plan: &PostgresPlan,
+    action: &'static str,
+) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(&plan.schema)
+        .execute(conn)
+        .await
+        .map_err(db(action))?;
+    Ok(())
+}
+
 /// Drops this version's table (`<view>_v<N>`) if it exists, and nothing else: not the
 /// view, the schema or the role. Refuses ([`ProvisionError::Published`]) while the view
 /// reads the table. Returns whether a table was dropped.
@@ -309,7 +320,8 @@ pub async fn drop_version(
     mutations: &AtomicU64,
 ) -> Result<bool> {
     const ACTION: &str = "dropping the version's table";
-    let mut conn = pool.acquire().await.map_err(db(ACTION))?;
+    let mut conn = pool.begin().await.map_err(db(ACTION))?;
+    lock_schema(&mut conn, plan, ACTION).await?;
     let observed = observe_detail(&mut conn, plan).await?;
     if observed.view_reads_table(plan) {
         return Err(ProvisionError::Published {
@@ -326,6 +338,7 @@ pub async fn drop_version(
         pg_ident(&plan.table)?
     );
     execute(&mut conn, statement, ACTION, mutations).await?;
+    conn.commit().await.map_err(db(ACTION))?;
     Ok(true)
 }
 
@@ -902,6 +915,7 @@ pub async fn delete_counted(
 ) -> Result<()> {
     const ACTION: &str = "deleting the plan's objects";
     let mut tx = pool.begin().await.map_err(db(ACTION))?;
+    lock_schema(&mut tx, plan, ACTION).await?;
     let q_schema = pg_ident(&plan.schema)?;
     if !retain {
         execute(
