@@ -1097,3 +1097,66 @@ async fn an_expired_product_is_torn_down_by_the_controller() {
     assert_eq!(relations(&world).await, Vec::<String>::new());
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_newer_change_replaces_a_version_still_being_built() {
+    let world = World::new("ctl_abandon").await;
+    let name = "rebuilt";
+    world
+        .submit(&world.product(name, Cluster::Postgres, basic_fields(), "Delete"))
+        .await;
+    world.reconcile().await;
+    let table = world.target_name(name);
+
+    // Version 2 starts building for a retyped field...
+    let mut v2 = basic_fields();
+    v2["amount"] = json!({"expr": "string(o.amount)", "type": "string"});
+    world
+        .submit(&world.product(name, Cluster::Postgres, v2, "Delete"))
+        .await;
+    world.reconcile().await;
+    assert_eq!(world.status(name).await["nextTarget"]["version"], 2);
+    assert!(relations(&world).await.contains(&format!("{table}_v2")));
+
+    // ...and a newer change arrives before it is backfilled: version 2 is dropped, version
+    // 3 is built from the newest spec, readers stay on version 1 throughout.
+    let mut v3 = basic_fields();
+    v3["amount"] = json!({"expr": "int(o.amount)", "type": "integer"});
+    world
+        .submit(&world.product(name, Cluster::Postgres, v3, "Delete"))
+        .await;
+    world.reconcile().await;
+    let status = world.status(name).await;
+    assert_eq!(status["target"]["version"], 1, "{status:#}");
+    assert_eq!(status["nextTarget"]["version"], 3, "{status:#}");
+    let mut expected = vec![table.clone(), format!("{table}_v1"), format!("{table}_v3")];
+    expected.sort();
+    assert_eq!(relations(&world).await, expected);
+    let topics = world.topics().await;
+    assert!(!topics.iter().any(|t| t.contains(".v2")), "{topics:?}");
+
+    world.report_backfilled(name, 3).await;
+    world.reconcile().await;
+    let status = world.status(name).await;
+    assert_eq!(status["target"]["version"], 3, "{status:#}");
+    assert_eq!(
+        relations(&world).await,
+        vec![table.clone(), format!("{table}_v3")]
+    );
+    let pool = pg_admin(&world).await;
+    let amount: String = sqlx::query_scalar(
+        "SELECT data_type::text FROM information_schema.columns \
+         WHERE table_schema = $1 AND table_name = $2 AND column_name = 'amount'",
+    )
+    .bind(&world.team)
+    .bind(&table)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(amount, "bigint");
+
+    assert_eq!(world.delete(name).await, StatusCode::ACCEPTED);
+    world.reconcile().await;
+    assert_eq!(relations(&world).await, Vec::<String>::new());
+    world.cleanup().await;
+}
