@@ -52,8 +52,11 @@ pub const ENV_CONTROLLER_RESYNC: &str = "SLUICE_CONTROLLER_RESYNC";
 pub const ENV_CONTROLLER_MAX_BACKOFF: &str = "SLUICE_CONTROLLER_MAX_BACKOFF";
 /// Environment variable: how often registered target clusters are checked (default 60 s).
 pub const ENV_CLUSTER_CHECK_INTERVAL: &str = "SLUICE_CLUSTER_CHECK_INTERVAL";
+/// Environment variable: the replication factor of the topics Sluice creates (default 1).
+pub const ENV_KAFKA_REPLICATION: &str = "SLUICE_KAFKA_REPLICATION";
 
-const ALL_VARIABLES: [&str; 16] = [
+const ALL_VARIABLES: [&str; 17] = [
+    ENV_KAFKA_REPLICATION,
     ENV_CONTROLLER_RESYNC,
     ENV_CONTROLLER_MAX_BACKOFF,
     ENV_CLUSTER_CHECK_INTERVAL,
@@ -186,6 +189,8 @@ pub struct Config {
     pub controller_max_backoff: Option<std::time::Duration>,
     /// `SLUICE_CLUSTER_CHECK_INTERVAL`, if set.
     pub cluster_check_interval: Option<std::time::Duration>,
+    /// `SLUICE_KAFKA_REPLICATION`: the replication factor of created topics (default 1).
+    pub kafka_replication: i32,
 }
 
 /// The `--config` file: the same settings as the variables, in camelCase.
@@ -208,6 +213,7 @@ struct FileConfig {
     controller_resync: Option<String>,
     controller_max_backoff: Option<String>,
     cluster_check_interval: Option<String>,
+    kafka_replication: Option<String>,
 }
 
 impl FileConfig {
@@ -229,6 +235,7 @@ impl FileConfig {
             ENV_CONTROLLER_RESYNC => &self.controller_resync,
             ENV_CONTROLLER_MAX_BACKOFF => &self.controller_max_backoff,
             ENV_CLUSTER_CHECK_INTERVAL => &self.cluster_check_interval,
+            ENV_KAFKA_REPLICATION => &self.kafka_replication,
             _ => &None,
         };
         value.as_deref()
@@ -312,8 +319,25 @@ impl Config {
             controller_resync: interval(&lookup, ENV_CONTROLLER_RESYNC)?,
             controller_max_backoff: interval(&lookup, ENV_CONTROLLER_MAX_BACKOFF)?,
             cluster_check_interval: interval(&lookup, ENV_CLUSTER_CHECK_INTERVAL)?,
+            kafka_replication: replication(&lookup)?,
         })
     }
+}
+
+/// `SLUICE_KAFKA_REPLICATION`: a replication factor from 1 to 32767 (default 1).
+fn replication(lookup: &dyn Fn(&str) -> Option<String>) -> Result<i32, ConfigError> {
+    let Some(text) = lookup(ENV_KAFKA_REPLICATION) else {
+        return Ok(1);
+    };
+    text.parse::<i16>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .map(i32::from)
+        .ok_or(ConfigError::Invalid {
+            key: ENV_KAFKA_REPLICATION,
+            value: text.clone(),
+            reason: "expected a replication factor from 1 to 32767",
+        })
 }
 
 /// A positive duration setting such as `30s` or `5m`.
@@ -449,6 +473,41 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn controller_settings_are_read_and_checked() {
+        let dir = temp_dir("controller");
+        let data = (ENV_DATA_DIR, dir.to_str().unwrap());
+        let config = Config::from_sources(
+            None,
+            &env(&[
+                data,
+                (ENV_CONTROLLER_RESYNC, "500ms"),
+                (ENV_CONTROLLER_MAX_BACKOFF, "2m"),
+                (ENV_KAFKA_REPLICATION, "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.controller_resync,
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(
+            config.controller_max_backoff,
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(config.cluster_check_interval, None);
+        assert_eq!(config.kafka_replication, 3);
+        for (key, value) in [
+            (ENV_CONTROLLER_RESYNC, "soon"),
+            (ENV_CONTROLLER_RESYNC, "0s"),
+            (ENV_KAFKA_REPLICATION, "0"),
+            (ENV_KAFKA_REPLICATION, "three"),
+        ] {
+            let error = Config::from_sources(None, &env(&[data, (key, value)])).unwrap_err();
+            assert!(error.to_string().starts_with(key), "{error}");
+        }
     }
 
     #[test]

@@ -214,6 +214,7 @@ pub async fn serve(
 fn controller_config(config: &Config) -> Option<ControllerConfig> {
     let bootstrap = config.kafka_bootstrap.as_ref()?;
     let mut settings = ControllerConfig::new(bootstrap.clone());
+    settings.replication = config.kafka_replication;
     if let Some(resync) = config.controller_resync {
         settings.resync = resync;
     }
