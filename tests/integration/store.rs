@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sluice_store::{
-    Applied, Audit, AuditKey, Backend, Kind, ListQuery, ObjectInput, ObjectKey, Outcome, Store,
-    StoreError, StoredObject,
+    Applied, Audit, AuditKey, AuditQuery, Backend, Kind, ListQuery, ObjectInput, ObjectKey,
+    Outcome, Store, StoreError, StoredObject,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -170,6 +170,7 @@ on_both_backends!(
     list_filters_by_team_and_name_prefix,
     delete_with_and_without_precondition,
     status_writes_keep_the_generation,
+    progress_only_status_writes_are_not_audited,
     schema_versions_are_appended_only_on_change,
     concurrent_schema_changes_number_versions_without_gaps,
     reopening_keeps_the_data,
@@ -1010,6 +1011,47 @@ async fn delete_with_and_without_precondition(db: &TestDb) {
     assert_eq!(again.object.generation, 1);
     assert_eq!(again.object.status, None);
     assert_ne!(again.object.uid, v1.uid);
+}
+
+async fn progress_only_status_writes_are_not_audited(db: &TestDb) {
+    let store = db.connect().await;
+    let key = ObjectKey::data_product("team-a", "filling");
+    apply(&store, &key, product_input("team-a", "filling", json!({}))).await;
+    let count = |store: &Store| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_entries(&AuditQuery {
+                    name: Some("filling".to_owned()),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    let progress = |done: u64| {
+        json!({"phase": "Backfilling", "backfill": [{"source": "o", "done": done, "total": 10}],
+               "lagMs": done})
+    };
+    store
+        .set_status(&key, progress(1), None, &audit())
+        .await
+        .unwrap();
+    let after_first = count(&store).await;
+    // Only the progress moves: written, not audited.
+    let moved = store
+        .set_status(&key, progress(7), None, &audit())
+        .await
+        .unwrap();
+    assert_eq!(moved.status, Some(progress(7)));
+    assert_eq!(count(&store).await, after_first);
+    // A phase change is audited.
+    let mut live = progress(10);
+    live["phase"] = json!("Live");
+    store.set_status(&key, live, None, &audit()).await.unwrap();
+    assert_eq!(count(&store).await, after_first + 1);
 }
 
 async fn status_writes_keep_the_generation(db: &TestDb) {

@@ -25,7 +25,8 @@ impl Store {
     ///
     /// A change appends an audit entry by `audit` in its transaction: action `status`,
     /// outcome `updated`, the object's generation and the diff of `{"status"}` (absent when
-    /// cleared). Re-writing the same status is not audited.
+    /// cleared). Re-writing the same status is not audited, nor a change of only the
+    /// progress fields `backfill` and `lagMs` (telemetry, not a decision).
     pub async fn set_status(
         &self,
         key: &ObjectKey,
@@ -90,18 +91,39 @@ impl Store {
                 Some(current.resource_version),
             ));
         }
-        let entry = AuditInput::new(audit, action, outcome)
-            .with_object(key)
-            .with_generation(Some(object.generation))
-            .with_diff(object_diff(
-                Some(status_state(current.status.as_ref())),
-                Some(status_state(object.status.as_ref())),
-            ));
-        audit::append(&mut write.tx, &self.audit_key, entry, now).await?;
+        // Progress (events done, rates, lag) is telemetry, not a decision: a write that only
+        // moves it is not audited, so a backfill does not flood the log.
+        if without_progress(current.status.as_ref()) != without_progress(object.status.as_ref()) {
+            let entry = AuditInput::new(audit, action, outcome)
+                .with_object(key)
+                .with_generation(Some(object.generation))
+                .with_diff(object_diff(
+                    Some(status_state(current.status.as_ref())),
+                    Some(status_state(object.status.as_ref())),
+                ));
+            audit::append(&mut write.tx, &self.audit_key, entry, now).await?;
+        }
         write.tx.commit().await?;
         tracing::debug!(%key, resource_version = object.resource_version, "status set");
         Ok(object)
     }
+}
+
+/// The progress fields of a status, which change without anyone deciding anything.
+const PROGRESS_FIELDS: [&str; 2] = ["backfill", "lagMs"];
+
+/// A status without its progress fields.
+fn without_progress(status: Option<&Value>) -> Option<Value> {
+    status.map(|status| match status {
+        Value::Object(map) => {
+            let mut map = map.clone();
+            for field in PROGRESS_FIELDS {
+                map.shift_remove(field);
+            }
+            Value::Object(map)
+        }
+        other => other.clone(),
+    })
 }
 
 /// What a status write writes: `{"status": …}`, or `{}` without a status.
