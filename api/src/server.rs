@@ -186,9 +186,14 @@ pub async fn serve(
             state = state
                 .with_controller(controller.waker())
                 .with_controller_metrics(controller.metrics());
-            Some(tokio::spawn(controller.run(async move {
+            let (stop_jobs_tx, stop_jobs_rx) = tokio::sync::oneshot::channel::<()>();
+            let jobs = tokio::spawn(controller.clone().run_jobs(async move {
+                let _ = stop_jobs_rx.await;
+            }));
+            let reconciling = tokio::spawn(controller.run(async move {
                 let _ = controller_stopped.await;
-            })))
+            }));
+            Some((reconciling, jobs, stop_jobs_tx))
         }
         None => {
             tracing::warn!(
@@ -204,8 +209,10 @@ pub async fn serve(
         .map_err(ServeError::Serve);
     sweeper.abort();
     let _ = stop_controller.send(());
-    if let Some(controller) = controller {
-        let _ = controller.await;
+    if let Some((reconciling, jobs, stop_jobs)) = controller {
+        let _ = stop_jobs.send(());
+        let _ = reconciling.await;
+        let _ = jobs.await;
     }
     served
 }

@@ -11,6 +11,7 @@ mod clusters;
 pub mod conditions;
 pub mod diff;
 pub mod estimate;
+mod jobs;
 pub mod metrics;
 pub mod plan;
 mod reconcile;

@@ -266,6 +266,11 @@ impl Pass<'_> {
             self.ensure_target(&next, false)
                 .await
                 .map_err(TargetFailure::into_error)?;
+            if let Some(building) = self.status.next_target.as_mut() {
+                building.topic = next.plan.topics.first().map(|t| t.name.clone());
+                building.location = Some(location(&next.plan));
+                building.reader = reader(&next.plan);
+            }
             let report = inner
                 .store
                 .job_report(&self.key, next.version.version)
@@ -298,7 +303,19 @@ impl Pass<'_> {
             .and_then(|r| r.get("running"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        if running {
+        let error = report
+            .as_ref()
+            .and_then(|r| r.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(error) = error {
+            let (truth, reason) = if running {
+                (ConditionStatus::True, "Retrying")
+            } else {
+                (ConditionStatus::False, "JobFailed")
+            };
+            self.set(JOB_RUNNING, truth, reason, error);
+        } else if running {
             self.set(
                 JOB_RUNNING,
                 ConditionStatus::True,

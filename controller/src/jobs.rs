@@ -1,0 +1,219 @@
+//! The stream jobs of this process: one per provisioned product version (the version
+//! readers use and the one being built beside it), started and stopped to follow the
+//! products' status, each reporting its progress to the metadata store for the controller.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice_pipeline::job::{Job, JobConfig, JobProgress};
+use sluice_pipeline::sink::Sink;
+use sluice_pipeline::transform::CompiledProduct;
+use sluice_schemas::{Kind, ProvisionedVersion, WriteMode};
+use sluice_store::{ListQuery, ObjectKey, StoredObject};
+
+use crate::catalog;
+use crate::estimate;
+use crate::plan::plan_product;
+use crate::reconcile::decode_status;
+use crate::runner::{Controller, Inner};
+
+/// How often the jobs are matched to the products and their progress reported.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+
+/// One product version's job, with the last progress it reported.
+struct Running {
+    job: Job,
+    reported: Option<Value>,
+}
+
+impl Controller {
+    /// Runs the stream jobs of every provisioned product version in this process until
+    /// `shutdown` resolves.
+    pub async fn run_jobs(self, shutdown: impl Future<Output = ()> + Send) {
+        tokio::pin!(shutdown);
+        let mut running: HashMap<(ObjectKey, u32), Running> = HashMap::new();
+        let mut failed: HashMap<(ObjectKey, u32), String> = HashMap::new();
+        loop {
+            if let Err(e) = supervise(&self.inner, &mut running, &mut failed).await {
+                tracing::warn!(error = %e, "cannot match jobs to products");
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(SUPERVISE_EVERY) => {}
+            }
+        }
+        for (_, r) in running.drain() {
+            r.job.stop().await;
+        }
+    }
+}
+
+/// Starts missing jobs, stops unwanted ones, reports progress.
+async fn supervise(
+    inner: &Inner,
+    running: &mut HashMap<(ObjectKey, u32), Running>,
+    failed: &mut HashMap<(ObjectKey, u32), String>,
+) -> Result<(), sluice_store::StoreError> {
+    let mut wanted: HashMap<(ObjectKey, u32), (StoredObject, ProvisionedVersion)> = HashMap::new();
+    let mut query = ListQuery {
+        limit: ListQuery::MAX_LIMIT,
+        ..ListQuery::default()
+    };
+    loop {
+        let page = inner.store.list(Kind::DataProduct, &query).await?;
+        for object in page.items {
+            let Some(status) = decode_status(&object) else {
+                continue;
+            };
+            if status.deletion_requested.is_some() {
+                continue;
+            }
+            // A version runs once the controller made its topics and target objects; it
+            // records the version's topic then.
+            for version in [status.target.clone(), status.next_target.clone()]
+                .into_iter()
+                .flatten()
+                .filter(|v| v.topic.is_some())
+            {
+                wanted.insert(
+                    (object.key.clone(), version.version),
+                    (object.clone(), version),
+                );
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+
+    let unwanted: Vec<(ObjectKey, u32)> = running
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .cloned()
+        .collect();
+    for key in unwanted {
+        if let Some(r) = running.remove(&key) {
+            tracing::info!(product = %key.0, version = key.1, "stopping its job");
+            r.job.stop().await;
+        }
+    }
+    failed.retain(|k, _| wanted.contains_key(k));
+
+    for (key, (object, version)) in wanted {
+        let restart = running.get(&key).is_some_and(|r| !r.job.is_running());
+        if restart {
+            if let Some(r) = running.remove(&key) {
+                r.job.stop().await;
+            }
+        }
+        if !running.contains_key(&key) {
+            match start(inner, &object, &version).await {
+                Ok(job) => {
+                    tracing::info!(product = %key.0, version = key.1, "job started");
+                    failed.remove(&key);
+                    running.insert(
+                        key.clone(),
+                        Running {
+                            job,
+                            reported: None,
+                        },
+                    );
+                }
+                Err(reason) => {
+                    if failed.get(&key) != Some(&reason) {
+                        tracing::warn!(product = %key.0, version = key.1, %reason, "job cannot start");
+                        let report = serde_json::to_value(JobProgress {
+                            running: false,
+                            error: Some(reason.clone()),
+                            ..JobProgress::default()
+                        })
+                        .unwrap_or_default();
+                        inner.store.put_job_report(&key.0, key.1, &report).await?;
+                        failed.insert(key.clone(), reason);
+                    }
+                    continue;
+                }
+            }
+        }
+        if let Some(r) = running.get_mut(&key) {
+            let progress = r.job.progress();
+            let report = serde_json::to_value(&progress).unwrap_or_default();
+            if r.reported.as_ref() != Some(&report) {
+                inner.store.put_job_report(&key.0, key.1, &report).await?;
+                r.reported = Some(report);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts the job of `version` of the product `object`.
+async fn start(
+    inner: &Inner,
+    object: &StoredObject,
+    version: &ProvisionedVersion,
+) -> Result<Job, String> {
+    let resolved = catalog::resolve(&inner.store, &object.document(), &version.spec)
+        .await
+        .map_err(|e| e.to_string())?;
+    let spec = &resolved.product.spec;
+    let cluster = spec
+        .target
+        .cluster
+        .as_deref()
+        .ok_or_else(|| "dedicated targets run in Kubernetes mode".to_owned())?;
+    let (cluster_spec, conn) = inner
+        .clusters
+        .get(&inner.store, &inner.secrets, cluster)
+        .await
+        .map_err(|e| e.to_string())?;
+    let partitions = inner.source_partitions(&resolved).await;
+    let plan = plan_product(
+        &resolved.product,
+        &resolved.output,
+        &cluster_spec,
+        &partitions,
+        version.version,
+    )
+    .map_err(|e| e.to_string())?;
+    let transform =
+        CompiledProduct::compile(spec, &resolved.output).map_err(|e| e.to_string())?;
+    let source = spec
+        .sources
+        .iter()
+        .find(|s| s.name == transform.source())
+        .ok_or_else(|| format!("source `{}` is not in the spec", transform.source()))?;
+    let dataset = resolved
+        .context
+        .dataset(&source.dataset)
+        .ok_or_else(|| format!("dataset `{}` is not in the catalog", source.dataset))?;
+    let sink = Sink::new(Arc::clone(&conn), &plan.target).map_err(|e| e.to_string())?;
+    let (output, dead_letter) = match plan.topics.as_slice() {
+        [output, dead_letter, ..] => (output.name.clone(), dead_letter.name.clone()),
+        _ => return Err("the plan has no output topic".to_owned()),
+    };
+    let key = &object.key;
+    let config = JobConfig {
+        label: format!("{}/{} v{}", key.team(), key.name(), version.version),
+        bootstrap: inner.config.kafka_bootstrap.clone(),
+        source_topic: dataset.spec.topic.clone(),
+        from_ms: estimate::from_ms(
+            source.from.as_deref(),
+            chrono::Utc::now().timestamp_millis(),
+        ),
+        output_topic: output,
+        dead_letter_topic: dead_letter,
+        group: format!(
+            "sluice.job.{}.{}.v{}",
+            key.team(),
+            key.name(),
+            version.version
+        ),
+        append: spec.target.mode == WriteMode::Append,
+    };
+    Job::start(config, transform, sink).map_err(|e| e.to_string())
+}

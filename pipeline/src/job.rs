@@ -1,0 +1,742 @@
+//! One product version's stream job: a **transform** stage that reads the source from `from`,
+//! applies the compiled spec and writes each result to the product's output topic in Kafka
+//! transactions together with its source offsets (exactly once into the output topic), and a
+//! **sink** stage that reads the output topic (`read_committed`) and applies it to the target,
+//! using each record's output offset as the key's version, committing its offsets only after
+//! the target acknowledged. Why this is exact: `docs/jobs.md`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::sink::{Sink, SinkRecord};
+use crate::transform::{CompiledProduct, Emit};
+
+/// How long a Kafka call of the job may take.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+/// Records per transaction / sink batch, at most.
+const BATCH: usize = 1000;
+/// How long a batch waits to fill.
+const BATCH_WINDOW: Duration = Duration::from_millis(100);
+
+/// Where a job reads and writes.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// For logs: `team/name vN`.
+    pub label: String,
+    /// Kafka bootstrap servers.
+    pub bootstrap: String,
+    /// The source topic.
+    pub source_topic: String,
+    /// Start of the backfill (milliseconds since the epoch); `None`: from the beginning.
+    pub from_ms: Option<i64>,
+    /// The product version's output topic.
+    pub output_topic: String,
+    /// Its dead-letter topic.
+    pub dead_letter_topic: String,
+    /// Prefix of the job's consumer groups and transactional id, unique per product version.
+    pub group: String,
+    /// Append mode: output records carry no key.
+    pub append: bool,
+}
+
+/// Backfill progress of the job's source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceProgress {
+    /// The source alias.
+    pub source: String,
+    /// Events read of those to backfill.
+    pub done: u64,
+    /// Events to backfill: from the start positions to the watermarks taken at start.
+    pub total: u64,
+    /// Events per second since the job started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Estimated seconds to the end of the backfill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
+}
+
+/// What a job reports: the shape the controller reads from job reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProgress {
+    /// The job runs.
+    pub running: bool,
+    /// Every source was read up to its start watermarks and the sink applied all of it.
+    pub backfill_complete: bool,
+    /// Per source.
+    pub sources: Vec<SourceProgress>,
+    /// Records sent to the dead-letter topic.
+    pub dead_letters: u64,
+    /// Records applied to the target.
+    pub applied: u64,
+    /// The last error, while it lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why a job cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A Kafka client or call failed.
+    #[error("Kafka: {context}: {source}")]
+    Kafka {
+        /// What was being done.
+        context: &'static str,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The transform thread could not be started.
+    #[error("cannot start the transform thread")]
+    Thread(#[source] std::io::Error),
+    /// A topic the job needs does not exist.
+    #[error("topic `{0}` does not exist")]
+    MissingTopic(String),
+}
+
+fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> JobError {
+    move |source| JobError::Kafka { context, source }
+}
+
+/// A running job. Dropping it stops it (without waiting).
+pub struct Job {
+    stop: Arc<AtomicBool>,
+    progress: watch::Receiver<JobProgress>,
+    transform: Option<std::thread::JoinHandle<()>>,
+    sink: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("progress", &*self.progress.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared between the two stages.
+struct Shared {
+    progress: watch::Sender<JobProgress>,
+    /// Set by the transform when it reached its start watermarks: the output topic's end
+    /// offsets at that moment, which the sink must reach.
+    sink_target: std::sync::Mutex<Option<BTreeMap<i32, i64>>>,
+}
+
+impl Job {
+    /// Starts the job (needs a tokio runtime). The transform runs on a thread of its own
+    /// (rdkafka's transactional calls block); the sink on the runtime.
+    pub fn start(
+        config: JobConfig,
+        transform: CompiledProduct,
+        sink: Sink,
+    ) -> Result<Job, JobError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sender, progress) = watch::channel(JobProgress {
+            running: true,
+            sources: vec![SourceProgress {
+                source: transform.source().to_owned(),
+                ..SourceProgress::default()
+            }],
+            ..JobProgress::default()
+        });
+        let shared = Arc::new(Shared {
+            progress: sender,
+            sink_target: std::sync::Mutex::new(None),
+        });
+        let stage = TransformStage::new(&config, transform)?;
+        let sink_stage = SinkStage::new(&config, sink)?;
+        let transform = {
+            let stop = Arc::clone(&stop);
+            let shared = Arc::clone(&shared);
+            let label = config.label.clone();
+            std::thread::Builder::new()
+                .name(format!("sluice-job {label}"))
+                .spawn(move || stage.run(&stop, &shared))
+                .map_err(JobError::Thread)?
+        };
+        let sink = {
+            let stop = Arc::clone(&stop);
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move { sink_stage.run(&stop, &shared).await })
+        };
+        Ok(Job {
+            stop,
+            progress,
+            transform: Some(transform),
+            sink: Some(sink),
+        })
+    }
+
+    /// The job's latest progress.
+    pub fn progress(&self) -> JobProgress {
+        self.progress.borrow().clone()
+    }
+
+    /// Whether both stages still run.
+    pub fn is_running(&self) -> bool {
+        self.transform.as_ref().is_some_and(|t| !t.is_finished())
+            && self.sink.as_ref().is_some_and(|s| !s.is_finished())
+    }
+
+    /// Stops both stages and waits for them.
+    pub async fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(sink) = self.sink.take() {
+            let _ = sink.await;
+        }
+        if let Some(transform) = self.transform.take() {
+            let _ = tokio::task::spawn_blocking(move || transform.join()).await;
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Reads the source, transforms, writes to the output topic in transactions.
+struct TransformStage {
+    config: JobConfig,
+    transform: CompiledProduct,
+    consumer: BaseConsumer,
+    producer: BaseProducer,
+    /// Per source partition: (start offset, high watermark at start).
+    bounds: BTreeMap<i32, (i64, i64)>,
+}
+
+impl TransformStage {
+    fn new(config: &JobConfig, transform: CompiledProduct) -> Result<Self, JobError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap)
+            .set("group.id", format!("{}.transform", config.group))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set("allow.auto.create.topics", "false")
+            .create()
+            .map_err(kafka("creating the source consumer"))?;
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap)
+            .set("transactional.id", format!("{}.transform", config.group))
+            .set("allow.auto.create.topics", "false")
+            .create()
+            .map_err(kafka("creating the transactional producer"))?;
+        producer
+            .init_transactions(KAFKA_TIMEOUT)
+            .map_err(kafka("initialising transactions"))?;
+
+        let partitions = partitions_of(&consumer, &config.source_topic)?;
+        let mut all = TopicPartitionList::new();
+        for p in &partitions {
+            all.add_partition(&config.source_topic, *p);
+        }
+        let committed = consumer
+            .committed_offsets(all, KAFKA_TIMEOUT)
+            .map_err(kafka("reading the job's committed source offsets"))?;
+        let from = match config.from_ms {
+            Some(ms) => {
+                let mut wanted = TopicPartitionList::new();
+                for p in &partitions {
+                    wanted
+                        .add_partition_offset(&config.source_topic, *p, Offset::Offset(ms))
+                        .map_err(kafka("finding the offsets of `from`"))?;
+                }
+                Some(
+                    consumer
+                        .offsets_for_times(wanted, KAFKA_TIMEOUT)
+                        .map_err(kafka("finding the offsets of `from`"))?,
+                )
+            }
+            None => None,
+        };
+        let mut bounds = BTreeMap::new();
+        let mut assignment = TopicPartitionList::new();
+        for p in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&config.source_topic, p, KAFKA_TIMEOUT)
+                .map_err(kafka("reading the source watermarks"))?;
+            let resumed = committed
+                .find_partition(&config.source_topic, p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            let start_of_backfill = match from
+                .as_ref()
+                .and_then(|f| f.find_partition(&config.source_topic, p))
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(o)) => o.max(low),
+                Some(Offset::End) => high,
+                _ => low,
+            };
+            let position = resumed.unwrap_or(start_of_backfill);
+            bounds.insert(p, (start_of_backfill, high));
+            assignment
+                .add_partition_offset(&config.source_topic, p, Offset::Offset(position))
+                .map_err(kafka("assigning the source partitions"))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(kafka("assigning the source partitions"))?;
+        Ok(TransformStage {
+            config: config.clone(),
+            transform,
+            consumer,
+            producer,
+            bounds,
+        })
+    }
+
+    fn run(self, stop: &AtomicBool, shared: &Shared) {
+        let started = Instant::now();
+        let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
+        if let Ok(assigned) = self.consumer.position() {
+            for e in assigned.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    positions.insert(e.partition(), o);
+                }
+            }
+        }
+        let mut dead_letters = 0u64;
+        let mut first_done: Option<u64> = None;
+        while !stop.load(Ordering::SeqCst) {
+            match self.one_batch(&mut positions, &mut dead_letters) {
+                Ok(()) => {}
+                Err(message) => {
+                    tracing::warn!(job = %self.config.label, "{message}");
+                    shared.progress.send_modify(|p| p.error = Some(message));
+                    // The transaction was aborted: rewind to the committed offsets.
+                    if let Err(e) = self.rewind(&mut positions) {
+                        tracing::warn!(job = %self.config.label, error = %e, "cannot rewind");
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            }
+            let (done, total) = self.backfilled(&positions);
+            let first = *first_done.get_or_insert(done);
+            let elapsed = started.elapsed().as_secs_f64();
+            let rate = (elapsed > 0.5).then(|| (done.saturating_sub(first)) as f64 / elapsed);
+            let eta = rate
+                .filter(|r| *r > 0.0)
+                .map(|r| ((total.saturating_sub(done)) as f64 / r).ceil() as u64);
+            let caught_up = done >= total;
+            if caught_up && shared.sink_target.lock().map(|t| t.is_none()).unwrap_or(false) {
+                match output_end_offsets(&self.consumer, &self.config.output_topic) {
+                    Ok(end) => {
+                        if let Ok(mut target) = shared.sink_target.lock() {
+                            *target = Some(end);
+                        }
+                    }
+                    Err(e) => tracing::warn!(job = %self.config.label, error = %e, "output watermarks"),
+                }
+            }
+            shared.progress.send_modify(|p| {
+                if let Some(source) = p.sources.first_mut() {
+                    source.done = done;
+                    source.total = total;
+                    source.rate = rate;
+                    source.eta_seconds = if caught_up { Some(0) } else { eta };
+                }
+                p.dead_letters = dead_letters;
+                p.error = None;
+            });
+        }
+    }
+
+    /// Events done and to do of the backfill, from the positions.
+    fn backfilled(&self, positions: &BTreeMap<i32, i64>) -> (u64, u64) {
+        let mut done = 0u64;
+        let mut total = 0u64;
+        for (p, (start, high)) in &self.bounds {
+            let span = u64::try_from(high - start).unwrap_or(0);
+            let at = positions.get(p).copied().unwrap_or(*start).min(*high);
+            done += u64::try_from(at - start).unwrap_or(0);
+            total += span;
+        }
+        (done, total)
+    }
+
+    /// Reads up to a batch, writes it and its source offsets in one transaction.
+    fn one_batch(
+        &self,
+        positions: &mut BTreeMap<i32, i64>,
+        dead_letters: &mut u64,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + BATCH_WINDOW;
+        let mut messages = Vec::new();
+        while messages.len() < BATCH {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.consumer.poll(left) {
+                Some(Ok(message)) => messages.push(message.detach()),
+                Some(Err(e)) => return Err(format!("reading the source: {e}")),
+                None => break,
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.producer
+            .begin_transaction()
+            .map_err(|e| format!("beginning a transaction: {e}"))?;
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut rejected = 0u64;
+        for message in &messages {
+            next.insert(message.partition(), message.offset() + 1);
+            let value = match message.payload() {
+                None => Ok(None),
+                Some(bytes) => serde_json::from_slice::<serde_json::Value>(bytes)
+                    .map(Some)
+                    .map_err(|e| format!("the value is not JSON: {e}")),
+            };
+            let outcome = value.and_then(|value| {
+                self.transform
+                    .apply(message.key(), value.as_ref())
+                    .map_err(|e| e.reason())
+            });
+            match outcome {
+                Ok(Some(Emit { key, row })) => {
+                    let payload = row.map(|r| serde_json::Value::Object(r).to_string());
+                    let mut record: BaseRecord<'_, str, str> =
+                        BaseRecord::to(&self.config.output_topic);
+                    if !self.config.append {
+                        record = record.key(key.as_str());
+                    }
+                    if let Some(payload) = payload.as_deref() {
+                        record = record.payload(payload);
+                    }
+                    self.send(record)?;
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    rejected += 1;
+                    let headers = OwnedHeaders::new()
+                        .insert(Header {
+                            key: "sluice-error",
+                            value: Some(reason.as_str()),
+                        })
+                        .insert(Header {
+                            key: "sluice-source-topic",
+                            value: Some(self.config.source_topic.as_str()),
+                        })
+                        .insert(Header {
+                            key: "sluice-source-partition",
+                            value: Some(&message.partition().to_string()),
+                        })
+                        .insert(Header {
+                            key: "sluice-source-offset",
+                            value: Some(&message.offset().to_string()),
+                        });
+                    let mut record: BaseRecord<'_, [u8], [u8]> =
+                        BaseRecord::to(&self.config.dead_letter_topic).headers(headers);
+                    if let Some(key) = message.key() {
+                        record = record.key(key);
+                    }
+                    if let Some(payload) = message.payload() {
+                        record = record.payload(payload);
+                    }
+                    self.send(record)?;
+                }
+            }
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (p, o) in &next {
+            offsets
+                .add_partition_offset(&self.config.source_topic, *p, Offset::Offset(*o))
+                .map_err(|e| format!("recording offsets: {e}"))?;
+        }
+        let metadata = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| "the source consumer has no group metadata".to_owned())?;
+        let committed = self
+            .producer
+            .send_offsets_to_transaction(&offsets, &metadata, KAFKA_TIMEOUT)
+            .and_then(|()| self.producer.commit_transaction(KAFKA_TIMEOUT));
+        if let Err(e) = committed {
+            let _ = self.producer.abort_transaction(KAFKA_TIMEOUT);
+            return Err(format!("committing a transaction: {e}"));
+        }
+        positions.extend(next);
+        *dead_letters += rejected;
+        Ok(())
+    }
+
+    /// Sends one record, waiting while the producer's queue is full.
+    fn send<K, P>(&self, record: BaseRecord<'_, K, P>) -> Result<(), String>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ), back)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                    record = back;
+                }
+                Err((e, _)) => return Err(format!("producing: {e}")),
+            }
+        }
+    }
+
+    /// Puts the consumer back at the committed offsets after an aborted transaction.
+    fn rewind(&self, positions: &mut BTreeMap<i32, i64>) -> Result<(), String> {
+        let mut all = TopicPartitionList::new();
+        for p in self.bounds.keys() {
+            all.add_partition(&self.config.source_topic, *p);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(all, KAFKA_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        let mut assignment = TopicPartitionList::new();
+        for (p, (start, _)) in &self.bounds {
+            let at = committed
+                .find_partition(&self.config.source_topic, *p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(*start);
+            positions.insert(*p, at);
+            assignment
+                .add_partition_offset(&self.config.source_topic, *p, Offset::Offset(at))
+                .map_err(|e| e.to_string())?;
+        }
+        self.consumer.assign(&assignment).map_err(|e| e.to_string())
+    }
+}
+
+/// The partitions of `topic`.
+fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, JobError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), KAFKA_TIMEOUT)
+        .map_err(kafka("reading topic metadata"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(JobError::MissingTopic(topic.to_owned()));
+    }
+    Ok(partitions)
+}
+
+/// The end offset of every partition of the output topic.
+fn output_end_offsets(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>, JobError> {
+    let mut ends = BTreeMap::new();
+    for p in partitions_of(consumer, topic)? {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, KAFKA_TIMEOUT)
+            .map_err(kafka("reading the output watermarks"))?;
+        ends.insert(p, high);
+    }
+    Ok(ends)
+}
+
+/// Reads the output topic and applies it to the target.
+struct SinkStage {
+    config: JobConfig,
+    consumer: BaseConsumer,
+    sink: Sink,
+}
+
+impl SinkStage {
+    fn new(config: &JobConfig, sink: Sink) -> Result<Self, JobError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap)
+            .set("group.id", format!("{}.sink", config.group))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "earliest")
+            .set("allow.auto.create.topics", "false")
+            .create()
+            .map_err(kafka("creating the sink consumer"))?;
+        let partitions = partitions_of(&consumer, &config.output_topic)?;
+        let mut all = TopicPartitionList::new();
+        for p in &partitions {
+            all.add_partition(&config.output_topic, *p);
+        }
+        let committed = consumer
+            .committed_offsets(all, KAFKA_TIMEOUT)
+            .map_err(kafka("reading the sink's committed offsets"))?;
+        let mut assignment = TopicPartitionList::new();
+        for p in partitions {
+            let at = committed
+                .find_partition(&config.output_topic, p)
+                .map(|e| e.offset())
+                .filter(|o| matches!(o, Offset::Offset(_)))
+                .unwrap_or(Offset::Beginning);
+            assignment
+                .add_partition_offset(&config.output_topic, p, at)
+                .map_err(kafka("assigning the output partitions"))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(kafka("assigning the output partitions"))?;
+        Ok(SinkStage {
+            config: config.clone(),
+            consumer,
+            sink,
+        })
+    }
+
+    async fn run(self, stop: &AtomicBool, shared: &Shared) {
+        let consumer = Arc::new(self.consumer);
+        let mut applied = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            let polling = Arc::clone(&consumer);
+            let batch = tokio::task::spawn_blocking(move || poll_batch(&polling)).await;
+            let batch = match batch {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(message)) => {
+                    shared.progress.send_modify(|p| p.error = Some(message));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => {
+                    shared
+                        .progress
+                        .send_modify(|p| p.error = Some(format!("sink poll: {e}")));
+                    continue;
+                }
+            };
+            if !batch.records.is_empty() {
+                // Retried until the target takes it: nothing is skipped, so nothing is lost.
+                loop {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    match self.sink.write(&batch.records).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::warn!(job = %self.config.label, error = %e, "sink write failed; retrying");
+                            shared
+                                .progress
+                                .send_modify(|p| p.error = Some(format!("target: {e}")));
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+                let mut offsets = TopicPartitionList::new();
+                for (p, o) in &batch.next {
+                    let _ = offsets.add_partition_offset(
+                        &self.config.output_topic,
+                        *p,
+                        Offset::Offset(*o),
+                    );
+                }
+                if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                    tracing::warn!(job = %self.config.label, error = %e, "sink offset commit failed");
+                }
+                applied += batch.records.len() as u64;
+            }
+            let complete = self.caught_up(&consumer, shared);
+            shared.progress.send_modify(|p| {
+                p.applied = applied;
+                if complete {
+                    p.backfill_complete = true;
+                }
+                if !batch.records.is_empty() {
+                    p.error = None;
+                }
+            });
+        }
+    }
+
+    /// Whether the sink applied everything the transform wrote up to its backfill's end.
+    fn caught_up(&self, consumer: &BaseConsumer, shared: &Shared) -> bool {
+        let Ok(target) = shared.sink_target.lock() else {
+            return false;
+        };
+        let Some(target) = target.as_ref() else {
+            return false;
+        };
+        let Ok(positions) = consumer.position() else {
+            return false;
+        };
+        target.iter().all(|(p, end)| {
+            let at = positions
+                .find_partition(&self.config.output_topic, *p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            // The last offset of a partition may be a transaction marker, never delivered.
+            *end == 0 || at.is_some_and(|at| at >= end - 1)
+        })
+    }
+}
+
+/// A batch read from the output topic.
+struct Batch {
+    records: Vec<SinkRecord>,
+    /// Per partition, the offset after the last record read.
+    next: BTreeMap<i32, i64>,
+}
+
+fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
+    let deadline = Instant::now() + BATCH_WINDOW;
+    let mut records = Vec::new();
+    let mut next = BTreeMap::new();
+    while records.len() < BATCH {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match consumer.poll(left) {
+            Some(Ok(message)) => {
+                next.insert(message.partition(), message.offset() + 1);
+                let key = message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default();
+                let row = match message.payload() {
+                    None => None,
+                    Some(bytes) => match serde_json::from_slice::<serde_json::Value>(bytes) {
+                        Ok(serde_json::Value::Object(map)) => Some(map),
+                        _ => return Err(format!(
+                            "output record at offset {} is not a JSON object",
+                            message.offset()
+                        )),
+                    },
+                };
+                records.push(SinkRecord {
+                    key,
+                    version: message.offset(),
+                    row,
+                    partition: message.partition(),
+                });
+            }
+            Some(Err(e)) => return Err(format!("reading the output topic: {e}")),
+            None => break,
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    Ok(Batch { records, next })
+}
