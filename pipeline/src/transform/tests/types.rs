@@ -197,3 +197,27 @@ fn hand_built_schemas_are_followed() {
         emit("7", Some(json!({"n": 7.0})))
     );
 }
+
+#[test]
+fn the_source_schema_makes_integer_written_numbers_doubles() {
+    let doc = product(json!({
+        "sources": [{"name": "o", "dataset": "shop.orders"}],
+        "key": "o.id",
+        "fields": {"amount_cents": {"expr": "int(o.amount * 100.0)", "type": "integer"}},
+        "target": {"cluster": "shared-pg", "name": "cents", "mode": "upsert"},
+    }));
+    let whole = json!({"id": "o-1", "customer_id": "c", "amount": 12});
+    let err = compile(&doc).apply(None, Some(&whole)).unwrap_err();
+    assert!(matches!(err, RecordError::Evaluation { .. }), "{err:?}");
+    let schema = catalog()
+        .dataset("shop.orders")
+        .unwrap()
+        .spec
+        .schema
+        .clone();
+    let p = compile(&doc).with_source_schema(schema);
+    assert_eq!(
+        p.apply(None, Some(&whole)).unwrap(),
+        emit("o-1", Some(json!({"amount_cents": 1200})))
+    );
+}
