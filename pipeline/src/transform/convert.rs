@@ -1,6 +1,7 @@
 //! Conversions between record JSON, CEL values and output values of a declared type.
 //!
-//! Records enter CEL as maps (JSON integers as `int`, other numbers as `double`); results
+//! Records enter CEL as maps (JSON integers as `int` unless the source schema says `number`,
+//! other numbers as `double`); results
 //! leave it converted to the output field's type. Conversions are strict: a value of another
 //! type is a mismatch, except an integer-valued double for an `integer` field and any number
 //! for a `number` field. Numbers are written as doubles and timestamps as RFC 3339 text
@@ -19,29 +20,50 @@ use sluice_schemas::FieldType;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Mismatch(pub String);
 
-/// The record (or part of it) as a CEL value.
-pub(crate) fn json_to_cel(value: &Json) -> Cel {
+/// The record (or part of it) as a CEL value. `schema` is the JSON Schema of `value`, if
+/// known: where it says `number`, JSON integers become doubles, so that `o.amount * 100.0`
+/// works whether the producer wrote `12` or `12.0`.
+pub(crate) fn json_to_cel(value: &Json, schema: Option<&Json>) -> Cel {
     match value {
         Json::Null => Cel::Null,
         Json::Bool(b) => Cel::Bool(*b),
         Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Cel::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                Cel::UInt(u)
-            } else {
-                Cel::Float(n.as_f64().unwrap_or(f64::NAN))
+            let double = schema.is_some_and(is_number_schema);
+            match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) if !double => Cel::Int(i),
+                (None, Some(u)) if !double => Cel::UInt(u),
+                _ => Cel::Float(n.as_f64().unwrap_or(f64::NAN)),
             }
         }
         Json::String(s) => Cel::String(Arc::new(s.clone())),
-        Json::Array(items) => Cel::List(Arc::new(items.iter().map(json_to_cel).collect())),
+        Json::Array(items) => {
+            let items_schema = schema.and_then(|s| s.get("items"));
+            Cel::List(Arc::new(
+                items.iter().map(|v| json_to_cel(v, items_schema)).collect(),
+            ))
+        }
         Json::Object(map) => {
+            let properties = schema.and_then(|s| s.get("properties"));
             let entries: HashMap<Key, Cel> = map
                 .iter()
-                .map(|(k, v)| (Key::from(k.as_str()), json_to_cel(v)))
+                .map(|(k, v)| {
+                    let field_schema = properties.and_then(|p| p.get(k));
+                    (Key::from(k.as_str()), json_to_cel(v, field_schema))
+                })
                 .collect();
             Cel::from(entries)
         }
+    }
+}
+
+/// Whether a JSON Schema says `number` (alone or with `null`), not `integer`.
+fn is_number_schema(schema: &Json) -> bool {
+    match schema.get("type") {
+        Some(Json::String(t)) => t == "number",
+        Some(Json::Array(types)) => {
+            types.iter().any(|t| t == "number") && !types.iter().any(|t| t == "integer")
+        }
+        _ => false,
     }
 }
 
@@ -256,7 +278,7 @@ mod tests {
                 Ok(json!([1, "2026-03-01T10:00:00Z"])),
             ),
             (
-                json_to_cel(&json!({"z": 1, "a": {"k": [true, null]}})),
+                json_to_cel(&json!({"z": 1, "a": {"k": [true, null]}}), None),
                 FieldType::Object,
                 Ok(json!({"a": {"k": [true, null]}, "z": 1})),
             ),
@@ -271,6 +293,28 @@ mod tests {
             let expected = expected.clone().map_err(str::to_owned);
             assert_eq!(got, expected, "{input:?} as {}", ty.as_str());
         }
+    }
+
+    #[test]
+    fn number_fields_of_the_source_schema_enter_cel_as_doubles() {
+        let schema = json!({"type": "object", "properties": {
+            "amount": {"type": "number"},
+            "qty": {"type": "integer"},
+            "prices": {"type": "array", "items": {"type": ["number", "null"]}},
+        }});
+        let record = json!({"amount": 12, "qty": 3, "prices": [1, null], "other": 4});
+        let Cel::Map(map) = json_to_cel(&record, Some(&schema)) else {
+            panic!("not a map");
+        };
+        let get = |k: &str| map.map.get(&Key::from(k)).cloned();
+        assert_eq!(get("amount"), Some(Cel::Float(12.0)));
+        assert_eq!(get("qty"), Some(Cel::Int(3)));
+        assert_eq!(
+            get("prices"),
+            Some(Cel::List(Arc::new(vec![Cel::Float(1.0), Cel::Null])))
+        );
+        assert_eq!(get("other"), Some(Cel::Int(4)));
+        assert_eq!(json_to_cel(&json!(12), None), Cel::Int(12));
     }
 
     #[test]

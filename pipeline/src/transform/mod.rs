@@ -79,6 +79,8 @@ pub struct CompiledProduct {
     filter: Option<Compiled>,
     /// `Some` in upsert mode only.
     key: Option<KeyPlan>,
+    /// The source dataset's JSON Schema, if stated: guides number conversion into CEL.
+    source_schema: Option<Json>,
     fields: Vec<FieldPlan>,
 }
 
@@ -149,14 +151,15 @@ impl CompiledProduct {
             }
         };
 
-        if output.fields.len() != spec.fields.len()
-            || output
-                .fields
-                .iter()
-                .any(|f| !spec.fields.contains_key(f.name.as_str()))
+        // The output schema is the shape of rows; a spec field without a column is not
+        // written, but a column the spec does not compute means another spec.
+        if output
+            .fields
+            .iter()
+            .any(|f| !spec.fields.contains_key(f.name.as_str()))
         {
             return Err(TransformError::SchemaMismatch(
-                "the fields differ from the spec's",
+                "it has fields the spec does not compute",
             ));
         }
         let fields = output
@@ -183,6 +186,7 @@ impl CompiledProduct {
             filter,
             key,
             fields,
+            source_schema: None,
         })
     }
 
@@ -201,6 +205,15 @@ impl CompiledProduct {
                 Tombstones::Unaddressable
             };
         }
+        self
+    }
+
+    /// States the source dataset's JSON Schema (its current version). Record fields it types
+    /// `number` then enter CEL as doubles even when written as integers (`12`), so that
+    /// `o.amount * 100.0` works for every record; without it a JSON integer is a CEL `int`,
+    /// and mixing it with a double fails that record.
+    pub fn with_source_schema(mut self, schema: Json) -> Self {
+        self.source_schema = Some(schema);
         self
     }
 
@@ -246,7 +259,10 @@ impl CompiledProduct {
             });
         }
         let mut scope = self.base.new_inner_scope();
-        scope.add_variable_from_value(self.source.as_str(), json_to_cel(value));
+        scope.add_variable_from_value(
+            self.source.as_str(),
+            json_to_cel(value, self.source_schema.as_ref()),
+        );
 
         let key = match &self.key {
             Some(plan) => Some(self.key_of(plan, value, &scope)?),
