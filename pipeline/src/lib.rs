@@ -5,3 +5,9 @@
 //! writing exactly the right rows into the target through one sink per
 //! [`sluice_schemas::TargetType`]. It runs inside `sluice serve` and in `sluice worker`
 //! processes; which jobs run where is the controller's decision, not this crate's.
+
+#![deny(missing_docs)]
+
+pub mod transform;
+
+pub use transform::{CompiledProduct, Emit, RecordError, Site, TransformError};

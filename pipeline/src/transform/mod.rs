@@ -1,0 +1,406 @@
+//! The per-record transformation of a product's job: its filter, key and field expressions,
+//! compiled once per job ([`CompiledProduct::compile`]) and applied to every record of its
+//! source ([`CompiledProduct::apply`]).
+//!
+//! In `upsert` mode the target is a materialized view (DESIGN §3): for each product key it
+//! holds the row the spec yields from the *latest* record of that key. So every record is
+//! first addressed by its product key, and then says what that key holds now: a row, or no
+//! row (filtered out, or deleted by a tombstone). In `append` mode nothing is ever deleted,
+//! and only records that pass the filter are written.
+//!
+//! Joins are not run yet: a product with `joins` is refused when compiled.
+
+mod convert;
+mod error;
+mod expr;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use cel::Context;
+use serde_json::{Map, Value as Json};
+use sluice_schemas::output::OutputSchema;
+use sluice_schemas::{DataProductSpec, FieldType, WriteMode};
+
+pub use error::{RecordError, Site, TransformError};
+
+use convert::{cel_kind, cel_to_output, json_kind, json_to_cel, json_to_output};
+use error::shorten;
+use expr::{Compiled, Evaluated};
+
+/// What one record means for the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emit {
+    /// The product key as text (integers in decimal); empty in append mode, where rows are
+    /// not addressed by key.
+    pub key: String,
+    /// The output row, in output-schema field order; `None`: the key has no row (its latest
+    /// record is filtered out, or a tombstone), so the target deletes it.
+    pub row: Option<Map<String, Json>>,
+}
+
+/// How a tombstone (a record without a value) is addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tombstones {
+    /// The product key is the source's key field, so the Kafka record key is the product
+    /// key.
+    RecordKey,
+    /// The product key is computed from other fields, which a tombstone does not carry.
+    Unaddressable,
+}
+
+/// The product key: its expression, type and how tombstones are addressed.
+#[derive(Debug)]
+struct KeyPlan {
+    expr: Compiled,
+    key_type: FieldType,
+    tombstones: Tombstones,
+}
+
+/// One output field.
+#[derive(Debug)]
+struct FieldPlan {
+    name: String,
+    field_type: FieldType,
+    nullable: bool,
+    expr: Compiled,
+}
+
+/// A product's filter, key and field expressions, compiled once.
+///
+/// It holds no per-record state; [`CompiledProduct::apply`] may be called from any number of
+/// records in turn.
+pub struct CompiledProduct {
+    source: String,
+    mode: WriteMode,
+    /// The CEL context every record's scope is a child of.
+    base: Context<'static, 'static>,
+    filter: Option<Compiled>,
+    /// `Some` in upsert mode only.
+    key: Option<KeyPlan>,
+    /// The source dataset's JSON Schema, if stated: guides number conversion into CEL.
+    source_schema: Option<Json>,
+    fields: Vec<FieldPlan>,
+}
+
+impl std::fmt::Debug for CompiledProduct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledProduct")
+            .field("source", &self.source)
+            .field("mode", &self.mode)
+            .field("filter", &self.filter)
+            .field("key", &self.key)
+            .field("fields", &self.fields)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledProduct {
+    /// Compiles `spec` whose validated output schema is `output`.
+    ///
+    /// Products with `joins` are refused for now with [`TransformError::JoinsUnsupported`]
+    /// (joins come later); a product must have exactly one source then. Upsert products need
+    /// a key of type string or integer. Every expression is parsed, checked to read only the
+    /// source and call only functions the runtime provides, and compiled here, never per
+    /// record.
+    ///
+    /// Tombstones are addressed by their Kafka record key when the product key is a plain
+    /// top-level field of the source (`o.id`): the dataset's `key` field, whose value is the
+    /// record key. Use [`CompiledProduct::with_source_key`] to state the dataset's key field
+    /// when it is known.
+    pub fn compile(
+        spec: &DataProductSpec,
+        output: &OutputSchema,
+    ) -> Result<CompiledProduct, TransformError> {
+        if !spec.joins.is_empty() {
+            return Err(TransformError::JoinsUnsupported);
+        }
+        let [source] = spec.sources.as_slice() else {
+            return Err(TransformError::SourceCount(spec.sources.len()));
+        };
+        let alias = source.name.as_str();
+        let env = expr::environment()?;
+        let base = expr::base_context(Arc::clone(&env))?;
+
+        let filter = spec
+            .filter
+            .as_deref()
+            .map(|text| Compiled::new(&env, Site::Filter, text, alias))
+            .transpose()?;
+
+        let key = match spec.target.mode {
+            WriteMode::Append => None,
+            WriteMode::Upsert => {
+                let (Some(text), Some(out_key)) = (spec.key.as_deref(), output.key.as_ref()) else {
+                    return Err(TransformError::MissingKey);
+                };
+                if !matches!(out_key.field_type, FieldType::String | FieldType::Integer) {
+                    return Err(TransformError::KeyType(out_key.field_type));
+                }
+                let expr = Compiled::new(&env, Site::Key, text, alias)?;
+                let tombstones = match expr.plain_path() {
+                    Some([_]) => Tombstones::RecordKey,
+                    _ => Tombstones::Unaddressable,
+                };
+                Some(KeyPlan {
+                    expr,
+                    key_type: out_key.field_type,
+                    tombstones,
+                })
+            }
+        };
+
+        // The output schema is the shape of rows; a spec field without a column is not
+        // written, but a column the spec does not compute means another spec.
+        if output
+            .fields
+            .iter()
+            .any(|f| !spec.fields.contains_key(f.name.as_str()))
+        {
+            return Err(TransformError::SchemaMismatch(
+                "it has fields the spec does not compute",
+            ));
+        }
+        let fields = output
+            .fields
+            .iter()
+            .map(|f| {
+                let text = spec
+                    .fields
+                    .get(f.name.as_str())
+                    .map_or(f.expr.as_str(), |s| s.expr());
+                Ok(FieldPlan {
+                    name: f.name.clone(),
+                    field_type: f.field_type,
+                    nullable: f.nullable,
+                    expr: Compiled::new(&env, Site::Field(f.name.clone()), text, alias)?,
+                })
+            })
+            .collect::<Result<Vec<_>, TransformError>>()?;
+
+        Ok(CompiledProduct {
+            source: alias.to_owned(),
+            mode: spec.target.mode,
+            base,
+            filter,
+            key,
+            fields,
+            source_schema: None,
+        })
+    }
+
+    /// States the source dataset's key field (its `key`, whose value is the Kafka record
+    /// key), or that it has none. Tombstones are then addressed by their record key only if
+    /// the product key is exactly that field; otherwise they give `Ok(None)`.
+    pub fn with_source_key(mut self, key_field: Option<&str>) -> Self {
+        if let Some(key) = &mut self.key {
+            let is_record_key = matches!(
+                (key.expr.plain_path(), key_field),
+                (Some([field]), Some(k)) if field == k
+            );
+            key.tombstones = if is_record_key {
+                Tombstones::RecordKey
+            } else {
+                Tombstones::Unaddressable
+            };
+        }
+        self
+    }
+
+    /// States the source dataset's JSON Schema (its current version). Record fields it types
+    /// `number` then enter CEL as doubles even when written as integers (`12`), so that
+    /// `o.amount * 100.0` works for every record; without it a JSON integer is a CEL `int`,
+    /// and mixing it with a double fails that record.
+    pub fn with_source_schema(mut self, schema: Json) -> Self {
+        self.source_schema = Some(schema);
+        self
+    }
+
+    /// The source alias this product reads.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The write mode the product was compiled for.
+    pub fn mode(&self) -> WriteMode {
+        self.mode
+    }
+
+    /// Transforms one source record (Kafka key bytes, value JSON or `None` for a tombstone)
+    /// into what must be written for its product key.
+    ///
+    /// Upsert mode:
+    /// - a record with a value is addressed by the key expression; if the filter is false the
+    ///   result is `Emit { key, row: None }` (the key disappears), otherwise the row;
+    /// - a tombstone is addressed by its Kafka record key (UTF-8 text; for an integer key, an
+    ///   integer in decimal) when the product key is the source's key field, and gives
+    ///   `Emit { key, row: None }`. When the product key is computed from other fields a
+    ///   tombstone addresses nothing and gives `Ok(None)`.
+    ///
+    /// Append mode: there is no key-driven deletion. Filtered-out records and tombstones give
+    /// `Ok(None)`; other records `Emit { key: "", row: Some(..) }`. The key expression is not
+    /// evaluated.
+    ///
+    /// A record that cannot be processed (a value that is not a JSON object, an expression
+    /// that fails, a type mismatch, a null in a field that is not nullable, a key that is
+    /// null or not a string/integer) gives a [`RecordError`]; this never panics.
+    pub fn apply(
+        &self,
+        record_key: Option<&[u8]>,
+        value: Option<&Json>,
+    ) -> Result<Option<Emit>, RecordError> {
+        let Some(value) = value else {
+            return self.tombstone(record_key);
+        };
+        if !value.is_object() {
+            return Err(RecordError::NotAnObject {
+                found: json_kind(value),
+            });
+        }
+        let mut scope = self.base.new_inner_scope();
+        scope.add_variable_from_value(
+            self.source.as_str(),
+            json_to_cel(value, self.source_schema.as_ref()),
+        );
+
+        let key = match &self.key {
+            Some(plan) => Some(self.key_of(plan, value, &scope)?),
+            None => None,
+        };
+        let keep = match &self.filter {
+            Some(filter) => self.passes(filter, value, &scope)?,
+            None => true,
+        };
+        match (key, keep) {
+            (Some(key), false) => Ok(Some(Emit { key, row: None })),
+            (None, false) => Ok(None),
+            (key, true) => Ok(Some(Emit {
+                key: key.unwrap_or_default(),
+                row: Some(self.row(value, &scope)?),
+            })),
+        }
+    }
+
+    fn tombstone(&self, record_key: Option<&[u8]>) -> Result<Option<Emit>, RecordError> {
+        let Some(plan) = &self.key else {
+            return Ok(None);
+        };
+        if plan.tombstones == Tombstones::Unaddressable {
+            return Ok(None);
+        }
+        let bytes = record_key.ok_or(RecordError::TombstoneWithoutKey)?;
+        let text = std::str::from_utf8(bytes).map_err(RecordError::RecordKeyNotText)?;
+        let key = match plan.key_type {
+            FieldType::Integer => text
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| RecordError::RecordKeyNotInteger {
+                    key: shorten(text, 100),
+                })?
+                .to_string(),
+            _ => text.to_owned(),
+        };
+        Ok(Some(Emit { key, row: None }))
+    }
+
+    fn key_of(
+        &self,
+        plan: &KeyPlan,
+        record: &Json,
+        scope: &Context<'_, '_>,
+    ) -> Result<String, RecordError> {
+        let mismatch = |found: String| RecordError::TypeMismatch {
+            site: Site::Key,
+            expr: plan.expr.text.clone(),
+            expected: if plan.key_type == FieldType::Integer {
+                "an integer"
+            } else {
+                "a string or integer"
+            },
+            found,
+        };
+        let null = || RecordError::NullKey {
+            expr: plan.expr.text.clone(),
+        };
+        let (text, is_integer) = match plan.expr.evaluate(record, scope)? {
+            Evaluated::Json(None) | Evaluated::Cel(cel::Value::Null) => return Err(null()),
+            Evaluated::Json(Some(Json::String(s))) => (s.clone(), false),
+            Evaluated::Json(Some(Json::Number(n))) if n.is_i64() || n.is_u64() => {
+                (n.to_string(), true)
+            }
+            Evaluated::Json(Some(Json::Number(n))) => {
+                match n.as_f64().and_then(convert::integral) {
+                    Some(i) => (i.to_string(), true),
+                    None => return Err(mismatch(json_kind(&Json::Number(n.clone())).to_owned())),
+                }
+            }
+            Evaluated::Json(Some(other)) => return Err(mismatch(json_kind(other).to_owned())),
+            Evaluated::Cel(cel::Value::String(s)) => (s.as_str().to_owned(), false),
+            Evaluated::Cel(cel::Value::Int(i)) => (i.to_string(), true),
+            Evaluated::Cel(cel::Value::UInt(u)) => (u.to_string(), true),
+            Evaluated::Cel(other) => return Err(mismatch(cel_kind(&other))),
+        };
+        if plan.key_type == FieldType::Integer && !is_integer {
+            return Err(mismatch("a string".to_owned()));
+        }
+        Ok(text)
+    }
+
+    fn passes(
+        &self,
+        filter: &Compiled,
+        record: &Json,
+        scope: &Context<'_, '_>,
+    ) -> Result<bool, RecordError> {
+        let found = match filter.evaluate(record, scope)? {
+            Evaluated::Cel(cel::Value::Bool(b)) | Evaluated::Json(Some(&Json::Bool(b))) => {
+                return Ok(b);
+            }
+            Evaluated::Cel(other) => cel_kind(&other),
+            Evaluated::Json(Some(other)) => json_kind(other).to_owned(),
+            Evaluated::Json(None) => "null".to_owned(),
+        };
+        Err(RecordError::TypeMismatch {
+            site: Site::Filter,
+            expr: filter.text.clone(),
+            expected: "a boolean",
+            found,
+        })
+    }
+
+    fn row(
+        &self,
+        record: &Json,
+        scope: &Context<'_, '_>,
+    ) -> Result<Map<String, Json>, RecordError> {
+        let mut row = Map::with_capacity(self.fields.len());
+        for field in &self.fields {
+            let converted = match field.expr.evaluate(record, scope)? {
+                Evaluated::Json(None) | Evaluated::Cel(cel::Value::Null) => None,
+                Evaluated::Json(Some(v)) => Some(json_to_output(v, field.field_type)),
+                Evaluated::Cel(v) => Some(cel_to_output(&v, field.field_type)),
+            };
+            let value = match converted {
+                None if field.nullable => Json::Null,
+                None => {
+                    return Err(RecordError::NullNotAllowed {
+                        field: field.name.clone(),
+                        expr: field.expr.text.clone(),
+                    });
+                }
+                Some(Ok(v)) => v,
+                Some(Err(mismatch)) => {
+                    return Err(RecordError::TypeMismatch {
+                        site: field.expr.site.clone(),
+                        expr: field.expr.text.clone(),
+                        expected: field.field_type.as_str(),
+                        found: mismatch.0,
+                    });
+                }
+            };
+            row.insert(field.name.clone(), value);
+        }
+        Ok(row)
+    }
+}
