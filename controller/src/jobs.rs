@@ -191,6 +191,11 @@ async fn start(
         .context
         .dataset(&source.dataset)
         .ok_or_else(|| format!("dataset `{}` is not in the catalog", source.dataset))?;
+    // Tombstones are addressed by the record key only when it is the product key; numbers
+    // are typed by the dataset's schema, not by how a record happens to spell them.
+    let transform = transform
+        .with_source_key(dataset.spec.key.as_deref())
+        .with_source_schema(dataset.spec.schema.clone());
     let sink = Sink::new(Arc::clone(&conn), &plan.target).map_err(|e| e.to_string())?;
     let (output, dead_letter) = match plan.topics.as_slice() {
         [output, dead_letter, ..] => (output.name.clone(), dead_letter.name.clone()),
