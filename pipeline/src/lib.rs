@@ -5,3 +5,4 @@
 //! writing exactly the right rows into the target through one sink per
 //! [`sluice_schemas::TargetType`]. It runs inside `sluice serve` and in `sluice worker`
 //! processes; which jobs run where is the controller's decision, not this crate's.
+pub mod sink;

@@ -1,0 +1,1 @@
+//! Sinks against the real services.
