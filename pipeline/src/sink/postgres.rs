@@ -321,7 +321,10 @@ impl PostgresSink {
             if !same {
                 return Err(SinkError::record_error(
                     record,
-                    format!("the row's key field is not the record's key {:?}", record.key),
+                    format!(
+                        "the row's key field is not the record's key {:?}",
+                        record.key
+                    ),
                 ));
             }
         }
@@ -407,7 +410,10 @@ mod tests {
             column_text("double precision", &json!(1.5)),
             Ok(Some("1.5".to_owned()))
         );
-        assert_eq!(column_text("boolean", &json!(true)), Ok(Some("true".to_owned())));
+        assert_eq!(
+            column_text("boolean", &json!(true)),
+            Ok(Some("true".to_owned()))
+        );
         assert_eq!(
             column_text("timestamptz", &json!("2024-05-01T10:00:00Z")),
             Ok(Some("2024-05-01T10:00:00+00:00".to_owned()))

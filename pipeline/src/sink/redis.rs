@@ -118,10 +118,13 @@ impl RedisSink {
         for record in &records {
             calls.push(self.call_args(record)?);
         }
-        let mut con = target.connection().await.map_err(|e| SinkError::Unavailable {
-            target: self.target(),
-            detail: error_text(&e),
-        })?;
+        let mut con = target
+            .connection()
+            .await
+            .map_err(|e| SinkError::Unavailable {
+                target: self.target(),
+                detail: error_text(&e),
+            })?;
         // A server that restarted or flushed its scripts answers NOSCRIPT: load and retry.
         for attempt in 0..2 {
             let sha = self.sha(&mut con).await.inspect_err(|e| {
