@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod sink;
 pub mod transform;
 
 pub use transform::{CompiledProduct, Emit, RecordError, Site, TransformError};
