@@ -105,10 +105,8 @@ async fn supervise(
 
     for (key, (object, version)) in wanted {
         let restart = running.get(&key).is_some_and(|r| !r.job.is_running());
-        if restart {
-            if let Some(r) = running.remove(&key) {
-                r.job.stop().await;
-            }
+        if restart && let Some(r) = running.remove(&key) {
+            r.job.stop().await;
         }
         if !running.contains_key(&key) {
             match start(inner, &object, &version).await {
@@ -180,8 +178,7 @@ async fn start(
         version.version,
     )
     .map_err(|e| e.to_string())?;
-    let transform =
-        CompiledProduct::compile(spec, &resolved.output).map_err(|e| e.to_string())?;
+    let transform = CompiledProduct::compile(spec, &resolved.output).map_err(|e| e.to_string())?;
     let source = spec
         .sources
         .iter()

@@ -98,7 +98,7 @@ struct Due {
 /// The reconciling controller. Build with [`Controller::new`], then [`Controller::run`].
 #[derive(Clone)]
 pub struct Controller {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     waker: Waker,
     /// Per product: when it is due (after a failure or while waiting for a job).
     due: Arc<Mutex<HashMap<ObjectKey, Due>>>,

@@ -337,14 +337,22 @@ impl TransformStage {
                 .filter(|r| *r > 0.0)
                 .map(|r| ((total.saturating_sub(done)) as f64 / r).ceil() as u64);
             let caught_up = done >= total;
-            if caught_up && shared.sink_target.lock().map(|t| t.is_none()).unwrap_or(false) {
+            if caught_up
+                && shared
+                    .sink_target
+                    .lock()
+                    .map(|t| t.is_none())
+                    .unwrap_or(false)
+            {
                 match output_end_offsets(&self.consumer, &self.config.output_topic) {
                     Ok(end) => {
                         if let Ok(mut target) = shared.sink_target.lock() {
                             *target = Some(end);
                         }
                     }
-                    Err(e) => tracing::warn!(job = %self.config.label, error = %e, "output watermarks"),
+                    Err(e) => {
+                        tracing::warn!(job = %self.config.label, error = %e, "output watermarks")
+                    }
                 }
             }
             shared.progress.send_modify(|p| {
@@ -491,9 +499,12 @@ impl TransformStage {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
-                Err((rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ), back)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
                     self.producer.poll(Duration::from_millis(50));
                     record = back;
                 }
@@ -548,7 +559,10 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, JobEr
 }
 
 /// The end offset of every partition of the output topic.
-fn output_end_offsets(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>, JobError> {
+fn output_end_offsets(
+    consumer: &BaseConsumer,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, JobError> {
     let mut ends = BTreeMap::new();
     for p in partitions_of(consumer, topic)? {
         let (_, high) = consumer
@@ -562,7 +576,7 @@ fn output_end_offsets(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i
 /// Reads the output topic and applies it to the target.
 struct SinkStage {
     config: JobConfig,
-    consumer: BaseConsumer,
+    consumer: Arc<BaseConsumer>,
     sink: Sink,
 }
 
@@ -602,13 +616,13 @@ impl SinkStage {
             .map_err(kafka("assigning the output partitions"))?;
         Ok(SinkStage {
             config: config.clone(),
-            consumer,
+            consumer: Arc::new(consumer),
             sink,
         })
     }
 
     async fn run(self, stop: &AtomicBool, shared: &Shared) {
-        let consumer = Arc::new(self.consumer);
+        let consumer = Arc::clone(&self.consumer);
         let mut applied = 0u64;
         while !stop.load(Ordering::SeqCst) {
             let polling = Arc::clone(&consumer);
@@ -718,10 +732,12 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
                     None => None,
                     Some(bytes) => match serde_json::from_slice::<serde_json::Value>(bytes) {
                         Ok(serde_json::Value::Object(map)) => Some(map),
-                        _ => return Err(format!(
-                            "output record at offset {} is not a JSON object",
-                            message.offset()
-                        )),
+                        _ => {
+                            return Err(format!(
+                                "output record at offset {} is not a JSON object",
+                                message.offset()
+                            ));
+                        }
                     },
                 };
                 records.push(SinkRecord {

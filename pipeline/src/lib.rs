@@ -8,6 +8,8 @@
 
 #![deny(missing_docs)]
 
+pub mod job;
+pub mod sink;
 pub mod transform;
 
 pub use transform::{CompiledProduct, Emit, RecordError, Site, TransformError};

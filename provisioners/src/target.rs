@@ -370,8 +370,8 @@ impl PostgresTarget {
     }
 
     /// The pool the plan runs in: the URL's database, or the team's for database
-    /// isolation.
-    fn pool_for(&self, plan: &PostgresPlan) -> PgPool {
+    /// isolation. The pipeline's sink writes rows through it.
+    pub fn pool_for(&self, plan: &PostgresPlan) -> PgPool {
         let Some(database) = &plan.database else {
             return self.pool.clone();
         };
@@ -741,8 +741,9 @@ impl RedisTarget {
         }
     }
 
-    /// The cached connection, or a new one.
-    async fn connection(&self) -> Result<MultiplexedConnection, TargetError> {
+    /// The cached connection, or a new one. The pipeline's sink writes rows through it and
+    /// calls [`discard_connection`](Self::discard_connection) when it failed.
+    pub async fn connection(&self) -> Result<MultiplexedConnection, TargetError> {
         let cached = self
             .connection
             .lock()
@@ -769,6 +770,14 @@ impl RedisTarget {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(con.clone());
         Ok(con)
+    }
+
+    /// Drops the cached connection (after it failed), so the next call connects anew.
+    pub fn discard_connection(&self) {
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// Maps a step's error, dropping the cached connection if it failed.

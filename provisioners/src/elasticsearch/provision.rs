@@ -195,6 +195,11 @@ impl ElasticsearchProvisioner {
         &self.base_url
     }
 
+    /// The HTTP client (timeouts and any credentials set), for the pipeline's sink.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// How many mutating requests (`PUT`, `POST`, `DELETE`) were sent through this
     /// provisioner (and its clones) since it was made.
     pub fn mutations(&self) -> u64 {

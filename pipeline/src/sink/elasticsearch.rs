@@ -1,0 +1,201 @@
+//! The Elasticsearch/OpenSearch sink: one `_bulk` request per batch with external versions.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use sluice_provisioners::elasticsearch::ElasticsearchPlan;
+use sluice_provisioners::plan::VERSION_FIELD;
+use sluice_provisioners::{RowIdentity, TargetConnection};
+
+use super::{SinkError, SinkRecord, error_text, latest_per_key};
+
+/// Writes one version's index (`<name>_v<N>`, not the alias) with one `_bulk` request per
+/// batch.
+///
+/// **Upsert**: the document `_id` is the key; a row is indexed and a key without a row is
+/// deleted, both with `version` = the record's offset and `version_type: external`, and the
+/// document carries `_sluice_version` too. The engine applies an operation only if its
+/// version is higher than the document's; a re-delivered or older one answers
+/// `version_conflict_engine_exception`, which counts as applied. Guarantees:
+/// - a document is only ever replaced by a record of a higher version (re-delivery of any
+///   prefix, older records after newer ones, never a duplicate);
+/// - a delete leaves a versioned tombstone, so an older record arriving after the delete is
+///   refused — for as long as the engine keeps tombstones (`index.gc_deletes`, 60 s by
+///   default). A re-delivered older record arriving later than that writes its document
+///   again until the re-delivered delete follows (re-delivery is in order), so after any
+///   in-order (re-)delivery the index is exactly right.
+///
+/// **Append**: the `_id` is `<partition>-<offset>`, indexed with the offset as external
+/// version, so a re-delivered record is a conflict (applied already); records without a
+/// row are ignored.
+///
+/// Documents are the rows as they are (the index mapping does the type mapping: RFC 3339
+/// timestamps to `date`, objects and arrays kept as JSON). A document the index refuses (a
+/// field outside its strict mapping, a value that does not parse) is a
+/// [`SinkError::Record`]; a full queue (429) or an unavailable shard is retryable.
+#[derive(Debug)]
+pub struct ElasticsearchSink {
+    conn: Arc<TargetConnection>,
+    index: String,
+    append: bool,
+}
+
+/// One bulk item's outcome.
+enum Outcome {
+    Applied,
+    Retry(String),
+    Refused(String),
+    Failed(String),
+}
+
+impl ElasticsearchSink {
+    pub(super) fn new(conn: Arc<TargetConnection>, plan: &ElasticsearchPlan) -> Self {
+        ElasticsearchSink {
+            conn,
+            index: plan.index.clone(),
+            append: plan.identity == RowIdentity::TopicPosition,
+        }
+    }
+
+    /// Applies `batch` with one `_bulk` request; see [`ElasticsearchSink`] for how.
+    pub async fn write(&self, batch: &[SinkRecord]) -> Result<(), SinkError> {
+        let TargetConnection::Elasticsearch(search) = self.conn.as_ref() else {
+            return Err(self.refused("the connection is not an Elasticsearch connection"));
+        };
+        let records: Vec<&SinkRecord> = if self.append {
+            batch.iter().filter(|r| r.row.is_some()).collect()
+        } else {
+            latest_per_key(batch)
+        };
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut body = String::new();
+        for record in &records {
+            let id = if self.append {
+                format!("{}-{}", record.partition, record.version)
+            } else {
+                record.key.clone()
+            };
+            let meta = json!({
+                "_index": self.index,
+                "_id": id,
+                "version": record.version,
+                "version_type": "external",
+            });
+            match &record.row {
+                Some(row) => {
+                    let mut doc = row.clone();
+                    doc.insert(VERSION_FIELD.to_owned(), json!(record.version));
+                    body.push_str(&json!({ "index": meta }).to_string());
+                    body.push('\n');
+                    body.push_str(&Value::Object(doc).to_string());
+                }
+                None => body.push_str(&json!({ "delete": meta }).to_string()),
+            }
+            body.push('\n');
+        }
+
+        let response = search
+            .http()
+            .post(format!("{}/_bulk", search.base_url()))
+            .header("Content-Type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let detail = format!("_bulk answered {status}: {}", truncate(&text));
+            return Err(if status.as_u16() == 429 || status.is_server_error() {
+                SinkError::Unavailable {
+                    target: self.target(),
+                    detail,
+                }
+            } else {
+                self.refused(&detail)
+            });
+        }
+        let answer: Value = response.json().await.map_err(|e| self.transport(&e))?;
+        let items = answer
+            .get("items")
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.refused("_bulk answered without items"))?;
+        if items.len() != records.len() {
+            return Err(self.refused("_bulk answered a different number of items"));
+        }
+        let mut first_failure = None;
+        for (record, item) in records.iter().zip(items) {
+            match outcome(item) {
+                Outcome::Applied => {}
+                Outcome::Retry(detail) => {
+                    return Err(SinkError::Unavailable {
+                        target: self.target(),
+                        detail: format!("key {:?}: {detail}", record.key),
+                    });
+                }
+                Outcome::Refused(detail) => return Err(self.refused(&detail)),
+                Outcome::Failed(reason) => {
+                    first_failure.get_or_insert_with(|| SinkError::record_error(record, reason));
+                }
+            }
+        }
+        first_failure.map_or(Ok(()), Err)
+    }
+
+    fn target(&self) -> String {
+        format!("index `{}`", self.index)
+    }
+
+    fn refused(&self, detail: &str) -> SinkError {
+        SinkError::Refused {
+            target: self.target(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    fn transport(&self, error: &reqwest::Error) -> SinkError {
+        if error.is_builder() {
+            self.refused(&error_text(error))
+        } else {
+            SinkError::Unavailable {
+                target: self.target(),
+                detail: error_text(error),
+            }
+        }
+    }
+}
+
+/// What one `_bulk` item says: applied (including a version conflict: a version at least
+/// as new is there, and a delete of a missing document), retryable, or refused.
+fn outcome(item: &Value) -> Outcome {
+    let Some(result) = item.as_object().and_then(|o| o.values().next()) else {
+        return Outcome::Failed("an unreadable _bulk item".to_owned());
+    };
+    let status = result.get("status").and_then(Value::as_u64).unwrap_or(0);
+    let Some(error) = result.get("error") else {
+        return if (200..300).contains(&status) || status == 404 {
+            Outcome::Applied
+        } else {
+            Outcome::Failed(format!("status {status}"))
+        };
+    };
+    let kind = error.get("type").and_then(Value::as_str).unwrap_or("");
+    let reason = error.get("reason").and_then(Value::as_str).unwrap_or("");
+    let detail = format!("{kind}: {reason}");
+    match kind {
+        "version_conflict_engine_exception" => Outcome::Applied,
+        "index_not_found_exception" => Outcome::Refused(detail),
+        _ if status == 429 || status >= 500 => Outcome::Retry(detail),
+        _ => Outcome::Failed(detail),
+    }
+}
+
+fn truncate(text: &str) -> &str {
+    let mut end = text.len().min(500);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

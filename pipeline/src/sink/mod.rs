@@ -1,0 +1,182 @@
+//! Sinks: apply output-topic records to a product version's target, one sink per target
+//! type, every write idempotent and version-guarded.
+//!
+//! The job writes every output record to the product's output topic; a sink reads that
+//! topic and applies records to the target using the record's output-topic offset as a
+//! per-key version (a key always lands in the same output partition, so its offsets only
+//! grow). A row is replaced only by a record of a higher version, so re-applying a prefix
+//! of the record sequence (re-delivery after a crash) never duplicates a row nor puts an
+//! older row back in place of a newer one. What each target guarantees beyond that —
+//! chiefly whether a delete keeps a late older record from bringing its row back — is
+//! written on [`PostgresSink`], [`ElasticsearchSink`] and [`RedisSink`].
+
+mod elasticsearch;
+mod postgres;
+mod redis;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sluice_provisioners::{TargetConnection, TargetPlan};
+use sluice_schemas::TargetType;
+
+pub use elasticsearch::ElasticsearchSink;
+pub use postgres::PostgresSink;
+pub use redis::RedisSink;
+
+/// One record to apply: the product key (text), its version (output-topic offset), the row
+/// or `None` for "this key has no row" (a tombstone, or a key whose latest record was
+/// filtered out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRecord {
+    /// The product key as text (an integer key in decimal).
+    pub key: String,
+    /// The record's offset in the output topic: the per-key version.
+    pub version: i64,
+    /// The row (output field name → value), or `None`: the key has no row.
+    pub row: Option<Map<String, Value>>,
+    /// The record's output-topic partition; identifies rows in append mode.
+    pub partition: i32,
+}
+
+/// Why a batch was not (fully) applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The connection and the plan are for different target types.
+    #[error("a {connection} connection cannot write a {plan} target")]
+    PlanMismatch {
+        /// The connection's type.
+        connection: TargetType,
+        /// The plan's type.
+        plan: TargetType,
+    },
+    /// The target could not be reached, timed out or is busy: retry the batch.
+    #[error("{target} is unavailable: {detail}")]
+    Unavailable {
+        /// The target (cluster, table, index or key prefix).
+        target: String,
+        /// What happened.
+        detail: String,
+    },
+    /// One record cannot be applied as it is (a value does not fit its column, a field is
+    /// unknown, the target refused the document): it goes to the dead-letter topic.
+    #[error("record of key {key:?} (version {version}) cannot be written: {reason}")]
+    Record {
+        /// The record's key.
+        key: String,
+        /// The record's version.
+        version: i64,
+        /// Why.
+        reason: String,
+    },
+    /// The target refused the batch for a reason that retrying will not fix (a missing
+    /// table or index, missing rights, ...).
+    #[error("{target} refused the batch: {detail}")]
+    Refused {
+        /// The target (cluster, table, index or key prefix).
+        target: String,
+        /// What happened.
+        detail: String,
+    },
+}
+
+impl SinkError {
+    /// Whether retrying the same batch may succeed (connection failures, timeouts, a busy
+    /// target); otherwise the record (see [`record`](Self::record)) goes to the
+    /// dead-letter topic.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SinkError::Unavailable { .. })
+    }
+
+    /// The key and version of the one record at fault, when the error is about one record.
+    pub fn record(&self) -> Option<(&str, i64)> {
+        match self {
+            SinkError::Record { key, version, .. } => Some((key, *version)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn record_error(record: &SinkRecord, reason: impl Into<String>) -> SinkError {
+        SinkError::Record {
+            key: record.key.clone(),
+            version: record.version,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A sink for one product version's target.
+#[derive(Debug)]
+pub enum Sink {
+    /// Writes a PostgreSQL table.
+    Postgres(PostgresSink),
+    /// Writes an Elasticsearch/OpenSearch index.
+    Elasticsearch(ElasticsearchSink),
+    /// Writes Redis keys.
+    Redis(RedisSink),
+}
+
+impl Sink {
+    /// A sink writing `plan`'s version through `conn` (the target cluster's connection).
+    pub fn new(conn: Arc<TargetConnection>, plan: &TargetPlan) -> Result<Sink, SinkError> {
+        match (conn.as_ref(), plan) {
+            (TargetConnection::Postgres(_), TargetPlan::Postgres(p)) => {
+                PostgresSink::new(conn.clone(), p).map(Sink::Postgres)
+            }
+            (TargetConnection::Elasticsearch(_), TargetPlan::Elasticsearch(p)) => {
+                Ok(Sink::Elasticsearch(ElasticsearchSink::new(conn.clone(), p)))
+            }
+            (TargetConnection::Redis(_), TargetPlan::Redis(p)) => {
+                Ok(Sink::Redis(RedisSink::new(conn.clone(), p)))
+            }
+            (connection, plan) => Err(SinkError::PlanMismatch {
+                connection: connection.target_type(),
+                plan: plan.target_type(),
+            }),
+        }
+    }
+
+    /// Applies a batch (in output-topic order) and returns once the target acknowledged all
+    /// of it. Idempotent: applying any prefix of the records again, or an older record
+    /// after a newer one, leaves the newer row.
+    pub async fn write(&self, batch: &[SinkRecord]) -> Result<(), SinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Sink::Postgres(s) => s.write(batch).await,
+            Sink::Elasticsearch(s) => s.write(batch).await,
+            Sink::Redis(s) => s.write(batch).await,
+        }
+    }
+}
+
+/// The last record of each key in `batch` (the one of the highest version; the later one
+/// on a tie), in key order, so that writes take row locks in one order.
+pub(crate) fn latest_per_key(batch: &[SinkRecord]) -> Vec<&SinkRecord> {
+    let mut latest: std::collections::BTreeMap<&str, &SinkRecord> =
+        std::collections::BTreeMap::new();
+    for record in batch {
+        match latest.get(record.key.as_str()) {
+            Some(seen) if seen.version > record.version => {}
+            _ => {
+                latest.insert(&record.key, record);
+            }
+        }
+    }
+    latest.into_values().collect()
+}
+
+/// An error and its sources, `: `-separated.
+pub(crate) fn error_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

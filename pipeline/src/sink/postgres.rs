@@ -1,0 +1,428 @@
+//! The PostgreSQL sink: one transaction per batch, with at most one conditional `DELETE`
+//! and one conditional `INSERT … ON CONFLICT` over `unnest`ed arrays.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use sluice_provisioners::plan::{KEY_FIELD, OFFSET_FIELD, PARTITION_FIELD, VERSION_FIELD};
+use sluice_provisioners::postgres::{PostgresPlan, fit_identifier};
+use sluice_provisioners::quote::pg_ident;
+use sluice_provisioners::{RowIdentity, TargetConnection};
+use sqlx::AssertSqlSafe;
+
+use super::{SinkError, SinkRecord, error_text, latest_per_key};
+
+/// Writes one version's table (`<schema>.<name>_v<N>`, not the view).
+///
+/// **Upsert** (the key is an output field, or the computed key in `_sluice_key`): per batch,
+/// only the last record of each key is kept; then, in one transaction, keys without a row
+/// are deleted with `DELETE … WHERE key = k AND "_sluice_version" < v` and rows are written
+/// with `INSERT … ON CONFLICT (key) DO UPDATE … WHERE t."_sluice_version" <
+/// EXCLUDED."_sluice_version"`. Guarantees:
+/// - a row is only ever replaced by a record of a higher version: re-delivery of any prefix
+///   and older records after newer ones leave the newer row, and never a duplicate;
+/// - a delete removes the row only if it is older than the delete;
+/// - **limitation**: the table keeps no trace of a delete (the plan has no tombstone
+///   column), so an upsert older than a delete that arrives *in a later batch* than the
+///   delete (a re-delivered prefix) writes its row again. A re-delivery is in order, so the
+///   delete follows it again and the key ends with no row: after any in-order
+///   (re-)delivery the table is exactly right, but readers may briefly see the older row
+///   between those two batches. Within one batch this cannot happen (only the last record
+///   per key is written).
+///
+/// **Append** (`_sluice_partition`, `_sluice_offset` as primary key): one
+/// `INSERT … ON CONFLICT DO NOTHING` per batch; re-delivered records are skipped, and
+/// records without a row are ignored (append never deletes).
+///
+/// Values are bound as text (or `bigint` for versions and offsets) and cast in SQL to the
+/// planned column type: text, bigint (a JSON integer), double precision (any JSON number),
+/// boolean, timestamptz (RFC 3339 text, checked before sending), jsonb (any JSON value).
+/// JSON `null` or a missing field is SQL `NULL`; a field the plan does not have, a value of
+/// the wrong type, or a `NULL` for a `NOT NULL` column is a [`SinkError::Record`].
+#[derive(Debug)]
+pub struct PostgresSink {
+    conn: Arc<TargetConnection>,
+    plan: PostgresPlan,
+    /// `schema.table`, quoted, for messages.
+    target: String,
+    /// The output columns, in plan order.
+    columns: Vec<Column>,
+    /// Output field name → index in `columns`.
+    by_field: HashMap<String, usize>,
+    mode: Mode,
+    /// The upsert or append statement.
+    write_sql: String,
+    /// The conditional delete (upsert mode only).
+    delete_sql: Option<String>,
+}
+
+#[derive(Debug)]
+struct Column {
+    name: String,
+    sql_type: &'static str,
+    not_null: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Upsert keyed by the output column at this index of `columns`.
+    KeyField(usize),
+    /// Upsert keyed by `_sluice_key` of this SQL type.
+    ComputedKey(&'static str),
+    /// Append keyed by partition and offset.
+    Append,
+}
+
+impl PostgresSink {
+    pub(super) fn new(conn: Arc<TargetConnection>, plan: &PostgresPlan) -> Result<Self, SinkError> {
+        let refused = |detail: String| SinkError::Refused {
+            target: format!("PostgreSQL table {}.{}", plan.schema, plan.table),
+            detail,
+        };
+        let quote = |name: &str| pg_ident(name).map_err(|e| refused(e.to_string()));
+        let table = format!("{}.{}", quote(&plan.schema)?, quote(&plan.table)?);
+        let columns: Vec<Column> = plan
+            .columns
+            .iter()
+            .filter(|c| !c.bookkeeping)
+            .map(|c| Column {
+                name: c.name.clone(),
+                sql_type: c.sql_type,
+                not_null: c.not_null,
+            })
+            .collect();
+        let by_field = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        let bookkeeping_type = |name: &str| {
+            plan.columns
+                .iter()
+                .find(|c| c.bookkeeping && c.name == name)
+                .map(|c| c.sql_type)
+                .ok_or_else(|| refused(format!("the plan has no column {name}")))
+        };
+        let mode = match &plan.identity {
+            RowIdentity::KeyField { field, .. } => {
+                let name = fit_identifier(field, "");
+                let index = columns
+                    .iter()
+                    .position(|c| c.name == name)
+                    .ok_or_else(|| refused(format!("the plan has no key column {name}")))?;
+                Mode::KeyField(index)
+            }
+            RowIdentity::ComputedKey { .. } => Mode::ComputedKey(bookkeeping_type(KEY_FIELD)?),
+            RowIdentity::TopicPosition => Mode::Append,
+        };
+
+        // Every array is bound as text[] (values, keys) or bigint[]/integer[] (versions,
+        // positions); `u.cN` are generated names, never user input.
+        let mut targets = Vec::new();
+        let mut arrays = Vec::new();
+        let mut selects = Vec::new();
+        let mut aliases = Vec::new();
+        let mut push = |column: &str, array_type: &str, cast: &str| -> Result<(), SinkError> {
+            let n = arrays.len();
+            targets.push(quote(column)?);
+            arrays.push(format!("${}::{array_type}[]", n + 1));
+            aliases.push(format!("c{n}"));
+            selects.push(format!("u.c{n}::{cast}"));
+            Ok(())
+        };
+        for c in &columns {
+            push(&c.name, "text", c.sql_type)?;
+        }
+        match mode {
+            Mode::KeyField(_) => {}
+            Mode::ComputedKey(key_type) => push(KEY_FIELD, "text", key_type)?,
+            Mode::Append => {
+                push(PARTITION_FIELD, "integer", "integer")?;
+                push(OFFSET_FIELD, "bigint", "bigint")?;
+            }
+        }
+        push(VERSION_FIELD, "bigint", "bigint")?;
+        let insert = format!(
+            "INSERT INTO {table} AS t ({}) SELECT {} FROM unnest({}) AS u({})",
+            targets.join(", "),
+            selects.join(", "),
+            arrays.join(", "),
+            aliases.join(", ")
+        );
+        let version = quote(VERSION_FIELD)?;
+        let key = match mode {
+            Mode::KeyField(i) => Some((quote(&columns[i].name)?, columns[i].sql_type)),
+            Mode::ComputedKey(key_type) => Some((quote(KEY_FIELD)?, key_type)),
+            Mode::Append => None,
+        };
+        let (write_sql, delete_sql) = match key {
+            None => (format!("{insert} ON CONFLICT DO NOTHING"), None),
+            Some((key_column, key_type)) => {
+                let sets: Vec<String> = targets
+                    .iter()
+                    .filter(|t| **t != key_column)
+                    .map(|t| format!("{t} = EXCLUDED.{t}"))
+                    .collect();
+                let upsert = format!(
+                    "{insert} ON CONFLICT ({key_column}) DO UPDATE SET {} \
+                     WHERE t.{version} < EXCLUDED.{version}",
+                    sets.join(", ")
+                );
+                let delete = format!(
+                    "DELETE FROM {table} AS t USING unnest($1::text[], $2::bigint[]) AS d(k, v) \
+                     WHERE t.{key_column} = d.k::{key_type} AND t.{version} < d.v"
+                );
+                (upsert, Some(delete))
+            }
+        };
+        Ok(PostgresSink {
+            conn,
+            plan: plan.clone(),
+            target: format!("PostgreSQL table {table}"),
+            columns,
+            by_field,
+            mode,
+            write_sql,
+            delete_sql,
+        })
+    }
+
+    /// Applies `batch` in one transaction; see [`PostgresSink`] for how.
+    pub async fn write(&self, batch: &[SinkRecord]) -> Result<(), SinkError> {
+        let TargetConnection::Postgres(target) = self.conn.as_ref() else {
+            return Err(SinkError::Refused {
+                target: self.target.clone(),
+                detail: "the connection is not a PostgreSQL connection".to_owned(),
+            });
+        };
+        let records: Vec<&SinkRecord> = match self.mode {
+            Mode::Append => batch.iter().filter(|r| r.row.is_some()).collect(),
+            Mode::KeyField(_) | Mode::ComputedKey(_) => latest_per_key(batch),
+        };
+
+        let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); self.columns.len()];
+        let mut keys = Vec::new();
+        let mut partitions = Vec::new();
+        let mut offsets = Vec::new();
+        let mut versions = Vec::new();
+        let mut deleted_keys = Vec::new();
+        let mut deleted_versions = Vec::new();
+        for record in records {
+            let Some(row) = &record.row else {
+                self.check_key(record)?;
+                deleted_keys.push(record.key.clone());
+                deleted_versions.push(record.version);
+                continue;
+            };
+            let row_values = self.row_values(record, row)?;
+            for (column, value) in values.iter_mut().zip(row_values) {
+                column.push(value);
+            }
+            match self.mode {
+                Mode::KeyField(_) => {}
+                Mode::ComputedKey(_) => {
+                    self.check_key(record)?;
+                    keys.push(record.key.clone());
+                }
+                Mode::Append => {
+                    partitions.push(record.partition);
+                    offsets.push(record.version);
+                }
+            }
+            versions.push(record.version);
+        }
+
+        let pool = target.pool_for(&self.plan);
+        let mut tx = pool.begin().await.map_err(|e| self.db_error(e))?;
+        if let Some(delete) = &self.delete_sql
+            && !deleted_keys.is_empty()
+        {
+            sqlx::query(AssertSqlSafe(delete.as_str()))
+                .bind(deleted_keys)
+                .bind(deleted_versions)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db_error(e))?;
+        }
+        if !versions.is_empty() {
+            let mut query = sqlx::query(AssertSqlSafe(self.write_sql.as_str()));
+            for column in values {
+                query = query.bind(column);
+            }
+            match self.mode {
+                Mode::KeyField(_) => {}
+                Mode::ComputedKey(_) => query = query.bind(keys),
+                Mode::Append => query = query.bind(partitions).bind(offsets),
+            }
+            query
+                .bind(versions)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db_error(e))?;
+        }
+        tx.commit().await.map_err(|e| self.db_error(e))
+    }
+
+    /// A bigint key must be a decimal integer.
+    fn check_key(&self, record: &SinkRecord) -> Result<(), SinkError> {
+        let key_type = match self.mode {
+            Mode::KeyField(i) => self.columns[i].sql_type,
+            Mode::ComputedKey(key_type) => key_type,
+            Mode::Append => return Ok(()),
+        };
+        if key_type == "bigint" && record.key.parse::<i64>().is_err() {
+            return Err(SinkError::record_error(
+                record,
+                "the key is not an integer, but the key column is bigint",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The row's values as text, one per output column, checked against the column types.
+    fn row_values(
+        &self,
+        record: &SinkRecord,
+        row: &serde_json::Map<String, Value>,
+    ) -> Result<Vec<Option<String>>, SinkError> {
+        let mut out = vec![None; self.columns.len()];
+        for (field, value) in row {
+            let index = self
+                .by_field
+                .get(field)
+                .or_else(|| self.by_field.get(&fit_identifier(field, "")))
+                .copied()
+                .ok_or_else(|| {
+                    SinkError::record_error(record, format!("field `{field}` has no column"))
+                })?;
+            let column = &self.columns[index];
+            out[index] = column_text(column.sql_type, value).map_err(|expected| {
+                SinkError::record_error(
+                    record,
+                    format!("field `{field}` must be {expected}, got {value}"),
+                )
+            })?;
+        }
+        for (column, value) in self.columns.iter().zip(&out) {
+            if column.not_null && value.is_none() {
+                return Err(SinkError::record_error(
+                    record,
+                    format!("column {} may not be null", column.name),
+                ));
+            }
+        }
+        if let Mode::KeyField(i) = self.mode {
+            let same = match (self.columns[i].sql_type, &out[i]) {
+                ("bigint", Some(v)) => v.parse::<i64>().ok() == record.key.parse::<i64>().ok(),
+                (_, Some(v)) => *v == record.key,
+                (_, None) => false,
+            };
+            if !same {
+                return Err(SinkError::record_error(
+                    record,
+                    format!(
+                        "the row's key field is not the record's key {:?}",
+                        record.key
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn db_error(&self, error: sqlx::Error) -> SinkError {
+        let retryable = match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+                code.starts_with("08") // connection exception
+                    || code.starts_with("53") // insufficient resources
+                    || code == "40001" // serialization failure
+                    || code == "40P01" // deadlock
+                    || code.starts_with("57P") // shutdown, cannot connect now
+                    || code == "55P03" // lock not available
+            }),
+            _ => false,
+        };
+        let detail = error_text(&error);
+        if retryable {
+            SinkError::Unavailable {
+                target: self.target.clone(),
+                detail,
+            }
+        } else {
+            SinkError::Refused {
+                target: self.target.clone(),
+                detail,
+            }
+        }
+    }
+}
+
+/// `value` as the text PostgreSQL casts to `sql_type`; `Err` says what was expected.
+fn column_text(sql_type: &str, value: &Value) -> Result<Option<String>, &'static str> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let text = match sql_type {
+        "text" => value.as_str().map(str::to_owned).ok_or("a string")?,
+        "bigint" => value
+            .as_i64()
+            .map(|n| n.to_string())
+            .ok_or("an integer (64-bit)")?,
+        "double precision" => match value {
+            Value::Number(n) => n.to_string(),
+            _ => return Err("a number"),
+        },
+        "boolean" => value
+            .as_bool()
+            .map(|b| b.to_string())
+            .ok_or("true or false")?,
+        "timestamptz" => value
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.to_rfc3339())
+            .ok_or("an RFC 3339 timestamp")?,
+        "jsonb" => value.to_string(),
+        _ => return Err("of a supported column type"),
+    };
+    Ok(Some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::column_text;
+    use serde_json::json;
+
+    #[test]
+    fn values_are_checked_against_column_types() {
+        assert_eq!(column_text("text", &json!("a")), Ok(Some("a".to_owned())));
+        assert!(column_text("text", &json!(1)).is_err());
+        assert_eq!(column_text("bigint", &json!(-7)), Ok(Some("-7".to_owned())));
+        assert!(column_text("bigint", &json!(1.5)).is_err());
+        assert_eq!(
+            column_text("double precision", &json!(1.5)),
+            Ok(Some("1.5".to_owned()))
+        );
+        assert_eq!(
+            column_text("boolean", &json!(true)),
+            Ok(Some("true".to_owned()))
+        );
+        assert_eq!(
+            column_text("timestamptz", &json!("2024-05-01T10:00:00Z")),
+            Ok(Some("2024-05-01T10:00:00+00:00".to_owned()))
+        );
+        assert!(column_text("timestamptz", &json!("now")).is_err());
+        assert_eq!(
+            column_text("jsonb", &json!({"a": [1]})),
+            Ok(Some(r#"{"a":[1]}"#.to_owned()))
+        );
+        assert_eq!(column_text("jsonb", &json!(null)), Ok(None));
+    }
+}

@@ -1,0 +1,918 @@
+//! Sinks against the real services of `make services`: each test provisions its own
+//! target through the provisioners (unique names), writes through a [`Sink`] and removes
+//! what it made, also when it fails.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use sluice_provisioners::{TargetConnection, TargetPlan, TargetRequest, plan_target};
+use sluice_schemas::output::{OutputField, OutputKey, OutputSchema};
+use sluice_schemas::{FieldType, Isolation, TargetType, WriteMode};
+
+use super::{Sink, SinkError, SinkRecord, latest_per_key};
+
+const PG: &str = "SLUICE_TEST_POSTGRES_URL";
+const REDIS: &str = "SLUICE_TEST_REDIS_URL";
+const SEARCH: [&str; 2] = [
+    "SLUICE_TEST_OPENSEARCH_URL",
+    "SLUICE_TEST_ELASTICSEARCH_URL",
+];
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/// The URL of a local test service, from the environment or `.sluice/services.env`.
+fn service_url(key: &str) -> String {
+    if let Some(value) = std::env::var(key).ok().filter(|v| !v.is_empty()) {
+        return value;
+    }
+    let path = std::env::var_os("SLUICE_SERVICES_ENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sluice/services.env")
+        });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("cannot read {} — run `make services`", path.display()));
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("{key} is not in {} — run `make services`", path.display()))
+}
+
+fn unique(prefix: &str) -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{prefix}{n:016x}")
+}
+
+fn field(name: &str, field_type: FieldType, nullable: bool) -> OutputField {
+    OutputField {
+        name: name.to_owned(),
+        field_type,
+        nullable,
+        pii: false,
+        pii_sources: Vec::new(),
+        expr: format!("o.{name}"),
+        description: None,
+    }
+}
+
+/// One field of every type, keyed by the field `id`.
+fn every_type() -> OutputSchema {
+    OutputSchema {
+        fields: vec![
+            field("id", FieldType::String, false),
+            field("count", FieldType::Integer, false),
+            field("price", FieldType::Number, true),
+            field("active", FieldType::Boolean, true),
+            field("at", FieldType::Timestamp, true),
+            field("address", FieldType::Object, true),
+            field("tags", FieldType::Array, true),
+        ],
+        key: Some(OutputKey {
+            expr: "o.id".to_owned(),
+            field_type: FieldType::String,
+            field: Some("id".to_owned()),
+        }),
+    }
+}
+
+/// `name` and `amount`, keyed by a computed integer.
+fn computed_key() -> OutputSchema {
+    OutputSchema {
+        fields: vec![
+            field("name", FieldType::String, false),
+            field("amount", FieldType::Number, true),
+        ],
+        key: Some(OutputKey {
+            expr: "o.a * 100 + o.b".to_owned(),
+            field_type: FieldType::Integer,
+            field: None,
+        }),
+    }
+}
+
+fn row(value: Value) -> Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+/// A record of `key` at `version` (partition 0).
+fn rec(key: &str, version: i64, value: Option<Value>) -> SinkRecord {
+    SinkRecord {
+        key: key.to_owned(),
+        version,
+        row: value.map(row),
+        partition: 0,
+    }
+}
+
+/// A full row of [`every_type`].
+fn full(id: &str, count: i64) -> Value {
+    json!({
+        "id": id,
+        "count": count,
+        "price": 12.5,
+        "active": true,
+        "at": "2024-05-01T10:00:00Z",
+        "address": {"city": "Lyon", "zip": "69001"},
+        "tags": ["a", {"b": 1}],
+    })
+}
+
+/// One provisioned target and a sink for it.
+struct Fixture {
+    conn: Arc<TargetConnection>,
+    plan: TargetPlan,
+    sink: Sink,
+    team: String,
+}
+
+impl Fixture {
+    /// Plans version 1 of a new product (unique names) with `extra` options, ensures it
+    /// and makes its sink.
+    async fn new(
+        target_type: TargetType,
+        url_key: &str,
+        mode: WriteMode,
+        extra: Value,
+        output: &OutputSchema,
+    ) -> Fixture {
+        let (isolation, mut options) = match target_type {
+            TargetType::Postgres => (Isolation::Schema, Map::new()),
+            TargetType::Elasticsearch => (Isolation::Index, row(json!({"replicas": 0}))),
+            TargetType::Redis => (Isolation::AclPrefix, Map::new()),
+        };
+        options.extend(row(extra));
+        let team = unique("st");
+        let product = unique("p");
+        let name = unique("n");
+        let request = TargetRequest {
+            team: &team,
+            product: &product,
+            version: 1,
+            name: &name,
+            mode,
+            options: &options,
+            output,
+        };
+        let plan = plan_target(&request, target_type, isolation).unwrap();
+        let conn = Arc::new(TargetConnection::connect(target_type, &service_url(url_key)).unwrap());
+        conn.ensure(&plan, false).await.unwrap();
+        let sink = Sink::new(conn.clone(), &plan).unwrap();
+        Fixture {
+            conn,
+            plan,
+            sink,
+            team,
+        }
+    }
+
+    /// Removes everything the fixture made.
+    async fn cleanup(&self) {
+        self.conn.delete(&self.plan, false).await.unwrap();
+        if let (TargetConnection::Postgres(pg), TargetPlan::Postgres(p)) =
+            (self.conn.as_ref(), &self.plan)
+        {
+            for sql in [
+                format!("DROP SCHEMA IF EXISTS {} CASCADE", q(&self.team)),
+                format!("DROP ROLE IF EXISTS {}", q(&p.role)),
+            ] {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(pg.pool())
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn write(&self, batch: &[SinkRecord]) {
+        self.sink.write(batch).await.unwrap();
+    }
+}
+
+/// Runs `body` with a fresh fixture, then cleans up, whether or not `body` panicked.
+async fn with_fixture<F, Fut>(fixture: Fixture, body: F)
+where
+    F: FnOnce(Arc<Fixture>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let fixture = Arc::new(fixture);
+    let outcome = tokio::spawn(body(fixture.clone())).await;
+    fixture.cleanup().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+fn q(name: &str) -> String {
+    sluice_provisioners::quote::pg_ident(name).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Pure parts
+
+#[test]
+fn only_the_latest_record_of_each_key_is_kept() {
+    let batch = [
+        rec("b", 1, Some(json!({}))),
+        rec("a", 2, Some(json!({}))),
+        rec("b", 3, None),
+        rec("a", 0, Some(json!({}))),
+    ];
+    let latest: Vec<(&str, i64)> = latest_per_key(&batch)
+        .iter()
+        .map(|r| (r.key.as_str(), r.version))
+        .collect();
+    assert_eq!(latest, [("a", 2), ("b", 3)]);
+}
+
+#[test]
+fn only_unavailability_is_retryable() {
+    let unavailable = SinkError::Unavailable {
+        target: "t".to_owned(),
+        detail: "d".to_owned(),
+    };
+    assert!(unavailable.is_retryable());
+    assert_eq!(unavailable.record(), None);
+    let record = SinkError::record_error(&rec("k", 4, None), "bad");
+    assert!(!record.is_retryable());
+    assert_eq!(record.record(), Some(("k", 4)));
+    assert!(record.to_string().contains("\"k\""), "{record}");
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL
+
+/// The table's rows as JSON objects (bookkeeping columns included), by primary key.
+async fn pg_rows(f: &Fixture) -> Vec<Value> {
+    let (TargetConnection::Postgres(pg), TargetPlan::Postgres(p)) = (f.conn.as_ref(), &f.plan)
+    else {
+        panic!("not PostgreSQL");
+    };
+    let order: Vec<String> = p.primary_key.iter().map(|c| q(c)).collect();
+    let texts: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT to_jsonb(t)::text FROM {}.{} t ORDER BY {}",
+        q(&p.schema),
+        q(&p.table),
+        order.join(", ")
+    )))
+    .fetch_all(pg.pool())
+    .await
+    .unwrap();
+    texts
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect()
+}
+
+/// `(id, count, _sluice_version)` of every row.
+async fn pg_state(f: &Fixture) -> Vec<(String, i64, i64)> {
+    pg_rows(f)
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["count"].as_i64().unwrap(),
+                r["_sluice_version"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn st(items: &[(&str, i64, i64)]) -> Vec<(String, i64, i64)> {
+    items
+        .iter()
+        .map(|(k, c, v)| ((*k).to_owned(), *c, *v))
+        .collect()
+}
+
+#[tokio::test]
+async fn postgres_upserts_are_idempotent_and_version_guarded() {
+    let out = every_type();
+    let f = Fixture::new(TargetType::Postgres, PG, WriteMode::Upsert, json!({}), &out).await;
+    with_fixture(f, |f| async move {
+        let batch = [
+            rec("a", 0, Some(full("a", 1))),
+            rec("b", 1, Some(full("b", 1))),
+            rec("a", 2, Some(full("a", 2))),
+            rec("c", 3, Some(json!({"id": "c", "count": 3}))),
+        ];
+        f.write(&batch).await;
+        let expected = st(&[("a", 2, 2), ("b", 1, 1), ("c", 3, 3)]);
+        assert_eq!(pg_state(&f).await, expected);
+
+        // The same batch again, and any prefix of it: no change, no duplicate.
+        f.write(&batch).await;
+        f.write(&batch[..2]).await;
+        assert_eq!(pg_state(&f).await, expected);
+
+        // An older record after a newer one is ignored, also an older delete.
+        f.write(&[rec("b", 5, Some(full("b", 5)))]).await;
+        f.write(&[rec("b", 1, Some(full("b", 1)))]).await;
+        f.write(&[rec("b", 4, None)]).await;
+        assert_eq!(
+            pg_state(&f).await,
+            st(&[("a", 2, 2), ("b", 5, 5), ("c", 3, 3)])
+        );
+
+        // A delete removes the row; within one batch an older upsert cannot undo it.
+        f.write(&[rec("c", 6, None), rec("c", 3, Some(full("c", 3)))])
+            .await;
+        assert_eq!(pg_state(&f).await, st(&[("a", 2, 2), ("b", 5, 5)]));
+
+        // Documented limitation: a re-delivered older upsert in a later batch writes the
+        // row again, and the in-order re-delivery of the delete removes it again.
+        let history = [
+            vec![rec("c", 3, Some(full("c", 3)))],
+            vec![rec("b", 5, Some(full("b", 5))), rec("c", 6, None)],
+        ];
+        f.write(&history[0]).await;
+        assert_eq!(pg_state(&f).await.len(), 3);
+        f.write(&history[1]).await;
+        assert_eq!(pg_state(&f).await, st(&[("a", 2, 2), ("b", 5, 5)]));
+
+        // A full re-delivery of everything, in order, in other batch sizes: same state.
+        let all = [
+            batch.to_vec(),
+            vec![rec("b", 5, Some(full("b", 5)))],
+            vec![rec("b", 4, None), rec("c", 6, None)],
+        ]
+        .concat();
+        for chunk in all.chunks(2) {
+            f.write(chunk).await;
+        }
+        assert_eq!(pg_state(&f).await, st(&[("a", 2, 2), ("b", 5, 5)]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_converts_every_output_type() {
+    let out = every_type();
+    let f = Fixture::new(TargetType::Postgres, PG, WriteMode::Upsert, json!({}), &out).await;
+    with_fixture(f, |f| async move {
+        f.write(&[
+            rec("a", 7, Some(full("a", 9_007_199_254_740_993))),
+            rec(
+                "n",
+                8,
+                Some(json!({"id": "n", "count": -1, "price": null, "at": "2024-05-01T12:30:00.5+02:00"})),
+            ),
+        ])
+        .await;
+        let rows = pg_rows(&f).await;
+        assert_eq!(
+            rows[0],
+            json!({
+                "id": "a",
+                "count": 9_007_199_254_740_993_i64,
+                "price": 12.5,
+                "active": true,
+                "at": "2024-05-01T10:00:00+00:00",
+                "address": {"city": "Lyon", "zip": "69001"},
+                "tags": ["a", {"b": 1}],
+                "_sluice_version": 7,
+            })
+        );
+        assert_eq!(rows[1]["at"], json!("2024-05-01T10:30:00.5+00:00"));
+        assert_eq!(rows[1]["price"], Value::Null);
+        assert_eq!(rows[1]["tags"], Value::Null);
+
+        // Values that do not fit are refused per record, naming the key; nothing written.
+        for (bad, reason) in [
+            (json!({"id": "x", "count": "1"}), "count"),
+            (json!({"id": "x", "count": 1.5}), "count"),
+            (json!({"id": "x", "count": 1, "at": "yesterday"}), "at"),
+            (json!({"id": "x", "count": 1, "active": "yes"}), "active"),
+            (json!({"id": "x", "count": 1, "nope": 1}), "nope"),
+            (json!({"id": "x"}), "count"),
+            (json!({"id": "y", "count": 1}), "key"),
+        ] {
+            let err = f
+                .sink
+                .write(&[rec("a", 9, Some(full("a", 1))), rec("x", 10, Some(bad))])
+                .await
+                .unwrap_err();
+            assert!(!err.is_retryable(), "{err}");
+            assert_eq!(err.record(), Some(("x", 10)), "{err}");
+            assert!(err.to_string().contains(reason), "{err}");
+        }
+        assert_eq!(pg_rows(&f).await[0]["_sluice_version"], json!(7));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_computed_keys_go_into_the_key_column() {
+    let out = computed_key();
+    let f = Fixture::new(TargetType::Postgres, PG, WriteMode::Upsert, json!({}), &out).await;
+    with_fixture(f, |f| async move {
+        let batch = [
+            rec("101", 0, Some(json!({"name": "x", "amount": 1.0}))),
+            rec("7", 1, Some(json!({"name": "y"}))),
+            rec("101", 2, Some(json!({"name": "x2", "amount": 2.0}))),
+        ];
+        f.write(&batch).await;
+        f.write(&batch).await;
+        f.write(&[rec("7", 0, None)]).await;
+        let keys = |rows: Vec<Value>| -> Vec<(i64, String, i64)> {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r["_sluice_key"].as_i64().unwrap(),
+                        r["name"].as_str().unwrap().to_owned(),
+                        r["_sluice_version"].as_i64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            keys(pg_rows(&f).await),
+            [(7, "y".to_owned(), 1), (101, "x2".to_owned(), 2)]
+        );
+        f.write(&[rec("7", 3, None)]).await;
+        assert_eq!(keys(pg_rows(&f).await), [(101, "x2".to_owned(), 2)]);
+        let err = f.sink.write(&[rec("abc", 4, None)]).await.unwrap_err();
+        assert_eq!(err.record(), Some(("abc", 4)), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_append_writes_each_record_once() {
+    let out = computed_key();
+    let f = Fixture::new(TargetType::Postgres, PG, WriteMode::Append, json!({}), &out).await;
+    with_fixture(f, |f| async move {
+        let mut batch = vec![
+            rec("1", 10, Some(json!({"name": "a"}))),
+            rec("1", 11, Some(json!({"name": "b"}))),
+            rec("2", 12, None),
+        ];
+        batch.push(SinkRecord {
+            partition: 3,
+            ..rec("1", 10, Some(json!({"name": "c", "amount": 0.25})))
+        });
+        f.write(&batch).await;
+        f.write(&batch).await;
+        f.write(&batch[1..2]).await;
+        let rows: Vec<(i64, i64, String)> = pg_rows(&f)
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r["_sluice_partition"].as_i64().unwrap(),
+                    r["_sluice_offset"].as_i64().unwrap(),
+                    r["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (0, 10, "a".to_owned()),
+                (0, 11, "b".to_owned()),
+                (3, 10, "c".to_owned())
+            ]
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Elasticsearch / OpenSearch
+
+/// The index's documents, `_id` → `_source`, after a refresh.
+async fn es_docs(f: &Fixture) -> BTreeMap<String, Value> {
+    let (TargetConnection::Elasticsearch(es), TargetPlan::Elasticsearch(p)) =
+        (f.conn.as_ref(), &f.plan)
+    else {
+        panic!("not Elasticsearch");
+    };
+    let base = es.base_url();
+    es.http()
+        .post(format!("{base}/{}/_refresh", p.index))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let answer: Value = es
+        .http()
+        .post(format!("{base}/{}/_search", p.index))
+        .json(&json!({"size": 1000, "query": {"match_all": {}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["_id"].as_str().unwrap().to_owned(), h["_source"].clone()))
+        .collect()
+}
+
+/// `id` → (`count`, `_sluice_version`).
+async fn es_state(f: &Fixture) -> BTreeMap<String, (i64, i64)> {
+    es_docs(f)
+        .await
+        .into_iter()
+        .map(|(id, d)| {
+            (
+                id,
+                (
+                    d["count"].as_i64().unwrap(),
+                    d["_sluice_version"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn es_st(items: &[(&str, i64, i64)]) -> BTreeMap<String, (i64, i64)> {
+    items
+        .iter()
+        .map(|(k, c, v)| ((*k).to_owned(), (*c, *v)))
+        .collect()
+}
+
+#[tokio::test]
+async fn search_upserts_are_idempotent_and_version_guarded() {
+    for url in SEARCH {
+        let out = every_type();
+        let f = Fixture::new(
+            TargetType::Elasticsearch,
+            url,
+            WriteMode::Upsert,
+            json!({}),
+            &out,
+        )
+        .await;
+        with_fixture(f, |f| async move {
+            let batch = [
+                rec("a", 0, Some(full("a", 1))),
+                rec("b", 1, Some(full("b", 1))),
+                rec("a", 2, Some(full("a", 2))),
+                rec("c", 3, Some(json!({"id": "c", "count": 3}))),
+            ];
+            f.write(&batch).await;
+            let expected = es_st(&[("a", 2, 2), ("b", 1, 1), ("c", 3, 3)]);
+            assert_eq!(es_state(&f).await, expected);
+            f.write(&batch).await;
+            f.write(&batch[..2]).await;
+            assert_eq!(es_state(&f).await, expected);
+
+            // Older records and older deletes after newer ones are ignored.
+            f.write(&[rec("b", 5, Some(full("b", 5)))]).await;
+            f.write(&[rec("b", 1, Some(full("b", 1)))]).await;
+            f.write(&[rec("b", 4, None)]).await;
+            assert_eq!(
+                es_state(&f).await,
+                es_st(&[("a", 2, 2), ("b", 5, 5), ("c", 3, 3)])
+            );
+
+            // A delete, then the older upsert re-delivered in a later batch: stays deleted
+            // (the engine's versioned tombstone); a delete of a missing key is fine.
+            f.write(&[rec("c", 6, None)]).await;
+            f.write(&[rec("c", 3, Some(full("c", 3)))]).await;
+            f.write(&[rec("zz", 7, None)]).await;
+            assert_eq!(es_state(&f).await, es_st(&[("a", 2, 2), ("b", 5, 5)]));
+            // A newer upsert after the delete brings the key back.
+            f.write(&[rec("c", 8, Some(full("c", 8)))]).await;
+            assert_eq!(es_state(&f).await.get("c"), Some(&(8, 8)));
+
+            // Every output type as the index stores it.
+            let docs = es_docs(&f).await;
+            let mut expected = row(full("a", 2));
+            expected.insert("_sluice_version".to_owned(), json!(2));
+            assert_eq!(docs["a"], Value::Object(expected));
+
+            // A document the index refuses is a record error naming the key.
+            let err = f
+                .sink
+                .write(&[
+                    rec("d", 9, Some(json!({"id": "d", "count": 1, "nope": 1}))),
+                    rec("e", 10, Some(full("e", 1))),
+                ])
+                .await
+                .unwrap_err();
+            assert!(!err.is_retryable(), "{err}");
+            assert_eq!(err.record(), Some(("d", 9)), "{err}");
+            let err = f
+                .sink
+                .write(&[rec(
+                    "d",
+                    11,
+                    Some(json!({"id": "d", "count": 1, "at": "x"})),
+                )])
+                .await
+                .unwrap_err();
+            assert_eq!(err.record(), Some(("d", 11)), "{err}");
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn search_computed_keys_and_append() {
+    for url in SEARCH {
+        let out = computed_key();
+        let f = Fixture::new(
+            TargetType::Elasticsearch,
+            url,
+            WriteMode::Upsert,
+            json!({}),
+            &out,
+        )
+        .await;
+        with_fixture(f, |f| async move {
+            f.write(&[
+                rec("101", 0, Some(json!({"name": "x"}))),
+                rec("7", 1, Some(json!({"name": "y", "amount": 2.5}))),
+            ])
+            .await;
+            let docs = es_docs(&f).await;
+            assert_eq!(docs.keys().collect::<Vec<_>>(), ["101", "7"]);
+            assert_eq!(
+                docs["7"],
+                json!({"name": "y", "amount": 2.5, "_sluice_version": 1})
+            );
+        })
+        .await;
+
+        let f = Fixture::new(
+            TargetType::Elasticsearch,
+            url,
+            WriteMode::Append,
+            json!({}),
+            &out,
+        )
+        .await;
+        with_fixture(f, |f| async move {
+            let batch = [
+                rec("1", 10, Some(json!({"name": "a"}))),
+                rec("1", 11, Some(json!({"name": "b"}))),
+                rec("2", 12, None),
+            ];
+            f.write(&batch).await;
+            f.write(&batch).await;
+            let docs = es_docs(&f).await;
+            assert_eq!(docs.keys().collect::<Vec<_>>(), ["0-10", "0-11"]);
+            assert_eq!(docs["0-11"]["name"], json!("b"));
+        })
+        .await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis
+
+/// What a reader sees under `key`: the hash's fields, or the JSON string parsed; `None`
+/// when the key does not exist.
+async fn redis_read(f: &Fixture, key: &str) -> Option<Value> {
+    let (TargetConnection::Redis(r), TargetPlan::Redis(p)) = (f.conn.as_ref(), &f.plan) else {
+        panic!("not Redis");
+    };
+    let mut con = r.connection().await.unwrap();
+    let data_key = p.data_key(key);
+    let kind: String = redis::cmd("TYPE")
+        .arg(&data_key)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    match kind.as_str() {
+        "none" => None,
+        "hash" => {
+            let fields: BTreeMap<String, String> = redis::cmd("HGETALL")
+                .arg(&data_key)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            Some(json!(fields))
+        }
+        "string" => {
+            let text: String = redis::cmd("GET")
+                .arg(&data_key)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            Some(serde_json::from_str(&text).unwrap())
+        }
+        other => panic!("unexpected type {other}"),
+    }
+}
+
+async fn redis_ttl(f: &Fixture, key: &str) -> i64 {
+    let TargetConnection::Redis(r) = f.conn.as_ref() else {
+        panic!("not Redis");
+    };
+    let mut con = r.connection().await.unwrap();
+    redis::cmd("TTL")
+        .arg(key)
+        .query_async(&mut con)
+        .await
+        .unwrap()
+}
+
+fn redis_sink(f: &Fixture) -> &super::RedisSink {
+    match &f.sink {
+        Sink::Redis(s) => s,
+        _ => panic!("not Redis"),
+    }
+}
+
+#[tokio::test]
+async fn redis_hash_rows_are_idempotent_version_guarded_and_stay_deleted() {
+    let out = every_type();
+    let f = Fixture::new(TargetType::Redis, REDIS, WriteMode::Upsert, json!({}), &out).await;
+    with_fixture(f, |f| async move {
+        let batch = [
+            rec("a", 0, Some(full("a", 1))),
+            rec("b", 1, Some(json!({"id": "b", "count": 1, "price": null}))),
+            rec("a", 2, Some(full("a", 2))),
+        ];
+        f.write(&batch).await;
+        let a = json!({
+            "id": "a",
+            "count": "2",
+            "price": "12.5",
+            "active": "true",
+            "at": "2024-05-01T10:00:00Z",
+            "address": r#"{"city":"Lyon","zip":"69001"}"#,
+            "tags": r#"["a",{"b":1}]"#,
+            "_sluice_version": "2",
+        });
+        let b = json!({"id": "b", "count": "1", "_sluice_version": "1"});
+        assert_eq!(redis_read(&f, "a").await, Some(a.clone()));
+        assert_eq!(redis_read(&f, "b").await, Some(b.clone()));
+        assert_eq!(redis_ttl(&f, &data_key(&f, "a")).await, -1);
+
+        // Re-delivery, prefixes and older records change nothing.
+        f.write(&batch).await;
+        f.write(&batch[..1]).await;
+        f.write(&[rec("b", 0, None), rec("a", 1, Some(full("a", 1)))])
+            .await;
+        assert_eq!(redis_read(&f, "a").await, Some(a.clone()));
+        assert_eq!(redis_read(&f, "b").await, Some(b));
+
+        // A delete, then the older upsert re-delivered in a later batch: stays deleted.
+        f.write(&[rec("b", 5, None)]).await;
+        assert_eq!(redis_read(&f, "b").await, None);
+        f.write(&[rec("b", 1, Some(json!({"id": "b", "count": 1})))])
+            .await;
+        assert_eq!(redis_read(&f, "b").await, None);
+        // A newer row replaces the whole hash (a field that became null is gone) and
+        // clears the tombstone marker.
+        f.write(&[rec("b", 6, Some(json!({"id": "b", "count": 6})))])
+            .await;
+        assert_eq!(
+            redis_read(&f, "b").await,
+            Some(json!({"id": "b", "count": "6", "_sluice_version": "6"}))
+        );
+        assert_eq!(redis_ttl(&f, &redis_sink(&f).tombstone_key("b")).await, -2);
+        f.write(&[rec("a", 7, Some(json!({"id": "a", "count": 7})))])
+            .await;
+        assert_eq!(
+            redis_read(&f, "a").await,
+            Some(json!({"id": "a", "count": "7", "_sluice_version": "7"}))
+        );
+
+        // Unknown fields are refused per record.
+        let err = f
+            .sink
+            .write(&[rec("c", 8, Some(json!({"id": "c", "_sluice_version": 1})))])
+            .await
+            .unwrap_err();
+        assert_eq!(err.record(), Some(("c", 8)), "{err}");
+    })
+    .await;
+}
+
+fn data_key(f: &Fixture, key: &str) -> String {
+    match &f.plan {
+        TargetPlan::Redis(p) => p.data_key(key),
+        _ => panic!("not Redis"),
+    }
+}
+
+#[tokio::test]
+async fn redis_json_rows_with_ttl_and_computed_keys() {
+    let out = computed_key();
+    let f = Fixture::new(
+        TargetType::Redis,
+        REDIS,
+        WriteMode::Upsert,
+        json!({"type": "json", "ttl": "1h"}),
+        &out,
+    )
+    .await;
+    with_fixture(f, |f| async move {
+        let batch = [
+            rec("101", 0, Some(json!({"name": "x", "amount": 1.5}))),
+            rec("7", 1, Some(json!({"name": "y", "amount": null}))),
+        ];
+        f.write(&batch).await;
+        f.write(&batch).await;
+        assert_eq!(
+            redis_read(&f, "101").await,
+            Some(json!({"name": "x", "amount": 1.5, "_sluice_version": 0}))
+        );
+        assert_eq!(
+            redis_read(&f, "7").await,
+            Some(json!({"name": "y", "amount": null, "_sluice_version": 1}))
+        );
+        let ttl = redis_ttl(&f, &data_key(&f, "7")).await;
+        assert!((3590..=3600).contains(&ttl), "{ttl}");
+
+        // Older after newer, delete then older: the newer state stays.
+        f.write(&[rec("101", 4, Some(json!({"name": "x4"})))]).await;
+        f.write(&[rec("101", 3, Some(json!({"name": "x3"})))]).await;
+        assert_eq!(
+            redis_read(&f, "101").await,
+            Some(json!({"name": "x4", "_sluice_version": 4}))
+        );
+        f.write(&[rec("7", 5, None)]).await;
+        f.write(&[rec("7", 1, Some(json!({"name": "y"})))]).await;
+        assert_eq!(redis_read(&f, "7").await, None);
+        let marker = redis_sink(&f).tombstone_key("7");
+        let ttl = redis_ttl(&f, &marker).await;
+        assert!((3590..=3600).contains(&ttl), "{ttl}");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Unreachable targets
+
+#[tokio::test]
+async fn unreachable_targets_are_retryable() {
+    let out = every_type();
+    let options = Map::new();
+    let request = TargetRequest {
+        team: "t",
+        product: "p",
+        version: 1,
+        name: "n",
+        mode: WriteMode::Upsert,
+        options: &options,
+        output: &out,
+    };
+    for (target_type, isolation, url) in [
+        (
+            TargetType::Redis,
+            Isolation::AclPrefix,
+            "redis://127.0.0.1:1/0",
+        ),
+        (
+            TargetType::Elasticsearch,
+            Isolation::Index,
+            "http://127.0.0.1:1",
+        ),
+        (
+            TargetType::Postgres,
+            Isolation::Schema,
+            "postgres://u:secretpw@127.0.0.1:1/x",
+        ),
+    ] {
+        let plan = plan_target(&request, target_type, isolation).unwrap();
+        let conn = Arc::new(TargetConnection::connect(target_type, url).unwrap());
+        let sink = Sink::new(conn, &plan).unwrap();
+        let err = sink
+            .write(&[rec("a", 1, Some(full("a", 1)))])
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable(), "{target_type}: {err}");
+        assert!(!err.to_string().contains("secretpw"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_sink_needs_a_connection_of_its_plan_type() {
+    let out = every_type();
+    let options = Map::new();
+    let request = TargetRequest {
+        team: "t",
+        product: "p",
+        version: 1,
+        name: "n",
+        mode: WriteMode::Upsert,
+        options: &options,
+        output: &out,
+    };
+    let plan = plan_target(&request, TargetType::Redis, Isolation::AclPrefix).unwrap();
+    let conn = Arc::new(
+        TargetConnection::connect(TargetType::Elasticsearch, "http://127.0.0.1:1").unwrap(),
+    );
+    assert!(matches!(
+        Sink::new(conn, &plan),
+        Err(SinkError::PlanMismatch { .. })
+    ));
+}
