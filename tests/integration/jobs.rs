@@ -5,63 +5,13 @@
 //! computed here from the produced records (latest record per key; filtered-out or
 //! tombstoned keys have no row), not by Sluice's code.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
+use sluice_tests::oracle::{self, Event, FILTER, Rows, expected, workload};
 
 use crate::controller::{Cluster, World};
-
-/// One generated source record: key, and the value (`None`: a tombstone).
-type Event = (String, Option<Value>);
-
-/// `n` events over `keys` order ids, with statuses that the product's filter keeps or
-/// drops and some tombstones. Deterministic for a seed.
-fn workload(seed: u64, n: usize, keys: usize) -> Vec<Event> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as usize
-    };
-    let statuses = ["PLACED", "PAID", "SHIPPED", "CANCELLED"];
-    (0..n)
-        .map(|i| {
-            let key = format!("o-{}", next() % keys);
-            let roll = next() % 20;
-            let value = (roll != 0).then(|| {
-                json!({
-                    "id": key,
-                    "amount": (next() % 100_000) as f64 / 100.0,
-                    "status": statuses[next() % statuses.len()],
-                    "qty": i,
-                })
-            });
-            (key, value)
-        })
-        .collect()
-}
-
-/// The oracle: for each key, the row the latest event yields, if any.
-fn expected(events: &[Event]) -> BTreeMap<String, (f64, String)> {
-    let mut latest: BTreeMap<String, Option<&Value>> = BTreeMap::new();
-    for (key, value) in events {
-        latest.insert(key.clone(), value.as_ref());
-    }
-    latest
-        .into_iter()
-        .filter_map(|(key, value)| {
-            let value = value?;
-            let status = value["status"].as_str()?.to_owned();
-            (status == "PLACED" || status == "PAID")
-                .then(|| (key, (value["amount"].as_f64().unwrap_or_default(), status)))
-        })
-        .collect()
-}
 
 async fn produce(world: &World, events: &[Event]) {
     let producer = world.ns.kafka_producer();
@@ -90,107 +40,24 @@ fn fields() -> Value {
 
 fn filtered(world: &World, name: &str, cluster: Cluster) -> Value {
     let mut doc = world.product(name, cluster, fields(), "Delete");
-    doc["spec"]["filter"] = json!(r#"o.status == "PLACED" || o.status == "PAID""#);
+    doc["spec"]["filter"] = json!(FILTER);
     doc
 }
 
-async fn pg_rows(world: &World, name: &str) -> BTreeMap<String, (f64, String)> {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&world.ns.services().postgres_url)
-        .await
-        .unwrap();
-    let statement = format!(
-        "SELECT order_id, amount, status FROM {}.{}",
-        sluice_tests::quote_pg_ident(&world.team),
-        sluice_tests::quote_pg_ident(&world.target_name(name))
-    );
-    let rows: Vec<(String, f64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(statement))
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    rows.into_iter()
-        .map(|(key, amount, status)| (key, (amount, status)))
-        .collect()
-}
-
 /// What the target of `name` holds, read as its readers read it (view, alias, pointer).
-async fn rows(world: &World, name: &str, cluster: Cluster) -> BTreeMap<String, (f64, String)> {
+async fn rows(world: &World, name: &str, cluster: Cluster) -> Rows {
+    let services = world.ns.services();
+    let target = world.target_name(name);
     match cluster {
-        Cluster::Postgres => pg_rows(world, name).await,
-        Cluster::Search => search_rows(world, name).await,
-        Cluster::Redis => redis_rows(world, name).await,
+        Cluster::Postgres => oracle::postgres_rows(services, &world.team, &target).await,
+        Cluster::Search => oracle::search_rows(services, &target).await,
+        Cluster::Redis => oracle::redis_rows(services, &target).await,
     }
-}
-
-async fn search_rows(world: &World, name: &str) -> BTreeMap<String, (f64, String)> {
-    let alias = world.target_name(name);
-    let (client, refresh) = world.ns.opensearch(&format!("/{alias}/_refresh"));
-    client.post(refresh).send().await.unwrap();
-    let (client, url) = world.ns.opensearch(&format!("/{alias}/_search?size=10000"));
-    let body: Value = client.get(url).send().await.unwrap().json().await.unwrap();
-    body["hits"]["hits"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|hit| {
-            let source = &hit["_source"];
-            (
-                hit["_id"].as_str().unwrap().to_owned(),
-                (
-                    source["amount"].as_f64().unwrap(),
-                    source["status"].as_str().unwrap().to_owned(),
-                ),
-            )
-        })
-        .collect()
-}
-
-async fn redis_rows(world: &World, name: &str) -> BTreeMap<String, (f64, String)> {
-    let prefix = world.target_name(name);
-    let mut redis = world.ns.redis().await.unwrap();
-    let version: Option<String> = redis::cmd("GET")
-        .arg(format!("{prefix}:current"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let Some(version) = version else {
-        return BTreeMap::new();
-    };
-    let data = format!("{prefix}:{version}:");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{data}*"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let mut rows = BTreeMap::new();
-    for key in keys {
-        let hash: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(&key)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        rows.insert(
-            key[data.len()..].to_owned(),
-            (
-                hash["amount"].parse::<f64>().unwrap(),
-                hash["status"].clone(),
-            ),
-        );
-    }
-    rows
+    .unwrap()
 }
 
 /// Polls until the target holds exactly `want`, for up to `seconds`.
-async fn converge(
-    world: &World,
-    name: &str,
-    cluster: Cluster,
-    want: &BTreeMap<String, (f64, String)>,
-    seconds: u64,
-) {
+async fn converge(world: &World, name: &str, cluster: Cluster, want: &Rows, seconds: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
     loop {
         let got = rows(world, name, cluster).await;
@@ -198,25 +65,9 @@ async fn converge(
             return;
         }
         if std::time::Instant::now() > deadline {
-            let missing: Vec<_> = want
-                .keys()
-                .filter(|k| !got.contains_key(*k))
-                .take(5)
-                .collect();
-            let extra: Vec<_> = got
-                .keys()
-                .filter(|k| !want.contains_key(*k))
-                .take(5)
-                .collect();
-            let differ: Vec<_> = want
-                .iter()
-                .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
-                .take(5)
-                .collect();
             panic!(
-                "target has {} rows, oracle {}; missing {missing:?}, extra {extra:?}, differ {differ:?}; status {:#}",
-                got.len(),
-                want.len(),
+                "{}; status {:#}",
+                oracle::difference(&got, want),
                 world.status(name).await
             );
         }
@@ -258,7 +109,7 @@ async fn postgres_backfill_then_live_matches_the_oracle_through_a_job_restart() 
     eprintln!("live after {:?}", started.elapsed());
     let want = expected(&history);
     assert!(want.len() > 100, "a workload with rows");
-    assert_eq!(pg_rows(&world, name).await, want);
+    assert_eq!(rows(&world, name, Cluster::Postgres).await, want);
     let status = world.status(name).await;
     let progress = &status["backfill"][0];
     assert_eq!(progress["done"], progress["total"], "{status:#}");

@@ -8,6 +8,7 @@
 //! "run `make services`"; nothing is ever skipped.
 
 mod namespace;
+pub mod oracle;
 mod services;
 
 pub use namespace::{SearchEngine, TestNamespace};
