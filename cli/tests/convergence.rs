@@ -1,4 +1,4 @@
-//! Convergence of the controller under SIGKILL: `sluice serve` (API and controller in one
+//! Convergence of the controller and exactness of the stream jobs under SIGKILL: `sluice serve` (API and controller in one
 //! process) is killed at random moments while it provisions products into the real Kafka,
 //! PostgreSQL, OpenSearch and Redis of `make services`, 20 times in a row; after the last
 //! restart every product reaches `TargetReady` with exactly the planned objects — no
@@ -18,8 +18,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use sluice_store::{AuditKey, ObjectKey, SecretBox, Store};
+use sluice_tests::oracle::{self, Event, FILTER, Rows, expected, workload};
 
 const ADMIN_TOKEN: &str = "slc_convergence-admin-token-0123456789";
 const SECRET_KEY: &str = "convergence-test-secret-key-0123456789";
@@ -156,8 +158,11 @@ fn write(dir: &std::path::Path, file: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-fn product_yaml(names: &Names, dataset: &str, i: usize) -> String {
+fn product_yaml(names: &Names, dataset: &str, i: usize, filter: Option<&str>) -> String {
     let kind = Names::kind(i);
+    let filter = filter
+        .map(|f| format!("  filter: '{f}'\n"))
+        .unwrap_or_default();
     let options = match kind {
         Kind::Postgres => "{}",
         Kind::Search => "{shards: 1, replicas: 0}",
@@ -165,14 +170,36 @@ fn product_yaml(names: &Names, dataset: &str, i: usize) -> String {
     };
     format!(
         "apiVersion: sluice.dev/v1alpha1\nkind: DataProduct\nmetadata: {{name: {p}, team: {team}}}\n\
-         spec:\n  sources: [{{name: o, dataset: {dataset}, from: earliest}}]\n  key: o.id\n\
-         \x20 fields: {{order_id: o.id, amount: o.amount}}\n\
+         spec:\n  sources: [{{name: o, dataset: {dataset}, from: earliest}}]\n  key: o.id\n{filter}\
+         \x20 fields: {{order_id: o.id, amount: o.amount, status: o.status}}\n\
          \x20 target: {{cluster: {cluster}, name: {target}, mode: upsert, options: {options}}}\n\
          \x20 deletionPolicy: Delete\n",
         p = Names::product(i),
         team = names.team,
         cluster = names.cluster(kind),
         target = names.target(i),
+    )
+}
+
+/// The dataset on `topic` and the three target clusters of `make services`.
+fn catalog_yaml(names: &Names, dataset: &str, topic: &str) -> String {
+    let services = sluice_tests::services();
+    format!(
+        "apiVersion: sluice.dev/v1alpha1\nkind: Dataset\nmetadata: {{name: {dataset}, owner: team-shop}}\n\
+         spec:\n  topic: {topic}\n  kind: stream\n  key: id\n  classification: internal\n\
+         \x20 schema: {{type: object, required: [id, amount], properties: {{id: {{type: string}}, amount: {{type: number}}, status: {{type: string}}}}}}\n\
+         ---\napiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {pg}}}\n\
+         spec: {{type: postgres, url: '{pg_url}', isolation: schema, allowedTeams: ['*']}}\n\
+         ---\napiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {os}}}\n\
+         spec: {{type: elasticsearch, url: '{os_url}', isolation: index, allowedTeams: ['*']}}\n\
+         ---\napiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {rd}}}\n\
+         spec: {{type: redis, url: '{rd_url}', isolation: acl-prefix, allowedTeams: ['*']}}\n",
+        pg = names.cluster(Kind::Postgres),
+        os = names.cluster(Kind::Search),
+        rd = names.cluster(Kind::Redis),
+        pg_url = services.postgres_url,
+        os_url = services.opensearch_url,
+        rd_url = services.redis_url,
     )
 }
 
@@ -368,23 +395,7 @@ async fn killed_20_times_while_provisioning_it_converges_to_exactly_the_plan() {
         .await
         .unwrap();
     let dataset = format!("cv{suffix}.orders");
-    let catalog = format!(
-        "apiVersion: sluice.dev/v1alpha1\nkind: Dataset\nmetadata: {{name: {dataset}, owner: team-shop}}\n\
-         spec:\n  topic: {topic}\n  kind: stream\n  key: id\n  classification: internal\n\
-         \x20 schema: {{type: object, required: [id, amount], properties: {{id: {{type: string}}, amount: {{type: number}}}}}}\n\
-         ---\napiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {pg}}}\n\
-         spec: {{type: postgres, url: '{pg_url}', isolation: schema, allowedTeams: ['*']}}\n\
-         ---\napiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {os}}}\n\
-         spec: {{type: elasticsearch, url: '{os_url}', isolation: index, allowedTeams: ['*']}}\n\
-         ---\napiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {rd}}}\n\
-         spec: {{type: redis, url: '{rd_url}', isolation: acl-prefix, allowedTeams: ['*']}}\n",
-        pg = names.cluster(Kind::Postgres),
-        os = names.cluster(Kind::Search),
-        rd = names.cluster(Kind::Redis),
-        pg_url = services.postgres_url,
-        os_url = services.opensearch_url,
-        rd_url = services.redis_url,
-    );
+    let catalog = catalog_yaml(&names, &dataset, &topic);
     let catalog_file = write(&dir, "catalog.yaml", &catalog);
     serve.start();
     serve.must(ADMIN_TOKEN, &["apply", "-f", &catalog_file]);
@@ -413,7 +424,7 @@ async fn killed_20_times_while_provisioning_it_converges_to_exactly_the_plan() {
         let file = write(
             &dir,
             &format!("{}.yaml", Names::product(i)),
-            &product_yaml(&names, &dataset, i),
+            &product_yaml(&names, &dataset, i, None),
         );
         serve.must(&requester, &["apply", "-f", &file]);
         let product = format!("{}/{}", names.team, Names::product(i));
@@ -546,6 +557,167 @@ async fn killed_20_times_while_provisioning_it_converges_to_exactly_the_plan() {
     let _ = admin
         .delete_topics(&[topic.as_str()], &AdminOptions::new())
         .await;
+    let schema = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", names.team);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(schema)).execute(&pg).await;
+}
+
+/// Produces `events` to `topic`, each key's records in order, and waits for every delivery.
+async fn produce(topic: &str, events: &[Event]) {
+    let producer: FutureProducer = kafka_config()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let payloads: Vec<Option<String>> = events
+        .iter()
+        .map(|(_, v)| v.as_ref().map(Value::to_string))
+        .collect();
+    let sends = events.iter().zip(&payloads).map(|((key, _), payload)| {
+        let mut record = FutureRecord::<str, str>::to(topic).key(key.as_str());
+        if let Some(payload) = payload.as_deref() {
+            record = record.payload(payload);
+        }
+        producer.send(record, Duration::from_secs(30))
+    });
+    for delivered in futures::future::join_all(sends).await {
+        delivered.map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// What product `i`'s target holds, read as its readers read it.
+async fn target_rows(names: &Names, i: usize) -> Result<Rows, oracle::ReadError> {
+    let services = sluice_tests::services();
+    match Names::kind(i) {
+        Kind::Postgres => oracle::postgres_rows(services, &names.team, &names.target(i)).await,
+        Kind::Search => oracle::search_rows(services, &names.target(i)).await,
+        Kind::Redis => oracle::redis_rows(services, &names.target(i)).await,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_20_times_while_syncing_every_target_ends_equal_to_the_oracle() {
+    const PRODUCTS: usize = 3;
+    let suffix = format!("{:010x}", rand::rng().random::<u64>() & 0xff_ffff_ffff);
+    let names = Names {
+        team: format!("x{suffix}"),
+        suffix: suffix.clone(),
+    };
+    let mut serve = Serve::new();
+    let dir = serve.dir.clone();
+    let topic = format!("test.exact.{suffix}.orders");
+    let admin: AdminClient<DefaultClientContext> = kafka_config().create().unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(&topic, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    // History to backfill, and live events produced between and during the kills.
+    let history = workload(21, 3000, 400);
+    let live = workload(22, 2000, 400);
+    produce(&topic, &history).await;
+
+    let dataset = format!("ex{suffix}.orders");
+    let catalog_file = write(
+        &dir,
+        "catalog.yaml",
+        &catalog_yaml(&names, &dataset, &topic),
+    );
+    serve.start();
+    serve.must(ADMIN_TOKEN, &["apply", "-f", &catalog_file]);
+    let token = |team: &str, role: &str| -> String {
+        let text = serve.must(
+            ADMIN_TOKEN,
+            &[
+                "token", "create", "--team", team, "--role", role, "-o", "json",
+            ],
+        );
+        serde_json::from_str::<Value>(&text).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let requester = token(&names.team, "requester");
+    let approver = token("platform", "approver");
+    for i in 0..PRODUCTS {
+        let file = write(
+            &dir,
+            &format!("{}.yaml", Names::product(i)),
+            &product_yaml(&names, &dataset, i, Some(FILTER)),
+        );
+        serve.must(&requester, &["apply", "-f", &file]);
+        serve.must(
+            &approver,
+            &["approve", &format!("{}/{}", names.team, Names::product(i))],
+        );
+    }
+
+    // 20 kills at random moments: the first ones land in the backfill, the later ones in
+    // live sync; live events are produced while the process is down and while it is up.
+    let mut rng = rand::rng();
+    for (kill, chunk) in live.chunks(live.len() / KILLS).enumerate() {
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..1200)));
+        serve.kill();
+        if kill % 2 == 0 {
+            produce(&topic, chunk).await;
+            serve.start();
+        } else {
+            serve.start();
+            produce(&topic, chunk).await;
+        }
+    }
+
+    let all: Vec<Event> = history.iter().chain(live.iter()).cloned().collect();
+    let want = expected(&all);
+    assert!(want.len() > 100);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for i in 0..PRODUCTS {
+        loop {
+            let got = target_rows(&names, i).await;
+            if got.as_ref().is_ok_and(|g| g == &want) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {}",
+                Names::product(i),
+                match &got {
+                    Ok(got) => oracle::difference(got, &want),
+                    Err(e) => e.to_string(),
+                }
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    // And the products say so: their jobs reached the end of their (resumed) backfills.
+    loop {
+        let phases = statuses(&serve, &names.team);
+        if phases.len() == PRODUCTS && phases.iter().all(|(_, s)| s["phase"] == "Live") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{phases:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    for i in 0..PRODUCTS {
+        let product = format!("{}/{}", names.team, Names::product(i));
+        serve.must(ADMIN_TOKEN, &["delete", "dataproduct", &product]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !statuses(&serve, &names.team).is_empty() {
+        assert!(Instant::now() < deadline, "teardown did not finish");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    serve.kill();
+    let _ = admin
+        .delete_topics(&[topic.as_str()], &AdminOptions::new())
+        .await;
+    let pg = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&sluice_tests::services().postgres_url)
+        .await
+        .unwrap();
     let schema = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", names.team);
     let _ = sqlx::query(sqlx::AssertSqlSafe(schema)).execute(&pg).await;
 }

@@ -578,6 +578,9 @@ struct SinkStage {
     config: JobConfig,
     consumer: Arc<BaseConsumer>,
     sink: Sink,
+    /// Per output partition, where the sink starts: its committed offset, else the
+    /// partition's first offset.
+    start: BTreeMap<i32, i64>,
 }
 
 impl SinkStage {
@@ -601,14 +604,23 @@ impl SinkStage {
             .committed_offsets(all, KAFKA_TIMEOUT)
             .map_err(kafka("reading the sink's committed offsets"))?;
         let mut assignment = TopicPartitionList::new();
+        let mut start = BTreeMap::new();
         for p in partitions {
-            let at = committed
+            let at = match committed
                 .find_partition(&config.output_topic, p)
                 .map(|e| e.offset())
-                .filter(|o| matches!(o, Offset::Offset(_)))
-                .unwrap_or(Offset::Beginning);
+            {
+                Some(Offset::Offset(o)) => o,
+                _ => {
+                    consumer
+                        .fetch_watermarks(&config.output_topic, p, KAFKA_TIMEOUT)
+                        .map_err(kafka("reading the output watermarks"))?
+                        .0
+                }
+            };
+            start.insert(p, at);
             assignment
-                .add_partition_offset(&config.output_topic, p, at)
+                .add_partition_offset(&config.output_topic, p, Offset::Offset(at))
                 .map_err(kafka("assigning the output partitions"))?;
         }
         consumer
@@ -618,12 +630,16 @@ impl SinkStage {
             config: config.clone(),
             consumer: Arc::new(consumer),
             sink,
+            start,
         })
     }
 
     async fn run(self, stop: &AtomicBool, shared: &Shared) {
         let consumer = Arc::clone(&self.consumer);
         let mut applied = 0u64;
+        // Where the sink is, tracked here: the consumer reports no position for a partition
+        // it has not fetched from yet.
+        let mut positions = self.start.clone();
         while !stop.load(Ordering::SeqCst) {
             let polling = Arc::clone(&consumer);
             let batch = tokio::task::spawn_blocking(move || poll_batch(&polling)).await;
@@ -670,8 +686,9 @@ impl SinkStage {
                     tracing::warn!(job = %self.config.label, error = %e, "sink offset commit failed");
                 }
                 applied += batch.records.len() as u64;
+                positions.extend(batch.next.iter().map(|(p, o)| (*p, *o)));
             }
-            let complete = self.caught_up(&consumer, shared);
+            let complete = caught_up(&positions, shared);
             shared.progress.send_modify(|p| {
                 p.applied = applied;
                 if complete {
@@ -684,28 +701,22 @@ impl SinkStage {
         }
     }
 
-    /// Whether the sink applied everything the transform wrote up to its backfill's end.
-    fn caught_up(&self, consumer: &BaseConsumer, shared: &Shared) -> bool {
-        let Ok(target) = shared.sink_target.lock() else {
-            return false;
-        };
-        let Some(target) = target.as_ref() else {
-            return false;
-        };
-        let Ok(positions) = consumer.position() else {
-            return false;
-        };
-        target.iter().all(|(p, end)| {
-            let at = positions
-                .find_partition(&self.config.output_topic, *p)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
-            // The last offset of a partition may be a transaction marker, never delivered.
-            *end == 0 || at.is_some_and(|at| at >= end - 1)
-        })
-    }
+}
+
+/// Whether the sink, at `positions`, applied everything the transform wrote up to the end
+/// of its backfill.
+fn caught_up(positions: &BTreeMap<i32, i64>, shared: &Shared) -> bool {
+    let Ok(target) = shared.sink_target.lock() else {
+        return false;
+    };
+    let Some(target) = target.as_ref() else {
+        return false;
+    };
+    target.iter().all(|(p, end)| {
+        // The last offset of a partition is a transaction marker, never delivered.
+        let at = positions.get(p).copied().unwrap_or(0);
+        *end == 0 || at >= end - 1
+    })
 }
 
 /// A batch read from the output topic.
