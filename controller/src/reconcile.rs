@@ -334,6 +334,10 @@ impl Pass<'_> {
             );
         }
         self.status.backfill = report.as_ref().map(progress).unwrap_or_default();
+        self.status.dead_letters = report
+            .as_ref()
+            .and_then(|r| r.get("deadLetters"))
+            .and_then(Value::as_u64);
         let complete = report.as_ref().is_some_and(backfill_complete);
         let target_ready = conditions::is_true(&self.status, TARGET_READY);
         if complete {

@@ -505,6 +505,7 @@ fn merge_owned(fresh: &mut DataProductStatus, ours: &DataProductStatus) {
     fresh.target.clone_from(&ours.target);
     fresh.next_target.clone_from(&ours.next_target);
     fresh.backfill.clone_from(&ours.backfill);
+    fresh.dead_letters = ours.dead_letters;
     fresh.lag_ms = ours.lag_ms;
 }
 

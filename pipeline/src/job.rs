@@ -700,7 +700,6 @@ impl SinkStage {
             });
         }
     }
-
 }
 
 /// Whether the sink, at `positions`, applied everything the transform wrote up to the end

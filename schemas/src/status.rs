@@ -94,6 +94,10 @@ pub struct DataProductStatus {
     /// Backfill progress per source.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backfill: Vec<SourceProgress>,
+    /// Records of the live version's job that could not be processed and went to its
+    /// dead-letter topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<u64>,
     /// Live lag in milliseconds (event time to written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_ms: Option<u64>,
@@ -207,6 +211,7 @@ impl DataProductStatus {
             approved_generation: None,
             conditions: Vec::new(),
             backfill: Vec::new(),
+            dead_letters: None,
             lag_ms: None,
             message: Some("waiting for approval".to_owned()),
             approval: None,

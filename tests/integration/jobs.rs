@@ -191,3 +191,242 @@ async fn search_and_redis_backfill_then_live_match_the_oracle() {
     world.reconcile().await;
     world.cleanup().await;
 }
+
+/// Counts the committed records of `topic` and returns their `sluice-error` headers.
+async fn dead_letters(world: &World, topic: &str) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = world
+        .ns
+        .kafka_config()
+        .set("group.id", format!("test.{}.dlq", world.ns.id()))
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        consumer.subscribe(&[topic.as_str()]).unwrap();
+        let mut reasons = Vec::new();
+        let mut idle = 0;
+        while idle < 20 {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    idle = 0;
+                    let reason = message
+                        .headers()
+                        .and_then(|h| h.iter().find(|h| h.key == "sluice-error"))
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default();
+                    reasons.push(reason);
+                }
+                Some(Err(e)) => panic!("{e}"),
+                None => idle += 1,
+            }
+        }
+        reasons
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_records_go_to_the_dead_letter_topic_and_nothing_is_lost() {
+    let world = World::new("job_dlq").await;
+    let name = "all-orders";
+    let mut doc = world.product(name, Cluster::Postgres, fields(), "Delete");
+    doc["spec"]["target"]["mode"] = json!("append");
+    doc["spec"].as_object_mut().unwrap().remove("key");
+    // Good records, records that are not JSON, and records of the wrong type.
+    let producer = world.ns.kafka_producer();
+    let topic = world.ns.topic("orders");
+    let mut good = 0usize;
+    let mut poison = 0usize;
+    for i in 0..300 {
+        let key = format!("o-{i}");
+        let payload = match i % 10 {
+            3 => {
+                poison += 1;
+                "{not json".to_owned()
+            }
+            7 => {
+                poison += 1;
+                json!({"id": key, "amount": "lots", "status": "PAID"}).to_string()
+            }
+            _ => {
+                good += 1;
+                json!({"id": key, "amount": i as f64, "status": "PAID"}).to_string()
+            }
+        };
+        producer
+            .send(
+                FutureRecord::<str, str>::to(&topic)
+                    .key(&key)
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    world.submit(&doc).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(world.controller.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
+    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
+        let _ = jobs_stopped.await;
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = world.status(name).await;
+        if status["phase"] == "Live" && status["deadLetters"] == json!(poison) {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    // Every source record is either a row or a dead letter, once.
+    let pool = world.ns.pg_pool().await.unwrap();
+    let statement = format!(
+        "SELECT count(*) FROM {}.{}",
+        sluice_tests::quote_pg_ident(&world.team),
+        sluice_tests::quote_pg_ident(&world.target_name(name))
+    );
+    let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, i64::try_from(good).unwrap(), "{status:#}");
+    let dlq = format!("sluice.{}.{name}.v1.dlq", world.team);
+    let reasons = dead_letters(&world, &dlq).await;
+    assert_eq!(reasons.len(), poison);
+    assert_eq!(rows as usize + reasons.len(), 300);
+    assert!(
+        reasons.iter().any(|r| r.contains("not JSON")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("amount")), "{reasons:?}");
+
+    let _ = stop_jobs.send(());
+    jobs.await.unwrap();
+    let _ = stop.send(());
+    controller.await.unwrap();
+    assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
+    world.reconcile().await;
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn from_as_duration_and_timestamp_with_events_arriving_during_the_backfill() {
+    let world = World::new("job_from").await;
+    let now = chrono::Utc::now();
+    let day = chrono::Duration::days(1);
+    let producer = world.ns.kafka_producer();
+    let topic = world.ns.topic("orders");
+    // qty numbers the events: 0.. are 60 days old, 1000.. are a day old, 2000.. arrive while
+    // the jobs backfill.
+    let send = |i: usize, at: chrono::DateTime<chrono::Utc>| {
+        let key = format!("o-{i}");
+        let payload =
+            json!({"id": key, "amount": i as f64, "status": "PAID", "qty": i}).to_string();
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            producer
+                .send(
+                    FutureRecord::<str, str>::to(&topic)
+                        .key(&key)
+                        .payload(&payload)
+                        .timestamp(at.timestamp_millis()),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    };
+    futures_util::future::join_all((0..1000).map(|i| send(i, now - day * 60))).await;
+    futures_util::future::join_all((1000..2000).map(|i| send(i, now - day))).await;
+
+    let append = |name: &str, from: String| {
+        let mut doc = world.product(
+            name,
+            Cluster::Postgres,
+            json!({"order_id": "o.id", "qty": "o.qty"}),
+            "Delete",
+        );
+        doc["spec"]["target"]["mode"] = json!("append");
+        doc["spec"].as_object_mut().unwrap().remove("key");
+        doc["spec"]["sources"][0]["from"] = json!(from);
+        doc
+    };
+    world.submit(&append("recent", "30d".to_owned())).await;
+    let at = (now - day * 45).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    world.submit(&append("since", at)).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(world.controller.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
+    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
+        let _ = jobs_stopped.await;
+    }));
+    // Produced while the jobs start and backfill: no gap, no replay at the hand-off.
+    for batch in (2000..3000).collect::<Vec<_>>().chunks(100) {
+        futures_util::future::join_all(batch.iter().map(|i| send(*i, chrono::Utc::now()))).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let pool = world.ns.pg_pool().await.unwrap();
+    let want: Vec<i64> = (1000..3000).collect();
+    for name in ["recent", "since"] {
+        let statement = format!(
+            "SELECT qty FROM {}.{} ORDER BY qty",
+            sluice_tests::quote_pg_ident(&world.team),
+            sluice_tests::quote_pg_ident(&world.target_name(name))
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let got: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement.clone()))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            if got == want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: {} rows, first {:?}, {} duplicates",
+                got.len(),
+                got.first(),
+                got.len() - got.iter().collect::<std::collections::BTreeSet<_>>().len()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        // The job counted the backfill from `from`: the day-old events at least.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = world.status(name).await;
+            let total = status["backfill"][0]["total"].as_u64().unwrap_or_default();
+            if status["phase"] == "Live" && (1000..3000).contains(&total) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{status:#}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    let _ = stop_jobs.send(());
+    jobs.await.unwrap();
+    let _ = stop.send(());
+    controller.await.unwrap();
+    for name in ["recent", "since"] {
+        assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
+    }
+    world.reconcile().await;
+    world.cleanup().await;
+}

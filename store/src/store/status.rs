@@ -26,7 +26,7 @@ impl Store {
     /// A change appends an audit entry by `audit` in its transaction: action `status`,
     /// outcome `updated`, the object's generation and the diff of `{"status"}` (absent when
     /// cleared). Re-writing the same status is not audited, nor a change of only the
-    /// progress fields `backfill` and `lagMs` (telemetry, not a decision).
+    /// progress fields `backfill`, `deadLetters` and `lagMs` (telemetry, not a decision).
     pub async fn set_status(
         &self,
         key: &ObjectKey,
@@ -110,7 +110,7 @@ impl Store {
 }
 
 /// The progress fields of a status, which change without anyone deciding anything.
-const PROGRESS_FIELDS: [&str; 2] = ["backfill", "lagMs"];
+const PROGRESS_FIELDS: [&str; 3] = ["backfill", "deadLetters", "lagMs"];
 
 /// A status without its progress fields.
 fn without_progress(status: Option<&Value>) -> Option<Value> {
