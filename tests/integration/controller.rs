@@ -896,14 +896,27 @@ async fn shape_changes_go_online_or_through_a_version_swap_on_every_target() {
 }
 
 /// A Redis server of this test's own, so the test can stop and restart it.
-struct OwnRedis {
-    port: u16,
+pub(crate) struct OwnRedis {
+    pub port: u16,
     dir: std::path::PathBuf,
     child: Option<std::process::Child>,
+    /// Every write is on disk before it is acknowledged (`appendfsync always`), so a
+    /// restart keeps the data, as a production store does.
+    durable: bool,
 }
 
 impl OwnRedis {
-    fn start() -> OwnRedis {
+    /// A server that loses everything when it stops.
+    pub fn start() -> OwnRedis {
+        OwnRedis::start_with(false)
+    }
+
+    /// A server whose data survives a kill.
+    pub fn start_durable() -> OwnRedis {
+        OwnRedis::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> OwnRedis {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -914,19 +927,32 @@ impl OwnRedis {
             port,
             dir,
             child: None,
+            durable,
         };
         redis.spawn();
         redis
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    fn spawn(&mut self) {
+    pub fn spawn(&mut self) {
+        let persistence: &[&str] = if self.durable {
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]
+        } else {
+            &["--save", "", "--appendonly", "no"]
+        };
         let child = std::process::Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(persistence)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(std::process::Stdio::null())
@@ -942,7 +968,7 @@ impl OwnRedis {
         panic!("redis-server did not start on port {}", self.port);
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -958,7 +984,12 @@ impl Drop for OwnRedis {
 }
 
 /// Polls the product's status until `done` holds, for up to `seconds`.
-async fn wait_for(world: &World, name: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_for(
+    world: &World,
+    name: &str,
+    seconds: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
     loop {
         let status = world.status(name).await;

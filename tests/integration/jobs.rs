@@ -11,7 +11,7 @@ use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 use sluice_tests::oracle::{self, Event, FILTER, Rows, expected, workload};
 
-use crate::controller::{Cluster, World};
+use crate::controller::{Cluster, OwnRedis, World, wait_for};
 
 async fn produce(world: &World, events: &[Event]) {
     let producer = world.ns.kafka_producer();
@@ -428,5 +428,74 @@ async fn from_as_duration_and_timestamp_with_events_arriving_during_the_backfill
         assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
     }
     world.reconcile().await;
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_outage_during_live_sync_degrades_then_recovers_with_nothing_lost() {
+    let mut redis = OwnRedis::start_durable();
+    let world = World::with_redis("job_outage", Some(redis.url())).await;
+    let name = "cache";
+    let history = workload(31, 1000, 200);
+    produce(&world, &history).await;
+    world.submit(&filtered(&world, name, Cluster::Redis)).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(world.controller.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
+    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
+        let _ = jobs_stopped.await;
+    }));
+    wait_for(&world, name, 60, |s| s["phase"] == "Live").await;
+    let url = redis.url();
+    let read = |world: &World| {
+        let prefix = world.target_name(name);
+        let url = url.clone();
+        let services = sluice_tests::Services {
+            redis_url: url,
+            ..world.ns.services().clone()
+        };
+        async move { oracle::redis_rows(&services, &prefix).await.unwrap() }
+    };
+    assert_eq!(read(&world).await, expected(&history));
+
+    // The store goes away while events keep coming: the product says why.
+    redis.kill();
+    let live = workload(32, 600, 200);
+    produce(&world, &live).await;
+    let degraded = wait_for(&world, name, 30, |s| s["phase"] == "Degraded").await;
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{}", redis.port)),
+        "{degraded:#}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // It comes back: the product recovers by itself and the target holds every event once.
+    redis.spawn();
+    wait_for(&world, name, 60, |s| s["phase"] == "Live").await;
+    let all: Vec<Event> = history.iter().chain(live.iter()).cloned().collect();
+    let want = expected(&all);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = read(&world).await;
+        if got == want {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            oracle::difference(&got, &want)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let _ = stop_jobs.send(());
+    jobs.await.unwrap();
+    let _ = stop.send(());
+    controller.await.unwrap();
     world.cleanup().await;
 }
