@@ -24,6 +24,8 @@ use crate::state::AppState;
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let products = Family::<Vec<(String, String)>, Gauge>::default();
     let expiring = Gauge::<i64>::default();
+    let backfill = Family::<Vec<(String, String)>, Gauge>::default();
+    let dead_letters = Family::<Vec<(String, String)>, Gauge>::default();
     let pending = Gauge::<i64>::default();
     let mut query = ListQuery {
         limit: ListQuery::MAX_LIMIT,
@@ -55,6 +57,27 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
                 .get_or_create(&vec![("phase".to_owned(), phase)])
                 .inc();
             if let Some(status) = &status {
+                let product = || {
+                    vec![
+                        ("team".to_owned(), object.key.team().to_owned()),
+                        ("name".to_owned(), object.key.name().to_owned()),
+                    ]
+                };
+                for source in &status.backfill {
+                    for (state, events) in [("done", source.done), ("total", source.total)] {
+                        let mut labels = product();
+                        labels.push(("source".to_owned(), source.source.clone()));
+                        labels.push(("state".to_owned(), state.to_owned()));
+                        backfill
+                            .get_or_create(&labels)
+                            .set(i64::try_from(events).unwrap_or(i64::MAX));
+                    }
+                }
+                if let Some(count) = status.dead_letters {
+                    dead_letters
+                        .get_or_create(&product())
+                        .set(i64::try_from(count).unwrap_or(i64::MAX));
+                }
                 if status
                     .approval
                     .as_ref()
@@ -87,6 +110,16 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         "products_expiring",
         "Data products within the warning period before their expiry date",
         expiring,
+    );
+    registry.register(
+        "product_backfill_events",
+        "Backfill progress of each product's live version, per source: events done and to do",
+        backfill,
+    );
+    registry.register(
+        "product_dead_letters",
+        "Records of each product's live version sent to its dead-letter topic",
+        dead_letters,
     );
     if let Some(metrics) = &state.controller_metrics {
         register_controller(&mut registry, &metrics.snapshot());

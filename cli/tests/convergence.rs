@@ -700,6 +700,20 @@ async fn killed_20_times_while_syncing_every_target_ends_equal_to_the_oracle() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
+    // Progress is on /metrics too.
+    let metrics = reqwest::get(format!("{}/metrics", serve.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!(
+        "sluice_product_backfill_events{{team=\"{}\",name=\"{}\",source=\"o\",state=\"total\"}}",
+        names.team,
+        Names::product(0)
+    );
+    assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
+
     for i in 0..PRODUCTS {
         let product = format!("{}/{}", names.team, Names::product(i));
         serve.must(ADMIN_TOKEN, &["delete", "dataproduct", &product]);
