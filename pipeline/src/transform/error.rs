@@ -14,6 +14,9 @@ pub enum Site {
     Key,
     /// The expression of the output field with this name.
     Field(String),
+    /// The left side of the join condition of the join with this right alias (its join
+    /// key, e.g. `o.customer_id` of `o.customer_id == c.id`).
+    Join(String),
 }
 
 impl fmt::Display for Site {
@@ -22,6 +25,7 @@ impl fmt::Display for Site {
             Site::Filter => f.write_str("filter"),
             Site::Key => f.write_str("key"),
             Site::Field(name) => write!(f, "field `{name}`"),
+            Site::Join(right) => write!(f, "join key of `{right}`"),
         }
     }
 }
@@ -30,12 +34,34 @@ impl fmt::Display for Site {
 /// out; compiling checks again rather than run something wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TransformError {
-    /// The product joins sources; the runtime does not run joins yet.
-    #[error("products with joins are not supported by the stream job runtime yet")]
-    JoinsUnsupported,
-    /// A product without joins reads exactly one source.
-    #[error("a product without joins must read exactly one source, not {0}")]
+    /// A `window` join (of the source with this alias); the runtime runs lookup joins only.
+    #[error("window joins (`right: {right}`) are not supported by the stream job runtime yet")]
+    WindowJoinsUnsupported {
+        /// The right alias of the window join.
+        right: String,
+    },
+    /// A lookup join with `propagate: true`; the runtime does not update written rows when a
+    /// table row changes.
+    #[error(
+        "lookup joins with `propagate: true` (`right: {right}`) are not supported by the stream job runtime yet"
+    )]
+    PropagateUnsupported {
+        /// The right alias of the join.
+        right: String,
+    },
+    /// A product reads exactly one driving source: the one that is never a join's `right`.
+    #[error(
+        "a product must read exactly one driving source (a source no join has as `right`), not {0}"
+    )]
     SourceCount(usize),
+    /// A join cannot be run as written.
+    #[error("join `right: {right}`: {reason}")]
+    Join {
+        /// The join's `right` alias.
+        right: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// An upsert product has no key (in the spec or in its output schema).
     #[error("upsert products need a key expression and a key in their output schema")]
     MissingKey,
@@ -55,15 +81,16 @@ pub enum TransformError {
         /// The parser's message, with its position.
         reason: String,
     },
-    /// An expression reads a name that is not the product's source.
-    #[error("{site} reads `{root}`, which is not the source `{source_alias}`")]
+    /// An expression reads a name that is not a source alias it may read.
+    #[error("{site} reads `{root}`, which is not {}", aliases_text(.in_scope))]
     UnknownName {
         /// Where the expression is.
         site: Site,
         /// The name read.
         root: String,
-        /// The product's one source alias.
-        source_alias: String,
+        /// The aliases the expression may read: the driving source and, for the filter, key
+        /// and fields, every joined source; for a join key, the sources joined before.
+        in_scope: Vec<String>,
     },
     /// An expression calls functions the runtime does not provide.
     #[error("{site} calls unknown functions: {}", .functions.join(", "))]
@@ -76,6 +103,19 @@ pub enum TransformError {
     /// The CEL environment could not be set up (a bug in this crate or in `cel`).
     #[error("the CEL environment could not be set up")]
     Environment(#[source] cel::DeclarationError),
+}
+
+fn aliases_text(aliases: &[String]) -> String {
+    match aliases {
+        [one] => format!("the source `{one}`"),
+        many => format!(
+            "one of the sources {}",
+            many.iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Why one record cannot be transformed. The runtime sends such records to the dead-letter
@@ -107,9 +147,9 @@ pub enum RecordError {
         site: Site,
         /// The expression.
         expr: String,
-        /// What went wrong.
+        /// What went wrong (boxed: it is large, and records rarely fail).
         #[source]
-        source: cel::ExecutionError,
+        source: Box<cel::ExecutionError>,
     },
     /// A value has another type than its place requires.
     #[error("{site} `{expr}` gave {found}, expected {expected}")]
@@ -136,6 +176,16 @@ pub enum RecordError {
     NullKey {
         /// The key expression.
         expr: String,
+    },
+    /// The row a lookup table holds for the join key is not a JSON object.
+    #[error("the row of `{alias}` for key `{key}` is {found}, not a JSON object")]
+    TableRowNotAnObject {
+        /// The right alias of the lookup.
+        alias: String,
+        /// The join key (shortened).
+        key: String,
+        /// The JSON type found.
+        found: &'static str,
     },
     /// A plain path selects a field below something that is not an object.
     #[error("{site} `{expr}`: `{at}` is {found}, not an object")]

@@ -1,6 +1,6 @@
 //! One compiled expression of a product: a plain field path read straight from the record
-//! JSON (a missing field is null), or a CEL program evaluated with the source alias bound
-//! to the record as a map.
+//! (or looked-up table row) JSON (a missing field is null), or a CEL program evaluated with
+//! each source alias bound to its record as a map.
 
 use std::sync::Arc;
 
@@ -8,16 +8,48 @@ use cel::{Context, Env, Program};
 use serde_json::Value as Json;
 use sluice_schemas::validate::expr::analyze;
 
-use super::convert::json_kind;
+use super::convert::{cel_kind, integral, json_kind};
 use super::error::{RecordError, Site, TransformError};
 
 /// What an expression evaluates to on one record.
 pub(crate) enum Evaluated<'r> {
     /// A value read from the record by a plain path; `None` when a field on the way is
-    /// missing or null.
+    /// missing or null, or the alias has no row (a lookup without a partner).
     Json(Option<&'r Json>),
     /// A CEL result.
     Cel(cel::Value),
+}
+
+/// A key value (a product key or a join key) as text.
+pub(crate) struct KeyText {
+    /// Strings as they are; integers, and doubles that are whole, in decimal.
+    pub text: String,
+    /// The value is an integer.
+    pub is_integer: bool,
+}
+
+impl Evaluated<'_> {
+    /// The value as key text; `Ok(None)` for null; otherwise what the value is, for a type
+    /// mismatch.
+    pub fn key_text(self) -> Result<Option<KeyText>, String> {
+        let (text, is_integer) = match self {
+            Evaluated::Json(None) | Evaluated::Cel(cel::Value::Null) => return Ok(None),
+            Evaluated::Json(Some(Json::String(s))) => (s.clone(), false),
+            Evaluated::Json(Some(Json::Number(n))) if n.is_i64() || n.is_u64() => {
+                (n.to_string(), true)
+            }
+            Evaluated::Json(Some(Json::Number(n))) => match n.as_f64().and_then(integral) {
+                Some(i) => (i.to_string(), true),
+                None => return Err(json_kind(&Json::Number(n.clone())).to_owned()),
+            },
+            Evaluated::Json(Some(other)) => return Err(json_kind(other).to_owned()),
+            Evaluated::Cel(cel::Value::String(s)) => (s.as_str().to_owned(), false),
+            Evaluated::Cel(cel::Value::Int(i)) => (i.to_string(), true),
+            Evaluated::Cel(cel::Value::UInt(u)) => (u.to_string(), true),
+            Evaluated::Cel(other) => return Err(cel_kind(&other)),
+        };
+        Ok(Some(KeyText { text, is_integer }))
+    }
 }
 
 /// An expression compiled once per job.
@@ -32,8 +64,9 @@ pub(crate) struct Compiled {
 
 #[derive(Debug)]
 enum Kind {
-    /// A plain path below the source alias: the fields to select, outermost first.
-    Path(Vec<String>),
+    /// A plain path below a source alias: the alias's position in scope (0 is the driving
+    /// source) and the fields to select, outermost first.
+    Path(usize, Vec<String>),
     /// Anything else.
     Program(Program),
 }
@@ -64,20 +97,30 @@ pub(crate) fn base_context(env: Arc<Env>) -> Result<Context<'static, 'static>, T
 }
 
 impl Compiled {
-    /// Parses `text`, checks that it reads only `source` and calls only known functions, and
-    /// compiles it.
-    pub fn new(env: &Env, site: Site, text: &str, source: &str) -> Result<Self, TransformError> {
+    /// Parses `text`, checks that it reads only the aliases `in_scope` and calls only known
+    /// functions, and compiles it. The position of an alias in `in_scope` is the position of
+    /// its row in [`Compiled::evaluate`]'s `rows`.
+    pub fn new(
+        env: &Env,
+        site: Site,
+        text: &str,
+        in_scope: &[&str],
+    ) -> Result<Self, TransformError> {
         let parse_error = |reason: String| TransformError::Parse {
             site: site.clone(),
             expr: text.to_owned(),
             reason,
         };
         let analysis = analyze(text).map_err(parse_error)?;
-        if let Some(r) = analysis.refs.iter().find(|r| r.root != source) {
+        if let Some(r) = analysis
+            .refs
+            .iter()
+            .find(|r| !in_scope.contains(&r.root.as_str()))
+        {
             return Err(TransformError::UnknownName {
                 site,
                 root: r.root.clone(),
-                source_alias: source.to_owned(),
+                in_scope: in_scope.iter().map(|&a| a.to_owned()).collect(),
             });
         }
         if !analysis.unknown_functions.is_empty() {
@@ -86,8 +129,12 @@ impl Compiled {
                 functions: analysis.unknown_functions,
             });
         }
-        let kind = match analysis.plain_path {
-            Some(path) if path.root == source => Kind::Path(path.path),
+        let path_alias = analysis
+            .plain_path
+            .as_ref()
+            .and_then(|p| in_scope.iter().position(|&a| a == p.root));
+        let kind = match (analysis.plain_path, path_alias) {
+            (Some(path), Some(alias)) => Kind::Path(alias, path.path),
             _ => Kind::Program(env.compile(text).map_err(|e| {
                 parse_error(e.to_string().lines().next().unwrap_or_default().to_owned())
             })?),
@@ -99,22 +146,27 @@ impl Compiled {
         })
     }
 
-    /// The fields this expression selects below the source alias, if it is a plain path.
+    /// The fields this expression selects below the driving source alias, if it is a plain
+    /// path of it.
     pub fn plain_path(&self) -> Option<&[String]> {
         match &self.kind {
-            Kind::Path(path) => Some(path),
-            Kind::Program(_) => None,
+            Kind::Path(0, path) => Some(path),
+            Kind::Path(..) | Kind::Program(_) => None,
         }
     }
 
-    /// Evaluates the expression on `record` (the JSON object) whose CEL binding is `scope`.
+    /// Evaluates the expression on `rows` (the JSON object of each alias in scope, in order;
+    /// `None` for a lookup without a partner) whose CEL bindings are `scope`.
     pub fn evaluate<'r>(
         &self,
-        record: &'r Json,
+        rows: &[Option<&'r Json>],
         scope: &Context<'_, '_>,
     ) -> Result<Evaluated<'r>, RecordError> {
         match &self.kind {
-            Kind::Path(path) => self.select(record, path).map(Evaluated::Json),
+            Kind::Path(alias, path) => match rows.get(*alias).copied().flatten() {
+                Some(record) => self.select(record, path).map(Evaluated::Json),
+                None => Ok(Evaluated::Json(None)),
+            },
             Kind::Program(program) => {
                 program
                     .execute(scope)
@@ -122,7 +174,7 @@ impl Compiled {
                     .map_err(|source| RecordError::Evaluation {
                         site: self.site.clone(),
                         expr: self.text.clone(),
-                        source,
+                        source: Box::new(source),
                     })
             }
         }

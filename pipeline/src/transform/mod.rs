@@ -1,6 +1,7 @@
 //! The per-record transformation of a product's job: its filter, key and field expressions,
 //! compiled once per job ([`CompiledProduct::compile`]) and applied to every record of its
-//! source ([`CompiledProduct::apply`]).
+//! driving source ([`CompiledProduct::apply_with`], looking join partners up in the tables of
+//! [`CompiledProduct::lookups`]).
 //!
 //! In `upsert` mode the target is a materialized view (DESIGN §3): for each product key it
 //! holds the row the spec yields from the *latest* record of that key. So every record is
@@ -8,11 +9,15 @@
 //! row (filtered out, or deleted by a tombstone). In `append` mode nothing is ever deleted,
 //! and only records that pass the filter are written.
 //!
-//! Joins are not run yet: a product with `joins` is refused when compiled.
+//! `lookup` joins are run (DESIGN §3): each record of the driving stream is joined with the
+//! current row of each table for its join key, a left join unless `inner: true`. The runtime
+//! keeps the tables; this module only says which ones and reads them through a function.
+//! `window` joins and `propagate: true` are refused when compiled.
 
 mod convert;
 mod error;
 mod expr;
+mod join;
 #[cfg(test)]
 mod tests;
 
@@ -24,10 +29,12 @@ use sluice_schemas::output::OutputSchema;
 use sluice_schemas::{DataProductSpec, FieldType, WriteMode};
 
 pub use error::{RecordError, Site, TransformError};
+pub use join::LookupTable;
 
 use convert::{cel_kind, cel_to_output, json_kind, json_to_cel, json_to_output};
 use error::shorten;
-use expr::{Compiled, Evaluated};
+use expr::{Compiled, Evaluated, KeyText};
+use join::LookupPlan;
 
 /// What one record means for the target.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,12 +74,20 @@ struct FieldPlan {
     expr: Compiled,
 }
 
-/// A product's filter, key and field expressions, compiled once.
+/// A product's lookups and its filter, key and field expressions, compiled once.
 ///
-/// It holds no per-record state; [`CompiledProduct::apply`] may be called from any number of
-/// records in turn.
+/// It holds no per-record state; [`CompiledProduct::apply_with`] may be called from any
+/// number of records in turn.
 pub struct CompiledProduct {
+    /// The driving source alias.
     source: String,
+    /// The driving source alias, then each lookup's right alias in join order: the position
+    /// of each alias's row in a record's rows.
+    aliases: Vec<String>,
+    /// The tables looked up, in join order.
+    lookups: Vec<LookupTable>,
+    /// How each table is looked up, parallel to `lookups`.
+    plans: Vec<LookupPlan>,
     mode: WriteMode,
     /// The CEL context every record's scope is a child of.
     base: Context<'static, 'static>,
@@ -88,6 +103,8 @@ impl std::fmt::Debug for CompiledProduct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompiledProduct")
             .field("source", &self.source)
+            .field("lookups", &self.lookups)
+            .field("plans", &self.plans)
             .field("mode", &self.mode)
             .field("filter", &self.filter)
             .field("key", &self.key)
@@ -99,11 +116,14 @@ impl std::fmt::Debug for CompiledProduct {
 impl CompiledProduct {
     /// Compiles `spec` whose validated output schema is `output`.
     ///
-    /// Products with `joins` are refused for now with [`TransformError::JoinsUnsupported`]
-    /// (joins come later); a product must have exactly one source then. Upsert products need
-    /// a key of type string or integer. Every expression is parsed, checked to read only the
-    /// source and call only functions the runtime provides, and compiled here, never per
-    /// record.
+    /// A product reads one driving stream source (the one that is never a join's `right`)
+    /// and looks rows up in the tables its `lookup` joins name ([`CompiledProduct::lookups`]).
+    /// `window` joins are refused with [`TransformError::WindowJoinsUnsupported`] and
+    /// lookups with `propagate: true` with [`TransformError::PropagateUnsupported`]. Each
+    /// join's `on` must compare a field path of a source in scope before it with a top-level
+    /// field of the joined table. Upsert products need a key of type string or integer.
+    /// Every expression is parsed, checked to read only the product's sources and call only
+    /// functions the runtime provides, and compiled here, never per record.
     ///
     /// Tombstones are addressed by their Kafka record key when the product key is a plain
     /// top-level field of the source (`o.id`): the dataset's `key` field, whose value is the
@@ -113,20 +133,15 @@ impl CompiledProduct {
         spec: &DataProductSpec,
         output: &OutputSchema,
     ) -> Result<CompiledProduct, TransformError> {
-        if !spec.joins.is_empty() {
-            return Err(TransformError::JoinsUnsupported);
-        }
-        let [source] = spec.sources.as_slice() else {
-            return Err(TransformError::SourceCount(spec.sources.len()));
-        };
-        let alias = source.name.as_str();
         let env = expr::environment()?;
+        let sources = join::plan(spec, &env)?;
+        let in_scope: Vec<&str> = sources.aliases.iter().map(String::as_str).collect();
         let base = expr::base_context(Arc::clone(&env))?;
 
         let filter = spec
             .filter
             .as_deref()
-            .map(|text| Compiled::new(&env, Site::Filter, text, alias))
+            .map(|text| Compiled::new(&env, Site::Filter, text, &in_scope))
             .transpose()?;
 
         let key = match spec.target.mode {
@@ -138,7 +153,7 @@ impl CompiledProduct {
                 if !matches!(out_key.field_type, FieldType::String | FieldType::Integer) {
                     return Err(TransformError::KeyType(out_key.field_type));
                 }
-                let expr = Compiled::new(&env, Site::Key, text, alias)?;
+                let expr = Compiled::new(&env, Site::Key, text, &in_scope)?;
                 let tombstones = match expr.plain_path() {
                     Some([_]) => Tombstones::RecordKey,
                     _ => Tombstones::Unaddressable,
@@ -174,13 +189,16 @@ impl CompiledProduct {
                     name: f.name.clone(),
                     field_type: f.field_type,
                     nullable: f.nullable,
-                    expr: Compiled::new(&env, Site::Field(f.name.clone()), text, alias)?,
+                    expr: Compiled::new(&env, Site::Field(f.name.clone()), text, &in_scope)?,
                 })
             })
             .collect::<Result<Vec<_>, TransformError>>()?;
 
         Ok(CompiledProduct {
-            source: alias.to_owned(),
+            source: sources.aliases[0].clone(),
+            aliases: sources.aliases.clone(),
+            lookups: sources.tables,
+            plans: sources.plans,
             mode: spec.target.mode,
             base,
             filter,
@@ -217,9 +235,24 @@ impl CompiledProduct {
         self
     }
 
-    /// The source alias this product reads.
+    /// States the JSON Schema (its current version) of the table looked up as `alias`, as
+    /// [`CompiledProduct::with_source_schema`] does for the driving source. An alias that is
+    /// not a lookup's is ignored.
+    pub fn with_table_schema(mut self, alias: &str, schema: Json) -> Self {
+        if let Some(i) = self.lookups.iter().position(|t| t.alias == alias) {
+            self.plans[i].schema = Some(schema);
+        }
+        self
+    }
+
+    /// The driving source alias this product reads records of.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The tables this product looks rows up in, in join order (empty without joins).
+    pub fn lookups(&self) -> &[LookupTable] {
+        &self.lookups
     }
 
     /// The write mode the product was compiled for.
@@ -227,8 +260,30 @@ impl CompiledProduct {
         self.mode
     }
 
-    /// Transforms one source record (Kafka key bytes, value JSON or `None` for a tombstone)
-    /// into what must be written for its product key.
+    /// Transforms one driving-source record as if no table had rows: for products without
+    /// lookups, what [`CompiledProduct::apply_with`] does.
+    pub fn apply(
+        &self,
+        record_key: Option<&[u8]>,
+        value: Option<&Json>,
+    ) -> Result<Option<Emit>, RecordError> {
+        self.apply_with(record_key, value, &|_, _| None)
+    }
+
+    /// Transforms one record of the driving source (Kafka key bytes, value JSON or `None`
+    /// for a tombstone) into what must be written for its product key, looking join
+    /// partners up with `lookup(alias, key)`: the current row of the table joined as
+    /// `alias` whose [`LookupTable::key_field`] is `key` (as text, integers in decimal), or
+    /// `None` when it has none.
+    ///
+    /// Lookups run in join order: each join key (the left side of `on`, e.g.
+    /// `o.customer_id`) is evaluated on the rows bound so far and the table's row bound to
+    /// its alias, in CEL and in plain paths. A join key that is null, or a key without a row,
+    /// leaves the alias null: plain paths below it are null (fields from a lookup's right
+    /// side are nullable in the output schema), and CEL sees `c == null`, so expressions
+    /// reading fields of `c` must guard it (`c != null && c.tier == "gold"`), as they must
+    /// guard a missing field of the record. With `inner: true`, a record without a partner
+    /// has no row: `Emit { key, row: None }` in upsert mode, `Ok(None)` in append mode.
     ///
     /// Upsert mode:
     /// - a record with a value is addressed by the key expression; if the filter is false the
@@ -236,7 +291,7 @@ impl CompiledProduct {
     /// - a tombstone is addressed by its Kafka record key (UTF-8 text; for an integer key, an
     ///   integer in decimal) when the product key is the source's key field, and gives
     ///   `Emit { key, row: None }`. When the product key is computed from other fields a
-    ///   tombstone addresses nothing and gives `Ok(None)`.
+    ///   tombstone addresses nothing and gives `Ok(None)`. Tombstones look nothing up.
     ///
     /// Append mode: there is no key-driven deletion. Filtered-out records and tombstones give
     /// `Ok(None)`; other records `Emit { key: "", row: Some(..) }`. The key expression is not
@@ -244,11 +299,13 @@ impl CompiledProduct {
     ///
     /// A record that cannot be processed (a value that is not a JSON object, an expression
     /// that fails, a type mismatch, a null in a field that is not nullable, a key that is
-    /// null or not a string/integer) gives a [`RecordError`]; this never panics.
-    pub fn apply(
+    /// null or not a string/integer, a join key that is not a string/integer, a table row
+    /// that is not an object) gives a [`RecordError`]; this never panics.
+    pub fn apply_with<'t>(
         &self,
         record_key: Option<&[u8]>,
         value: Option<&Json>,
+        lookup: &dyn Fn(&str, &str) -> Option<&'t Json>,
     ) -> Result<Option<Emit>, RecordError> {
         let Some(value) = value else {
             return self.tombstone(record_key);
@@ -263,22 +320,73 @@ impl CompiledProduct {
             self.source.as_str(),
             json_to_cel(value, self.source_schema.as_ref()),
         );
+        let mut rows: Vec<Option<&Json>> = Vec::with_capacity(self.aliases.len());
+        rows.push(Some(value));
+        let mut partnerless = false;
+        for (table, plan) in self.lookups.iter().zip(&self.plans) {
+            let row = match self.join_key(plan, &rows, &scope)? {
+                Some(key) => Self::partner(table, &key, lookup)?,
+                None => None,
+            };
+            partnerless |= plan.inner && row.is_none();
+            scope.add_variable_from_value(
+                table.alias.as_str(),
+                row.map_or(cel::Value::Null, |r| json_to_cel(r, plan.schema.as_ref())),
+            );
+            rows.push(row);
+        }
 
         let key = match &self.key {
-            Some(plan) => Some(self.key_of(plan, value, &scope)?),
+            Some(plan) => Some(self.key_of(plan, &rows, &scope)?),
             None => None,
         };
-        let keep = match &self.filter {
-            Some(filter) => self.passes(filter, value, &scope)?,
-            None => true,
-        };
+        let keep = !partnerless
+            && match &self.filter {
+                Some(filter) => self.passes(filter, &rows, &scope)?,
+                None => true,
+            };
         match (key, keep) {
             (Some(key), false) => Ok(Some(Emit { key, row: None })),
             (None, false) => Ok(None),
             (key, true) => Ok(Some(Emit {
                 key: key.unwrap_or_default(),
-                row: Some(self.row(value, &scope)?),
+                row: Some(self.row(&rows, &scope)?),
             })),
+        }
+    }
+
+    /// The join key of a lookup as text; `None` when it is null.
+    fn join_key(
+        &self,
+        plan: &LookupPlan,
+        rows: &[Option<&Json>],
+        scope: &Context<'_, '_>,
+    ) -> Result<Option<String>, RecordError> {
+        plan.left
+            .evaluate(rows, scope)?
+            .key_text()
+            .map(|key| key.map(|k| k.text))
+            .map_err(|found| RecordError::TypeMismatch {
+                site: plan.left.site.clone(),
+                expr: plan.left.text.clone(),
+                expected: "a string or integer",
+                found,
+            })
+    }
+
+    /// The row `table` holds for `key`, if any; it must be an object.
+    fn partner<'t>(
+        table: &LookupTable,
+        key: &str,
+        lookup: &dyn Fn(&str, &str) -> Option<&'t Json>,
+    ) -> Result<Option<&'t Json>, RecordError> {
+        match lookup(&table.alias, key) {
+            Some(row) if !row.is_object() => Err(RecordError::TableRowNotAnObject {
+                alias: table.alias.clone(),
+                key: shorten(key, 100),
+                found: json_kind(row),
+            }),
+            row => Ok(row),
         }
     }
 
@@ -307,7 +415,7 @@ impl CompiledProduct {
     fn key_of(
         &self,
         plan: &KeyPlan,
-        record: &Json,
+        rows: &[Option<&Json>],
         scope: &Context<'_, '_>,
     ) -> Result<String, RecordError> {
         let mismatch = |found: String| RecordError::TypeMismatch {
@@ -323,24 +431,12 @@ impl CompiledProduct {
         let null = || RecordError::NullKey {
             expr: plan.expr.text.clone(),
         };
-        let (text, is_integer) = match plan.expr.evaluate(record, scope)? {
-            Evaluated::Json(None) | Evaluated::Cel(cel::Value::Null) => return Err(null()),
-            Evaluated::Json(Some(Json::String(s))) => (s.clone(), false),
-            Evaluated::Json(Some(Json::Number(n))) if n.is_i64() || n.is_u64() => {
-                (n.to_string(), true)
-            }
-            Evaluated::Json(Some(Json::Number(n))) => {
-                match n.as_f64().and_then(convert::integral) {
-                    Some(i) => (i.to_string(), true),
-                    None => return Err(mismatch(json_kind(&Json::Number(n.clone())).to_owned())),
-                }
-            }
-            Evaluated::Json(Some(other)) => return Err(mismatch(json_kind(other).to_owned())),
-            Evaluated::Cel(cel::Value::String(s)) => (s.as_str().to_owned(), false),
-            Evaluated::Cel(cel::Value::Int(i)) => (i.to_string(), true),
-            Evaluated::Cel(cel::Value::UInt(u)) => (u.to_string(), true),
-            Evaluated::Cel(other) => return Err(mismatch(cel_kind(&other))),
-        };
+        let KeyText { text, is_integer } = plan
+            .expr
+            .evaluate(rows, scope)?
+            .key_text()
+            .map_err(mismatch)?
+            .ok_or_else(null)?;
         if plan.key_type == FieldType::Integer && !is_integer {
             return Err(mismatch("a string".to_owned()));
         }
@@ -350,10 +446,10 @@ impl CompiledProduct {
     fn passes(
         &self,
         filter: &Compiled,
-        record: &Json,
+        rows: &[Option<&Json>],
         scope: &Context<'_, '_>,
     ) -> Result<bool, RecordError> {
-        let found = match filter.evaluate(record, scope)? {
+        let found = match filter.evaluate(rows, scope)? {
             Evaluated::Cel(cel::Value::Bool(b)) | Evaluated::Json(Some(&Json::Bool(b))) => {
                 return Ok(b);
             }
@@ -371,12 +467,12 @@ impl CompiledProduct {
 
     fn row(
         &self,
-        record: &Json,
+        rows: &[Option<&Json>],
         scope: &Context<'_, '_>,
     ) -> Result<Map<String, Json>, RecordError> {
         let mut row = Map::with_capacity(self.fields.len());
         for field in &self.fields {
-            let converted = match field.expr.evaluate(record, scope)? {
+            let converted = match field.expr.evaluate(rows, scope)? {
                 Evaluated::Json(None) | Evaluated::Cel(cel::Value::Null) => None,
                 Evaluated::Json(Some(v)) => Some(json_to_output(v, field.field_type)),
                 Evaluated::Cel(v) => Some(cel_to_output(&v, field.field_type)),

@@ -6,14 +6,23 @@ use super::*;
 use crate::transform::{RecordError, Site};
 
 #[test]
-fn products_with_joins_are_refused() {
-    for name in ["orders-enriched", "order-search"] {
-        assert_eq!(
-            compile_err(&retail_product(name)),
-            TransformError::JoinsUnsupported,
-            "{name}"
-        );
-    }
+fn window_joins_and_propagating_lookups_are_refused() {
+    assert_eq!(
+        compile_err(&retail_product("orders-enriched")),
+        TransformError::WindowJoinsUnsupported { right: "p".into() }
+    );
+    assert_eq!(
+        compile_err(&retail_product("order-search")),
+        TransformError::PropagateUnsupported { right: "c".into() }
+    );
+    assert_eq!(
+        TransformError::WindowJoinsUnsupported { right: "p".into() }.to_string(),
+        "window joins (`right: p`) are not supported by the stream job runtime yet"
+    );
+    assert_eq!(
+        TransformError::PropagateUnsupported { right: "c".into() }.to_string(),
+        "lookup joins with `propagate: true` (`right: c`) are not supported by the stream job runtime yet"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod append;
 mod errors;
+mod joins;
 mod types;
 mod upsert;
 
@@ -45,6 +46,26 @@ spec:
           zip: {type: string}
 "#;
 
+/// A table keyed by an integer, for lookups from `test.events`.
+const LABELS: &str = r#"
+apiVersion: sluice.dev/v1alpha1
+kind: Dataset
+metadata: {name: test.labels, owner: team-shop}
+spec:
+  topic: test.labels
+  kind: table
+  key: n
+  classification: internal
+  compatibility: BACKWARD
+  schema:
+    type: object
+    required: [n]
+    properties:
+      n: {type: integer}
+      label: {type: string}
+      weight: {type: number}
+"#;
+
 fn retail(file: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/retail")
@@ -65,6 +86,7 @@ fn catalog() -> Context {
         retail("datasets.yaml"),
         retail("targets.yaml"),
         EVENTS.to_owned(),
+        LABELS.to_owned(),
     ]
     .join("\n---\n");
     for doc in parse_documents(text.as_bytes()).unwrap() {
