@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice_pipeline::job::{Job, JobConfig, JobProgress};
+use sluice_pipeline::job::{Job, JobConfig, JobProgress, TableSource};
 use sluice_pipeline::sink::Sink;
 use sluice_pipeline::transform::CompiledProduct;
 use sluice_schemas::{Kind, ProvisionedVersion, WriteMode};
@@ -198,6 +198,30 @@ async fn start(
         [output, dead_letter, ..] => (output.name.clone(), dead_letter.name.clone()),
         _ => return Err("the plan has no output topic".to_owned()),
     };
+    let mut tables = Vec::new();
+    let mut schemas = Vec::new();
+    for lookup in transform.lookups() {
+        let table = spec
+            .sources
+            .iter()
+            .find(|s| s.name == lookup.alias)
+            .and_then(|s| resolved.context.dataset(&s.dataset))
+            .ok_or_else(|| {
+                format!(
+                    "the table of lookup `{}` is not in the catalog",
+                    lookup.alias
+                )
+            })?;
+        tables.push(TableSource {
+            alias: lookup.alias.clone(),
+            topic: table.spec.topic.clone(),
+            key_field: lookup.key_field.clone(),
+        });
+        schemas.push((lookup.alias.clone(), table.spec.schema.clone()));
+    }
+    let transform = schemas.into_iter().fold(transform, |t, (alias, schema)| {
+        t.with_table_schema(&alias, schema)
+    });
     let key = &object.key;
     let config = JobConfig {
         label: format!("{}/{} v{}", key.team(), key.name(), version.version),
@@ -216,6 +240,7 @@ async fn start(
             version.version
         ),
         append: spec.target.mode == WriteMode::Append,
+        tables,
     };
     Job::start(config, transform, sink).map_err(|e| e.to_string())
 }

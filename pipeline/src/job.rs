@@ -48,6 +48,62 @@ pub struct JobConfig {
     pub group: String,
     /// Append mode: output records carry no key.
     pub append: bool,
+    /// The tables the product looks rows up in.
+    pub tables: Vec<TableSource>,
+}
+
+/// A table source of a lookup join: read from its beginning to its high watermark before
+/// any stream record is joined, then kept current.
+#[derive(Debug, Clone)]
+pub struct TableSource {
+    /// The join's right alias.
+    pub alias: String,
+    /// The table dataset's topic.
+    pub topic: String,
+    /// The field the join matches; rows are kept by its value as text.
+    pub key_field: String,
+}
+
+/// The current rows of the lookup tables: by alias, by join-key value.
+#[derive(Debug, Default)]
+struct Tables {
+    rows: BTreeMap<String, std::collections::HashMap<String, serde_json::Value>>,
+}
+
+impl Tables {
+    /// Applies one table record: an upsert of its row, or a tombstone removing the row
+    /// whose key the record key holds.
+    fn apply(&mut self, table: &TableSource, key: Option<&[u8]>, payload: Option<&[u8]>) {
+        let rows = self.rows.entry(table.alias.clone()).or_default();
+        match payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok()) {
+            Some(row) => {
+                if let Some(k) = key_text(row.get(&table.key_field)) {
+                    rows.insert(k, row);
+                }
+            }
+            None if payload.is_none() => {
+                if let Some(k) = key.map(|k| String::from_utf8_lossy(k).into_owned()) {
+                    rows.remove(&k);
+                }
+            }
+            // A table record that is not JSON cannot be looked up: skipped, and counted
+            // nowhere, as it is not an input row of the product.
+            None => {}
+        }
+    }
+
+    fn get(&self, alias: &str, key: &str) -> Option<&serde_json::Value> {
+        self.rows.get(alias).and_then(|rows| rows.get(key))
+    }
+}
+
+/// A join-key value as text: strings as they are, integers in decimal.
+fn key_text(value: Option<&serde_json::Value>) -> Option<String> {
+    match value? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// Backfill progress of the job's source.
@@ -217,6 +273,8 @@ struct TransformStage {
     producer: BaseProducer,
     /// Per source partition: (start offset, high watermark at start).
     bounds: BTreeMap<i32, (i64, i64)>,
+    /// The lookup tables, loaded before the stream is assigned.
+    tables: std::cell::RefCell<Tables>,
 }
 
 impl TransformStage {
@@ -291,6 +349,19 @@ impl TransformStage {
                 .add_partition_offset(&config.source_topic, p, Offset::Offset(position))
                 .map_err(kafka("assigning the source partitions"))?;
         }
+        // Tables first: read to their high watermarks before any stream record is joined,
+        // so backfilled rows see the tables as they were at load time, never empty.
+        let tables = load_tables(&consumer, config)?;
+        for table in &config.tables {
+            for p in partitions_of(&consumer, &table.topic)? {
+                let (_, high) = consumer
+                    .fetch_watermarks(&table.topic, p, KAFKA_TIMEOUT)
+                    .map_err(kafka("reading the table watermarks"))?;
+                assignment
+                    .add_partition_offset(&table.topic, p, Offset::Offset(high))
+                    .map_err(kafka("assigning the table partitions"))?;
+            }
+        }
         consumer
             .assign(&assignment)
             .map_err(kafka("assigning the source partitions"))?;
@@ -300,6 +371,7 @@ impl TransformStage {
             consumer,
             producer,
             bounds,
+            tables: std::cell::RefCell::new(tables),
         })
     }
 
@@ -409,6 +481,17 @@ impl TransformStage {
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         let mut rejected = 0u64;
         for message in &messages {
+            if let Some(table) = self
+                .config
+                .tables
+                .iter()
+                .find(|t| t.topic == message.topic())
+            {
+                self.tables
+                    .borrow_mut()
+                    .apply(table, message.key(), message.payload());
+                continue;
+            }
             next.insert(message.partition(), message.offset() + 1);
             let value = match message.payload() {
                 None => Ok(None),
@@ -416,11 +499,14 @@ impl TransformStage {
                     .map(Some)
                     .map_err(|e| format!("the value is not JSON: {e}")),
             };
+            let tables = self.tables.borrow();
+            let lookup = |alias: &str, key: &str| tables.get(alias, key);
             let outcome = value.and_then(|value| {
                 self.transform
-                    .apply(message.key(), value.as_ref())
+                    .apply_with(message.key(), value.as_ref(), &lookup)
                     .map_err(|e| e.reason())
             });
+            drop(tables);
             match outcome {
                 Ok(Some(Emit { key, row })) => {
                     let payload = row.map(|r| serde_json::Value::Object(r).to_string());
@@ -476,10 +562,14 @@ impl TransformStage {
             .consumer
             .group_metadata()
             .ok_or_else(|| "the source consumer has no group metadata".to_owned())?;
-        let committed = self
-            .producer
-            .send_offsets_to_transaction(&offsets, &metadata, KAFKA_TIMEOUT)
-            .and_then(|()| self.producer.commit_transaction(KAFKA_TIMEOUT));
+        // A batch of table records only moves no stream offset.
+        let committed = if next.is_empty() {
+            self.producer.commit_transaction(KAFKA_TIMEOUT)
+        } else {
+            self.producer
+                .send_offsets_to_transaction(&offsets, &metadata, KAFKA_TIMEOUT)
+                .and_then(|()| self.producer.commit_transaction(KAFKA_TIMEOUT))
+        };
         if let Err(e) = committed {
             let _ = self.producer.abort_transaction(KAFKA_TIMEOUT);
             return Err(format!("committing a transaction: {e}"));
@@ -537,8 +627,77 @@ impl TransformStage {
                 .add_partition_offset(&self.config.source_topic, *p, Offset::Offset(at))
                 .map_err(|e| e.to_string())?;
         }
+        // The tables are read again from their beginning, as at start.
+        let tables = load_tables(&self.consumer, &self.config).map_err(|e| e.to_string())?;
+        for table in &self.config.tables {
+            for p in partitions_of(&self.consumer, &table.topic).map_err(|e| e.to_string())? {
+                let (_, high) = self
+                    .consumer
+                    .fetch_watermarks(&table.topic, p, KAFKA_TIMEOUT)
+                    .map_err(|e| e.to_string())?;
+                assignment
+                    .add_partition_offset(&table.topic, p, Offset::Offset(high))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        *self.tables.borrow_mut() = tables;
         self.consumer.assign(&assignment).map_err(|e| e.to_string())
     }
+}
+
+/// Reads every table from its beginning to its high watermark, with `consumer` assigned to
+/// the tables only for the time of the load.
+fn load_tables(consumer: &BaseConsumer, config: &JobConfig) -> Result<Tables, JobError> {
+    let mut tables = Tables::default();
+    for table in &config.tables {
+        let mut assignment = TopicPartitionList::new();
+        let mut ends = BTreeMap::new();
+        for p in partitions_of(consumer, &table.topic)? {
+            let (low, high) = consumer
+                .fetch_watermarks(&table.topic, p, KAFKA_TIMEOUT)
+                .map_err(kafka("reading the table watermarks"))?;
+            if high > low {
+                ends.insert(p, high);
+            }
+            assignment
+                .add_partition_offset(&table.topic, p, Offset::Offset(low))
+                .map_err(kafka("assigning the table partitions"))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(kafka("assigning the table partitions"))?;
+        let deadline = Instant::now() + KAFKA_TIMEOUT;
+        while !ends.is_empty() {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => {
+                    tables.apply(table, message.key(), message.payload());
+                    if ends
+                        .get(&message.partition())
+                        .is_some_and(|e| message.offset() + 1 >= *e)
+                    {
+                        ends.remove(&message.partition());
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(JobError::Kafka {
+                        context: "loading a table",
+                        source: e,
+                    });
+                }
+                // Compaction or a transaction marker may leave the last offset undelivered.
+                None if Instant::now() > deadline => break,
+                None => {
+                    let positions = consumer.position().map_err(kafka("loading a table"))?;
+                    ends.retain(|p, end| {
+                        !positions
+                            .find_partition(&table.topic, *p)
+                            .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+                    });
+                }
+            }
+        }
+    }
+    Ok(tables)
 }
 
 /// The partitions of `topic`.

@@ -164,7 +164,7 @@ impl World {
         ObjectKey::data_product(&self.team, name)
     }
 
-    async fn put_admin(&self, doc: &Value) {
+    pub async fn put_admin(&self, doc: &Value) {
         let answer = self.api.put_json(&crate::api::path_of(doc), doc).await;
         assert!(answer.status.is_success(), "{}", answer.body);
     }

@@ -5,6 +5,7 @@
 //! computed here from the produced records (latest record per key; filtered-out or
 //! tombstoned keys have no row), not by Sluice's code.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::producer::FutureRecord;
@@ -497,5 +498,198 @@ async fn a_target_outage_during_live_sync_degrades_then_recovers_with_nothing_lo
     jobs.await.unwrap();
     let _ = stop.send(());
     controller.await.unwrap();
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookup_joins_see_the_table_loaded_first_and_then_kept_current() {
+    let world = World::new("job_lookup").await;
+    let orders = world.ns.create_topic("orders2", 3).await.unwrap();
+    let customers = world.ns.create_topic("customers", 1).await.unwrap();
+    let put = |name: &str, topic: &str, kind: &str, properties: Value| {
+        json!({
+            "apiVersion": "sluice.dev/v1alpha1", "kind": "Dataset",
+            "metadata": {"name": format!("ds{}.{name}", world.suffix), "owner": "team-shop"},
+            "spec": {"topic": topic, "kind": kind, "key": "id", "classification": "internal",
+                     "schema": {"type": "object", "required": ["id"], "properties": properties}}
+        })
+    };
+    world
+        .put_admin(&put(
+            "orders2",
+            &orders,
+            "stream",
+            json!({"id": {"type": "string"}, "customer_id": {"type": "string"},
+                   "amount": {"type": "number"}}),
+        ))
+        .await;
+    world
+        .put_admin(&put(
+            "customers",
+            &customers,
+            "table",
+            json!({"id": {"type": "string"}, "name": {"type": "string"}}),
+        ))
+        .await;
+    let producer = world.ns.kafka_producer();
+    let send = |topic: &str, key: String, value: Value| {
+        let producer = producer.clone();
+        let topic = topic.to_owned();
+        async move {
+            let payload = value.to_string();
+            producer
+                .send(
+                    FutureRecord::<str, str>::to(&topic)
+                        .key(&key)
+                        .payload(&payload),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    };
+    // 50 customers; orders also name 10 customers that do not exist (left join: null).
+    futures_util::future::join_all((0..50).map(|c| {
+        send(
+            &customers,
+            format!("c-{c}"),
+            json!({"id": format!("c-{c}"), "name": format!("name-{c}")}),
+        )
+    }))
+    .await;
+    let order = |i: usize, round: usize| {
+        let key = format!("o-{}", i % 300);
+        let customer = format!("c-{}", (i * 7 + round) % 60);
+        (
+            key.clone(),
+            json!({"id": key, "customer_id": customer, "amount": (i + round) as f64}),
+        )
+    };
+    let mut latest: BTreeMap<String, Value> = BTreeMap::new();
+    let history: Vec<(String, Value)> = (0..1200).map(|i| order(i, 0)).collect();
+    futures_util::future::join_all(
+        history
+            .iter()
+            .map(|(key, value)| send(&orders, key.clone(), value.clone())),
+    )
+    .await;
+    latest.extend(history);
+    let name = "enriched";
+    let doc = json!({
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "DataProduct",
+        "metadata": {"name": name, "team": world.team},
+        "spec": {
+            "sources": [
+                {"name": "o", "dataset": format!("ds{}.orders2", world.suffix), "from": "earliest"},
+                {"name": "c", "dataset": format!("ds{}.customers", world.suffix)}
+            ],
+            "joins": [{"type": "lookup", "right": "c", "on": "o.customer_id == c.id"}],
+            "key": "o.id",
+            "fields": {"order_id": "o.id", "amount": "o.amount", "customer_name": "c.name"},
+            "target": {"cluster": world.cluster(Cluster::Postgres),
+                       "name": world.target_name(name), "mode": "upsert"},
+            "deletionPolicy": "Delete"
+        }
+    });
+    world.submit(&doc).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(world.controller.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
+    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
+        let _ = jobs_stopped.await;
+    }));
+    let names: BTreeMap<String, String> = (0..50)
+        .map(|c| (format!("c-{c}"), format!("name-{c}")))
+        .collect();
+    let oracle = |latest: &BTreeMap<String, Value>, names: &BTreeMap<String, String>| {
+        latest
+            .iter()
+            .map(|(key, value)| {
+                let customer = value["customer_id"].as_str().unwrap();
+                (
+                    key.clone(),
+                    (
+                        value["amount"].as_f64().unwrap(),
+                        names.get(customer).cloned(),
+                    ),
+                )
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let read = || async {
+        let pool = world.ns.pg_pool().await.unwrap();
+        let statement = format!(
+            "SELECT order_id, amount, customer_name FROM {}.{}",
+            sluice_tests::quote_pg_ident(&world.team),
+            sluice_tests::quote_pg_ident(&world.target_name(name))
+        );
+        let rows: Vec<(String, f64, Option<String>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(statement))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        rows.into_iter()
+            .map(|(k, a, n)| (k, (a, n)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    wait_for(&world, name, 60, |s| s["phase"] == "Live").await;
+    let want = oracle(&latest, &names);
+    assert!(
+        want.values().any(|(_, n)| n.is_none()),
+        "some orders have no customer"
+    );
+    assert_eq!(read().await, want);
+
+    // Live: customers are renamed (no `propagate`: rows already written keep the old name),
+    // then new orders of 100 keys see the new names.
+    let mut renamed = names.clone();
+    for c in 0..25 {
+        let id = format!("c-{c}");
+        renamed.insert(id.clone(), format!("renamed-{c}"));
+        send(
+            &customers,
+            id.clone(),
+            json!({"id": id, "name": format!("renamed-{c}")}),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut want = want;
+    for i in 0..100 {
+        let (key, value) = order(i, 1);
+        send(&orders, key.clone(), value.clone()).await;
+        let customer = value["customer_id"].as_str().unwrap().to_owned();
+        want.insert(
+            key,
+            (
+                value["amount"].as_f64().unwrap(),
+                renamed.get(&customer).cloned(),
+            ),
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = read().await;
+        if got == want {
+            break;
+        }
+        let differ: Vec<_> = want
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(*v))
+            .take(5)
+            .collect();
+        assert!(std::time::Instant::now() < deadline, "differ: {differ:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let _ = stop_jobs.send(());
+    jobs.await.unwrap();
+    let _ = stop.send(());
+    controller.await.unwrap();
+    assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
+    world.reconcile().await;
     world.cleanup().await;
 }
