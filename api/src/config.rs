@@ -54,8 +54,12 @@ pub const ENV_CONTROLLER_MAX_BACKOFF: &str = "SLUICE_CONTROLLER_MAX_BACKOFF";
 pub const ENV_CLUSTER_CHECK_INTERVAL: &str = "SLUICE_CLUSTER_CHECK_INTERVAL";
 /// Environment variable: the replication factor of the topics Sluice creates (default 1).
 pub const ENV_KAFKA_REPLICATION: &str = "SLUICE_KAFKA_REPLICATION";
+/// Environment variable: whether `sluice serve` runs stream jobs itself (`in-process`, the
+/// default) or leaves them to `sluice worker` processes (`off`).
+pub const ENV_JOBS: &str = "SLUICE_JOBS";
 
-const ALL_VARIABLES: [&str; 17] = [
+const ALL_VARIABLES: [&str; 18] = [
+    ENV_JOBS,
     ENV_KAFKA_REPLICATION,
     ENV_CONTROLLER_RESYNC,
     ENV_CONTROLLER_MAX_BACKOFF,
@@ -191,6 +195,8 @@ pub struct Config {
     pub cluster_check_interval: Option<std::time::Duration>,
     /// `SLUICE_KAFKA_REPLICATION`: the replication factor of created topics (default 1).
     pub kafka_replication: i32,
+    /// `SLUICE_JOBS`: whether `serve` runs stream jobs in-process (default true).
+    pub jobs_in_process: bool,
 }
 
 /// The `--config` file: the same settings as the variables, in camelCase.
@@ -214,6 +220,7 @@ struct FileConfig {
     controller_max_backoff: Option<String>,
     cluster_check_interval: Option<String>,
     kafka_replication: Option<String>,
+    jobs: Option<String>,
 }
 
 impl FileConfig {
@@ -236,6 +243,7 @@ impl FileConfig {
             ENV_CONTROLLER_MAX_BACKOFF => &self.controller_max_backoff,
             ENV_CLUSTER_CHECK_INTERVAL => &self.cluster_check_interval,
             ENV_KAFKA_REPLICATION => &self.kafka_replication,
+            ENV_JOBS => &self.jobs,
             _ => &None,
         };
         value.as_deref()
@@ -320,6 +328,17 @@ impl Config {
             controller_max_backoff: interval(&lookup, ENV_CONTROLLER_MAX_BACKOFF)?,
             cluster_check_interval: interval(&lookup, ENV_CLUSTER_CHECK_INTERVAL)?,
             kafka_replication: replication(&lookup)?,
+            jobs_in_process: match lookup(ENV_JOBS).as_deref() {
+                None | Some("in-process") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: ENV_JOBS,
+                        value: other.to_owned(),
+                        reason: "expected `in-process` or `off`",
+                    });
+                }
+            },
         })
     }
 }

@@ -24,5 +24,5 @@ pub mod server;
 pub mod state;
 
 pub use config::{Config, ConfigError, Secret};
-pub use server::{ServeError, api, bootstrap_admin, router, serve};
+pub use server::{ServeError, api, bootstrap_admin, router, serve, work};
 pub use state::AppState;

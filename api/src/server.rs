@@ -64,6 +64,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// `sluice worker` needs Kafka.
+    #[error("SLUICE_KAFKA_BOOTSTRAP is not set: a worker has no jobs to run without Kafka")]
+    NoKafka,
     /// The controller could not start.
     #[error("cannot start the controller")]
     Controller(#[source] sluice_controller::ControllerError),
@@ -187,9 +190,11 @@ pub async fn serve(
                 .with_controller(controller.waker())
                 .with_controller_metrics(controller.metrics());
             let (stop_jobs_tx, stop_jobs_rx) = tokio::sync::oneshot::channel::<()>();
-            let jobs = tokio::spawn(controller.clone().run_jobs(async move {
-                let _ = stop_jobs_rx.await;
-            }));
+            let jobs = config.jobs_in_process.then(|| {
+                tokio::spawn(controller.clone().run_jobs(async move {
+                    let _ = stop_jobs_rx.await;
+                }))
+            });
             let reconciling = tokio::spawn(controller.run(async move {
                 let _ = controller_stopped.await;
             }));
@@ -212,9 +217,30 @@ pub async fn serve(
     if let Some((reconciling, jobs, stop_jobs)) = controller {
         let _ = stop_jobs.send(());
         let _ = reconciling.await;
-        let _ = jobs.await;
+        if let Some(jobs) = jobs {
+            let _ = jobs.await;
+        }
     }
     served
+}
+
+/// Runs stream jobs only (`sluice worker`), against the metadata store and Kafka of
+/// `config`, until `shutdown` resolves. Jobs are shared with `sluice serve` processes and
+/// other workers through leases in the metadata store: each runs in one process at a time.
+pub async fn work(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (audit_key, secrets) = keys(config)?;
+    let Some(settings) = controller_config(config) else {
+        return Err(ServeError::NoKafka);
+    };
+    let store = Store::connect(&config.database_url, audit_key)
+        .await
+        .map_err(ServeError::Store)?;
+    let controller = Controller::new(store, secrets, settings).map_err(ServeError::Controller)?;
+    controller.run_jobs(shutdown).await;
+    Ok(())
 }
 
 /// The controller's settings, when Kafka is configured.

@@ -66,13 +66,21 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
 }
 
+/// Options of `sluice worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// A YAML configuration file (same settings as the SLUICE_* variables, in camelCase).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 /// The verbs of `sluice`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the API, controller, stream jobs and console in one process.
     Serve(ServeArgs),
     /// Run stream jobs only; scale out by running more workers.
-    Worker,
+    Worker(WorkerArgs),
     /// Create or update resources from YAML/JSON files or a directory.
     Apply {
         /// A file or directory of specs (multi-document YAML allowed); `-` for stdin.
@@ -241,7 +249,7 @@ impl Command {
     pub fn verb(&self) -> &'static str {
         match self {
             Command::Serve(_) => "serve",
-            Command::Worker => "worker",
+            Command::Worker(_) => "worker",
             Command::Apply { .. } => "apply",
             Command::Plan { .. } => "plan",
             Command::Get { .. } => "get",

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use sluice_api::Config;
 
-use crate::args::ServeArgs;
+use crate::args::{ServeArgs, WorkerArgs};
 
 /// Runs the server until SIGINT or SIGTERM; configuration errors exit with code 2.
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -24,6 +24,42 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("sluice serve: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sluice worker`: runs stream jobs until SIGINT or SIGTERM, sharing them with the other
+/// workers and `sluice serve` processes of the same metadata store.
+pub fn work(args: WorkerArgs) -> ExitCode {
+    crate::logging::init();
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("sluice worker: {}", error_chain(&err));
+            return ExitCode::from(crate::EXIT_USAGE);
+        }
+    };
+    let worked = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                tracing::info!(
+                    kafka = config
+                        .kafka_bootstrap
+                        .as_deref()
+                        .unwrap_or("<not configured>"),
+                    "starting sluice worker"
+                );
+                sluice_api::work(&config, shutdown_signal()).await?;
+                tracing::info!("sluice worker stopped");
+                Ok(())
+            })
+        });
+    match worked {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("sluice worker: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -32,6 +32,8 @@ struct Serve {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// `SLUICE_JOBS` for the server: `off` leaves the jobs to workers.
+    jobs: &'static str,
 }
 
 impl Serve {
@@ -47,6 +49,7 @@ impl Serve {
             dir,
             port,
             child: None,
+            jobs: "in-process",
         }
     }
 
@@ -54,16 +57,18 @@ impl Serve {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn start(&mut self) {
+    /// `sluice <verb>` with this server's data dir, keys and Kafka, logging to the dir.
+    fn process(&self, verb: &str) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("server.log"))
+            .open(self.dir.join(format!("{verb}.log")))
             .unwrap();
         let services = sluice_tests::services();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg(verb)
             .env("SLUICE_DATA_DIR", &self.dir)
+            .env("SLUICE_JOBS", self.jobs)
             .env("SLUICE_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("SLUICE_SECRET_KEY", SECRET_KEY)
@@ -75,8 +80,11 @@ impl Serve {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .unwrap();
-        self.child = Some(child);
+            .unwrap()
+    }
+
+    fn start(&mut self) {
+        self.child = Some(self.process("serve"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "sluice serve did not start");
@@ -718,6 +726,134 @@ async fn killed_20_times_while_syncing_every_target_ends_equal_to_the_oracle() {
         let product = format!("{}/{}", names.team, Names::product(i));
         serve.must(ADMIN_TOKEN, &["delete", "dataproduct", &product]);
     }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !statuses(&serve, &names.team).is_empty() {
+        assert!(Instant::now() < deadline, "teardown did not finish");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    serve.kill();
+    let _ = admin
+        .delete_topics(&[topic.as_str()], &AdminOptions::new())
+        .await;
+    let pg = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&sluice_tests::services().postgres_url)
+        .await
+        .unwrap();
+    let schema = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", names.team);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(schema)).execute(&pg).await;
+}
+
+/// A `sluice worker` process, SIGKILLed when dropped.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until product `i`'s target holds exactly `want`.
+async fn synced(names: &Names, i: usize, want: &Rows, seconds: u64) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let got = target_rows(names, i).await;
+        if got.as_ref().is_ok_and(|g| g == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            match &got {
+                Ok(got) => oracle::difference(got, want),
+                Err(e) => e.to_string(),
+            }
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_run_the_jobs_and_take_over_from_a_dead_one() {
+    let suffix = format!("{:010x}", rand::rng().random::<u64>() & 0xff_ffff_ffff);
+    let names = Names {
+        team: format!("w{suffix}"),
+        suffix: suffix.clone(),
+    };
+    let mut serve = Serve::new();
+    serve.jobs = "off";
+    let dir = serve.dir.clone();
+    let topic = format!("test.workers.{suffix}.orders");
+    let admin: AdminClient<DefaultClientContext> = kafka_config().create().unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(&topic, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let history = workload(41, 1000, 200);
+    produce(&topic, &history).await;
+    let dataset = format!("wk{suffix}.orders");
+    let catalog_file = write(
+        &dir,
+        "catalog.yaml",
+        &catalog_yaml(&names, &dataset, &topic),
+    );
+    serve.start();
+    serve.must(ADMIN_TOKEN, &["apply", "-f", &catalog_file]);
+    // Product 0 lands in PostgreSQL; applied and approved by the admin here (the approval
+    // rules are tested elsewhere).
+    let file = write(
+        &dir,
+        "p00.yaml",
+        &product_yaml(&names, &dataset, 0, Some(FILTER)),
+    );
+    let requester = serde_json::from_str::<Value>(&serve.must(
+        ADMIN_TOKEN,
+        &[
+            "token",
+            "create",
+            "--team",
+            &names.team,
+            "--role",
+            "requester",
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    serve.must(&requester, &["apply", "-f", &file]);
+    serve.must(ADMIN_TOKEN, &["approve", &format!("{}/p00", names.team)]);
+
+    // The server runs no job: two workers share them.
+    let mut a = Some(Worker(serve.process("worker")));
+    let mut b = Some(Worker(serve.process("worker")));
+    synced(&names, 0, &expected(&history), 60).await;
+
+    // Kill one worker, then the other (restarting the first): whichever held the job, the
+    // survivor takes it over once the lease expires, and nothing is lost or duplicated.
+    let first = workload(42, 300, 200);
+    a.take();
+    produce(&topic, &first).await;
+    let mut all: Vec<Event> = history.iter().chain(first.iter()).cloned().collect();
+    synced(&names, 0, &expected(&all), 60).await;
+    a = Some(Worker(serve.process("worker")));
+    let second = workload(43, 300, 200);
+    b.take();
+    produce(&topic, &second).await;
+    all.extend(second);
+    synced(&names, 0, &expected(&all), 60).await;
+
+    drop(a);
+    serve.must(
+        ADMIN_TOKEN,
+        &["delete", "dataproduct", &format!("{}/p00", names.team)],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while !statuses(&serve, &names.team).is_empty() {
         assert!(Instant::now() < deadline, "teardown did not finish");

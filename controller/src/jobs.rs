@@ -22,6 +22,11 @@ use crate::runner::{Controller, Inner};
 
 /// How often the jobs are matched to the products and their progress reported.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+/// How long a job's lease lasts without renewal: a worker that dies loses its jobs to
+/// another after this.
+const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often a lease is renewed, or a job held elsewhere asked for again.
+const LEASE_EVERY: Duration = Duration::from_secs(3);
 
 /// One product version's job, with the last progress it reported.
 struct Running {
@@ -29,15 +34,39 @@ struct Running {
     reported: Option<Value>,
 }
 
+/// What this process knows of the jobs.
+struct Jobs {
+    /// Who this process is in `job_leases`.
+    holder: String,
+    running: HashMap<(ObjectKey, u32), Running>,
+    failed: HashMap<(ObjectKey, u32), String>,
+    /// When each job's lease was last taken, renewed or asked for.
+    leased: HashMap<(ObjectKey, u32), (std::time::Instant, bool)>,
+}
+
 impl Controller {
     /// Runs the stream jobs of every provisioned product version in this process until
     /// `shutdown` resolves.
+    ///
+    /// Several processes may run jobs (`sluice serve`, `sluice worker`): each job runs in
+    /// one of them at a time, the one holding its lease in the metadata store, and moves
+    /// to another within [`LEASE_TTL`] when that one dies.
     pub async fn run_jobs(self, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
-        let mut running: HashMap<(ObjectKey, u32), Running> = HashMap::new();
-        let mut failed: HashMap<(ObjectKey, u32), String> = HashMap::new();
+        let mut jobs = Jobs {
+            holder: format!(
+                "{}-{}-{:08x}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice".to_owned()),
+                std::process::id(),
+                rand_u32()
+            ),
+            running: HashMap::new(),
+            failed: HashMap::new(),
+            leased: HashMap::new(),
+        };
+        tracing::info!(holder = %jobs.holder, "running stream jobs");
         loop {
-            if let Err(e) = supervise(&self.inner, &mut running, &mut failed).await {
+            if let Err(e) = supervise(&self.inner, &mut jobs).await {
                 tracing::warn!(error = %e, "cannot match jobs to products");
             }
             tokio::select! {
@@ -45,18 +74,53 @@ impl Controller {
                 () = tokio::time::sleep(SUPERVISE_EVERY) => {}
             }
         }
-        for (_, r) in running.drain() {
+        for (key, r) in jobs.running.drain() {
             r.job.stop().await;
+            let _ = self
+                .inner
+                .store
+                .release_job_lease(&key.0, key.1, &jobs.holder)
+                .await;
         }
     }
 }
 
-/// Starts missing jobs, stops unwanted ones, reports progress.
-async fn supervise(
+/// A random number for the lease holder's name (two processes with one pid and host).
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish() as u32
+}
+
+/// Whether this process holds (or just took) the lease of `key`, asking the store at most
+/// every [`LEASE_EVERY`].
+async fn hold(
     inner: &Inner,
-    running: &mut HashMap<(ObjectKey, u32), Running>,
-    failed: &mut HashMap<(ObjectKey, u32), String>,
-) -> Result<(), sluice_store::StoreError> {
+    jobs: &mut Jobs,
+    key: &(ObjectKey, u32),
+) -> Result<bool, sluice_store::StoreError> {
+    if let Some((at, held)) = jobs.leased.get(key)
+        && at.elapsed() < LEASE_EVERY
+    {
+        return Ok(*held);
+    }
+    let held = inner
+        .store
+        .take_job_lease(&key.0, key.1, &jobs.holder, LEASE_TTL)
+        .await?;
+    jobs.leased
+        .insert(key.clone(), (std::time::Instant::now(), held));
+    Ok(held)
+}
+
+/// Starts missing jobs, stops unwanted ones, reports progress.
+async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::StoreError> {
     let mut wanted: HashMap<(ObjectKey, u32), (StoredObject, ProvisionedVersion)> = HashMap::new();
     let mut query = ListQuery {
         limit: ListQuery::MAX_LIMIT,
@@ -90,20 +154,35 @@ async fn supervise(
         }
     }
 
-    let unwanted: Vec<(ObjectKey, u32)> = running
+    let unwanted: Vec<(ObjectKey, u32)> = jobs
+        .running
         .keys()
         .filter(|k| !wanted.contains_key(*k))
         .cloned()
         .collect();
     for key in unwanted {
-        if let Some(r) = running.remove(&key) {
+        if let Some(r) = jobs.running.remove(&key) {
             tracing::info!(product = %key.0, version = key.1, "stopping its job");
             r.job.stop().await;
+            inner
+                .store
+                .release_job_lease(&key.0, key.1, &jobs.holder)
+                .await?;
         }
     }
-    failed.retain(|k, _| wanted.contains_key(k));
+    jobs.failed.retain(|k, _| wanted.contains_key(k));
+    jobs.leased.retain(|k, _| wanted.contains_key(k));
 
     for (key, (object, version)) in wanted {
+        if !hold(inner, jobs, &key).await? {
+            // Another process runs it (or took it over while this one stalled).
+            if let Some(r) = jobs.running.remove(&key) {
+                tracing::warn!(product = %key.0, version = key.1, "lost the job's lease; stopping it");
+                r.job.stop().await;
+            }
+            continue;
+        }
+        let (running, failed) = (&mut jobs.running, &mut jobs.failed);
         let restart = running.get(&key).is_some_and(|r| !r.job.is_running());
         if restart && let Some(r) = running.remove(&key) {
             r.job.stop().await;

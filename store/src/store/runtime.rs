@@ -27,6 +27,15 @@ const SELECT_JOB_REPORT: &str =
     "SELECT report FROM job_reports WHERE team = $1 AND name = $2 AND version = $3";
 const DELETE_JOB_REPORTS: &str = "DELETE FROM job_reports WHERE team = $1 AND name = $2";
 
+const TAKE_JOB_LEASE: &str = "INSERT INTO job_leases (team, name, version, holder, expires_ms) \
+     VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (team, name, version) DO UPDATE SET holder = excluded.holder, \
+     expires_ms = excluded.expires_ms \
+     WHERE job_leases.holder = excluded.holder OR job_leases.expires_ms < $6";
+const RELEASE_JOB_LEASE: &str =
+    "DELETE FROM job_leases WHERE team = $1 AND name = $2 AND version = $3 AND holder = $4";
+const DELETE_JOB_LEASES: &str = "DELETE FROM job_leases WHERE team = $1 AND name = $2";
+
 /// The one advisory lock key every Sluice controller competes for on PostgreSQL
 /// (`"sluice-controller"` as a number, so it cannot collide with small application keys).
 const CONTROLLER_LOCK_KEY: i64 = 0x736c_7569_6365_6374;
@@ -132,6 +141,11 @@ impl Store {
             .bind(key.name())
             .execute(&mut *write.tx)
             .await?;
+        sqlx::query(DELETE_JOB_LEASES)
+            .bind(key.team())
+            .bind(key.name())
+            .execute(&mut *write.tx)
+            .await?;
         if removed > 0 {
             let entry = AuditInput::new(audit, "credentials.revoke", "revoked").with_object(key);
             audit::append(&mut write.tx, &self.audit_key, entry, now()).await?;
@@ -180,6 +194,48 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// Takes or renews the lease on the job of version `version` of the product at `key`
+    /// for `holder` until `ttl` from now: granted when nobody holds it, `holder` does, or
+    /// the holder's lease expired. Returns whether `holder` holds it now.
+    pub async fn take_job_lease(
+        &self,
+        key: &ObjectKey,
+        version: u32,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let now = now().timestamp_millis();
+        let expires = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let taken = sqlx::query(TAKE_JOB_LEASE)
+            .bind(key.team())
+            .bind(key.name())
+            .bind(i64::from(version))
+            .bind(holder)
+            .bind(expires)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(taken == 1)
+    }
+
+    /// Gives up `holder`'s lease on the job of version `version` of the product at `key`.
+    pub async fn release_job_lease(
+        &self,
+        key: &ObjectKey,
+        version: u32,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(RELEASE_JOB_LEASE)
+            .bind(key.team())
+            .bind(key.name())
+            .bind(i64::from(version))
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Tries to become the controller that acts. On SQLite the store's process is the
