@@ -127,7 +127,14 @@ pub async fn run(client: &Client, args: &DemoArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Rejected(format!("Kafka at {bootstrap}: {e}")))?;
     let prefix = &args.topic_prefix;
     for spec in [&CUSTOMERS, &ORDERS, &PAYMENTS] {
-        ensure_topic(&admin, bootstrap, &format!("{prefix}{}", spec.name), spec, &existing).await?;
+        ensure_topic(
+            &admin,
+            bootstrap,
+            &format!("{prefix}{}", spec.name),
+            spec,
+            &existing,
+        )
+        .await?;
     }
 
     let mut totals = Vec::new();
@@ -211,7 +218,10 @@ async fn ensure_topic(
 ) -> Result<(), Failure> {
     let kind = if spec.compact { ", compacted" } else { "" };
     if let Some((_, partitions)) = existing.iter().find(|(name, _)| name == topic) {
-        println!("{topic}: exists ({partitions} partition{}), used as it is", if *partitions == 1 { "" } else { "s" });
+        println!(
+            "{topic}: exists ({partitions} partition{}), used as it is",
+            if *partitions == 1 { "" } else { "s" }
+        );
         return Ok(());
     }
     // Replication -1: the broker's default replication factor.
@@ -401,13 +411,13 @@ impl Rng {
 
 const FIRST: &[&str] = &[
     "Ada", "Ben", "Chloé", "Dmitri", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemal",
-    "Lena", "Mateo", "Nora", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tariq", "Uma",
-    "Viktor", "Wen", "Yara", "Zoé",
+    "Lena", "Mateo", "Nora", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tariq", "Uma", "Viktor",
+    "Wen", "Yara", "Zoé",
 ];
 const LAST: &[&str] = &[
-    "Abe", "Becker", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Hansen", "Ito",
-    "Jansen", "Kowalski", "Larsen", "Moreau", "Nakamura", "Okafor", "Petrov", "Rossi", "Schmidt",
-    "Tanaka", "Weber",
+    "Abe", "Becker", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Hansen", "Ito", "Jansen",
+    "Kowalski", "Larsen", "Moreau", "Nakamura", "Okafor", "Petrov", "Rossi", "Schmidt", "Tanaka",
+    "Weber",
 ];
 
 /// Customers are chosen with Zipf-like weights: `c-1` orders most, a long tail rarely.
