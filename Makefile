@@ -9,10 +9,11 @@ CARGO ?= cargo
 PHASE := tests/tools/phase.sh
 SLUICE_BIN := $(CARGO_TARGET_DIR)/debug/sluice
 
-.PHONY: help run build claim-target deps services services-down services-status test fmt fmt-check clippy test-rust bench
+.PHONY: help run demo build claim-target deps services services-down services-status test fmt fmt-check clippy test-rust bench
 
 help:
 	@echo "make run            build and start sluice serve on 127.0.0.1:8080"
+	@echo "make demo           produce the retail example's data into Kafka and register its datasets"
 	@echo "make test           start the local services, check formatting and lints, run every test"
 	@echo "make services       start PostgreSQL, Redis, Kafka and OpenSearch (reuses running ones)"
 	@echo "make services-down  stop them"
@@ -31,6 +32,12 @@ build: deps claim-target
 ## Start sluice serve in the foreground (reads .sluice/services.env when present).
 run: build
 	$(SLUICE_BIN) serve
+
+## Produce the retail example's data into the services' Kafka and register its datasets with
+## the running `sluice serve` (SLUICE_URL, SLUICE_TOKEN). Options: make demo DEMO_ARGS="--orders 100000".
+demo: deps claim-target
+	SLUICE_KAFKA_BOOTSTRAP="$${SLUICE_KAFKA_BOOTSTRAP:-$$(sed -n 's/^SLUICE_KAFKA_BOOTSTRAP=//p' $${SLUICE_DATA_DIR:-.sluice}/services.env 2>/dev/null)}" \
+	$(CARGO) run -p sluice-cli --bin sluice -- demo $(DEMO_ARGS)
 
 services:
 	@tests/services/services.sh up

@@ -74,6 +74,36 @@ pub struct WorkerArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Options of `sluice demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many orders to place (each is several events: PLACED, PAID, SHIPPED or CANCELLED).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub orders: u64,
+    /// How many customers to create.
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    pub customers: u64,
+    /// Share of paid orders that get a payment event (0 to 1).
+    #[arg(long, default_value_t = 0.8, value_name = "RATIO")]
+    pub payments_ratio: f64,
+    /// Spread the orders' event times over this many days back from now.
+    #[arg(long, default_value_t = 90, value_name = "DAYS")]
+    pub days: u32,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "SLUICE_KAFKA_BOOTSTRAP", value_name = "HOST:PORT")]
+    pub bootstrap: Option<String>,
+    /// Seed of the generator: the same seed gives the same records (event times are
+    /// relative to now).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Prefix for the topic and dataset names (e.g. `demo1.` gives `demo1.shop.orders`).
+    #[arg(long, default_value = "", value_name = "PREFIX")]
+    pub topic_prefix: String,
+    /// Only produce the data; do not register the datasets through the API.
+    #[arg(long)]
+    pub no_register: bool,
+}
+
 /// The verbs of `sluice`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -173,6 +203,9 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Produce the retail example's data (customers, orders, payments) into Kafka and
+    /// register its datasets.
+    Demo(DemoArgs),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -260,6 +293,7 @@ impl Command {
             Command::Verify { .. } => "verify",
             Command::Audit { .. } => "audit",
             Command::Token { .. } => "token",
+            Command::Demo(_) => "demo",
             Command::Completion { .. } => "completion",
         }
     }

@@ -20,7 +20,19 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<(), Failure> {
     let env = |name: &str| std::env::var(name).ok();
-    let mut documents = read_all(files, &env).map_err(|e| Failure::Rejected(e.to_string()))?;
+    let documents = read_all(files, &env).map_err(|e| Failure::Rejected(e.to_string()))?;
+    apply_documents(client, documents, wait, timeout).await
+}
+
+/// Applies documents already read (the `apply` path without files; `sluice demo` uses it):
+/// datasets first, then target clusters, then products; reports each, and fails (exit 1) if
+/// any was refused.
+pub async fn apply_documents(
+    client: &Client,
+    mut documents: Vec<InputDocument>,
+    wait: bool,
+    timeout: Duration,
+) -> Result<(), Failure> {
     if documents.is_empty() {
         return Err(Failure::Usage(
             "no documents found in the given files".to_owned(),

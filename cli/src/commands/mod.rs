@@ -4,6 +4,7 @@ pub mod admin;
 pub mod apply;
 pub mod decide;
 pub mod delete;
+pub mod demo;
 pub mod get;
 pub mod plan;
 
