@@ -70,25 +70,86 @@ struct Tables {
     rows: BTreeMap<String, std::collections::HashMap<String, serde_json::Value>>,
 }
 
+/// What `propagate` needs: the latest stream record of each product key, and which product
+/// keys each table row was joined with.
+#[derive(Debug, Default)]
+struct Joined {
+    /// Product key → (record key, value) of its latest stream record.
+    latest: std::collections::HashMap<String, (Option<Vec<u8>>, serde_json::Value)>,
+    /// Product key → the (alias, join key) pairs its latest record was joined with.
+    partners: std::collections::HashMap<String, Vec<(String, String)>>,
+    /// (alias, join key) → the product keys joined with that table row.
+    by_partner: std::collections::HashMap<(String, String), std::collections::BTreeSet<String>>,
+}
+
+impl Joined {
+    /// Records that `key`'s latest record is `record`, joined with `partners`
+    /// (`None`: a tombstone; the key is forgotten).
+    fn remember(
+        &mut self,
+        key: &str,
+        record: Option<(Option<Vec<u8>>, serde_json::Value)>,
+        partners: Vec<(String, String)>,
+    ) {
+        for old in self.partners.remove(key).unwrap_or_default() {
+            if let Some(keys) = self.by_partner.get_mut(&old) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.by_partner.remove(&old);
+                }
+            }
+        }
+        match record {
+            Some(record) => {
+                for partner in &partners {
+                    self.by_partner
+                        .entry(partner.clone())
+                        .or_default()
+                        .insert(key.to_owned());
+                }
+                self.latest.insert(key.to_owned(), record);
+                self.partners.insert(key.to_owned(), partners);
+            }
+            None => {
+                self.latest.remove(key);
+            }
+        }
+    }
+
+    /// The product keys joined with row `key` of table `alias`.
+    fn joined_with(&self, alias: &str, key: &str) -> Vec<String> {
+        self.by_partner
+            .get(&(alias.to_owned(), key.to_owned()))
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 impl Tables {
     /// Applies one table record: an upsert of its row, or a tombstone removing the row
     /// whose key the record key holds.
-    fn apply(&mut self, table: &TableSource, key: Option<&[u8]>, payload: Option<&[u8]>) {
+    /// Returns the join key of the row that changed.
+    fn apply(
+        &mut self,
+        table: &TableSource,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+    ) -> Option<String> {
         let rows = self.rows.entry(table.alias.clone()).or_default();
         match payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok()) {
             Some(row) => {
-                if let Some(k) = key_text(row.get(&table.key_field)) {
-                    rows.insert(k, row);
-                }
+                let k = key_text(row.get(&table.key_field))?;
+                rows.insert(k.clone(), row);
+                Some(k)
             }
             None if payload.is_none() => {
-                if let Some(k) = key.map(|k| String::from_utf8_lossy(k).into_owned()) {
-                    rows.remove(&k);
-                }
+                let k = key.map(|k| String::from_utf8_lossy(k).into_owned())?;
+                rows.remove(&k);
+                Some(k)
             }
             // A table record that is not JSON cannot be looked up: skipped, and counted
             // nowhere, as it is not an input row of the product.
-            None => {}
+            None => None,
         }
     }
 
@@ -275,6 +336,10 @@ struct TransformStage {
     bounds: BTreeMap<i32, (i64, i64)>,
     /// The lookup tables, loaded before the stream is assigned.
     tables: std::cell::RefCell<Tables>,
+    /// For `propagate`: what each product key was last joined with.
+    joined: std::cell::RefCell<Joined>,
+    /// Whether any lookup propagates.
+    propagates: bool,
 }
 
 impl TransformStage {
@@ -323,6 +388,7 @@ impl TransformStage {
             None => None,
         };
         let mut bounds = BTreeMap::new();
+        let mut resumed_at = BTreeMap::new();
         let mut assignment = TopicPartitionList::new();
         for p in partitions {
             let (low, high) = consumer
@@ -345,41 +411,145 @@ impl TransformStage {
             };
             let position = resumed.unwrap_or(start_of_backfill);
             bounds.insert(p, (start_of_backfill, high));
+            if position > start_of_backfill {
+                resumed_at.insert(p, (start_of_backfill, position));
+            }
             assignment
                 .add_partition_offset(&config.source_topic, p, Offset::Offset(position))
                 .map_err(kafka("assigning the source partitions"))?;
         }
-        // Tables first: read to their high watermarks before any stream record is joined,
-        // so backfilled rows see the tables as they were at load time, never empty.
-        let tables = load_tables(&consumer, config)?;
+        // Tables first: read up to the offsets the job committed (else to their high
+        // watermarks) before any stream record is joined, so backfilled rows see the tables
+        // as they were at load time, never empty; reading goes on from there.
+        let mut table_ends = BTreeMap::new();
+        let mut uncommitted_tables = false;
         for table in &config.tables {
-            for p in partitions_of(&consumer, &table.topic)? {
-                let (_, high) = consumer
-                    .fetch_watermarks(&table.topic, p, KAFKA_TIMEOUT)
-                    .map_err(kafka("reading the table watermarks"))?;
+            let mut all = TopicPartitionList::new();
+            let partitions = partitions_of(&consumer, &table.topic)?;
+            for p in &partitions {
+                all.add_partition(&table.topic, *p);
+            }
+            let committed = consumer
+                .committed_offsets(all, KAFKA_TIMEOUT)
+                .map_err(kafka("reading the job's committed table offsets"))?;
+            for p in partitions {
+                let end = match committed
+                    .find_partition(&table.topic, p)
+                    .map(|e| e.offset())
+                {
+                    Some(Offset::Offset(o)) => o,
+                    _ => {
+                        uncommitted_tables = true;
+                        consumer
+                            .fetch_watermarks(&table.topic, p, KAFKA_TIMEOUT)
+                            .map_err(kafka("reading the table watermarks"))?
+                            .1
+                    }
+                };
+                table_ends.insert((table.topic.clone(), p), end);
                 assignment
-                    .add_partition_offset(&table.topic, p, Offset::Offset(high))
+                    .add_partition_offset(&table.topic, p, Offset::Offset(end))
                     .map_err(kafka("assigning the table partitions"))?;
             }
         }
-        consumer
-            .assign(&assignment)
-            .map_err(kafka("assigning the source partitions"))?;
-        Ok(TransformStage {
+        let tables = load_tables(&consumer, config, &table_ends)?;
+        let propagates = transform.lookups().iter().any(|l| l.propagate);
+        let stage = TransformStage {
             config: config.clone(),
             transform,
             consumer,
             producer,
             bounds,
             tables: std::cell::RefCell::new(tables),
-        })
+            joined: std::cell::RefCell::new(Joined::default()),
+            propagates,
+        };
+        if propagates {
+            stage.rebuild_joined(&resumed_at)?;
+        }
+        stage
+            .consumer
+            .assign(&assignment)
+            .map_err(kafka("assigning the source partitions"))?;
+        if uncommitted_tables {
+            // Record how far the tables were loaded, so a restart loads them to the same
+            // point and propagates every later change, even one made while it was down.
+            let metadata = stage.consumer.group_metadata().ok_or(JobError::Kafka {
+                context: "recording the table load",
+                source: rdkafka::error::KafkaError::Canceled,
+            })?;
+            stage
+                .producer
+                .begin_transaction()
+                .and_then(|()| {
+                    stage.producer.send_offsets_to_transaction(
+                        &assignment,
+                        &metadata,
+                        KAFKA_TIMEOUT,
+                    )
+                })
+                .and_then(|()| stage.producer.commit_transaction(KAFKA_TIMEOUT))
+                .map_err(kafka("recording the table load"))?;
+        }
+        Ok(stage)
+    }
+
+    /// Rebuilds what `propagate` needs after a restart: the stream records the job already
+    /// processed (from the backfill start to the committed offsets), read again without
+    /// writing anything.
+    fn rebuild_joined(&self, resumed_at: &BTreeMap<i32, (i64, i64)>) -> Result<(), JobError> {
+        if resumed_at.is_empty() {
+            return Ok(());
+        }
+        let mut assignment = TopicPartitionList::new();
+        for (p, (start, _)) in resumed_at {
+            assignment
+                .add_partition_offset(&self.config.source_topic, *p, Offset::Offset(*start))
+                .map_err(kafka("re-reading the processed stream"))?;
+        }
+        self.consumer
+            .assign(&assignment)
+            .map_err(kafka("re-reading the processed stream"))?;
+        let mut left: BTreeMap<i32, i64> =
+            resumed_at.iter().map(|(p, (_, end))| (*p, *end)).collect();
+        let deadline = Instant::now() + KAFKA_TIMEOUT * 4;
+        while !left.is_empty() && Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => {
+                    let p = message.partition();
+                    let Some(end) = left.get(&p).copied() else {
+                        continue;
+                    };
+                    if message.offset() < end {
+                        let value = message
+                            .payload()
+                            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+                        if message.payload().is_none() || value.is_some() {
+                            // Errors were dead-lettered the first time; nothing to remember.
+                            let _ = self.transform_one(message.key(), value);
+                        }
+                    }
+                    if message.offset() + 1 >= end {
+                        left.remove(&p);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(JobError::Kafka {
+                        context: "re-reading the processed stream",
+                        source: e,
+                    });
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     fn run(self, stop: &AtomicBool, shared: &Shared) {
         let started = Instant::now();
         let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
         if let Ok(assigned) = self.consumer.position() {
-            for e in assigned.elements() {
+            for e in assigned.elements_for_topic(&self.config.source_topic) {
                 if let Offset::Offset(o) = e.offset() {
                     positions.insert(e.partition(), o);
                 }
@@ -391,14 +561,12 @@ impl TransformStage {
             match self.one_batch(&mut positions, &mut dead_letters) {
                 Ok(()) => {}
                 Err(message) => {
-                    tracing::warn!(job = %self.config.label, "{message}");
+                    // The transaction was aborted. The job ends here and is started again
+                    // from what was committed (offsets, tables, join state): the one path
+                    // that rebuilds state, used at every start.
+                    tracing::warn!(job = %self.config.label, "{message}; restarting the job");
                     shared.progress.send_modify(|p| p.error = Some(message));
-                    // The transaction was aborted: rewind to the committed offsets.
-                    if let Err(e) = self.rewind(&mut positions) {
-                        tracing::warn!(job = %self.config.label, error = %e, "cannot rewind");
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
+                    return;
                 }
             }
             let (done, total) = self.backfilled(&positions);
@@ -479,6 +647,7 @@ impl TransformStage {
             .begin_transaction()
             .map_err(|e| format!("beginning a transaction: {e}"))?;
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut table_next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut rejected = 0u64;
         for message in &messages {
             if let Some(table) = self
@@ -487,9 +656,19 @@ impl TransformStage {
                 .iter()
                 .find(|t| t.topic == message.topic())
             {
-                self.tables
-                    .borrow_mut()
-                    .apply(table, message.key(), message.payload());
+                table_next.insert(
+                    (table.topic.clone(), message.partition()),
+                    message.offset() + 1,
+                );
+                let changed =
+                    self.tables
+                        .borrow_mut()
+                        .apply(table, message.key(), message.payload());
+                if let Some(row) = changed
+                    && self.propagates_from(&table.alias)
+                {
+                    self.propagate(&table.alias, &row)?;
+                }
                 continue;
             }
             next.insert(message.partition(), message.offset() + 1);
@@ -499,27 +678,9 @@ impl TransformStage {
                     .map(Some)
                     .map_err(|e| format!("the value is not JSON: {e}")),
             };
-            let tables = self.tables.borrow();
-            let lookup = |alias: &str, key: &str| tables.get(alias, key);
-            let outcome = value.and_then(|value| {
-                self.transform
-                    .apply_with(message.key(), value.as_ref(), &lookup)
-                    .map_err(|e| e.reason())
-            });
-            drop(tables);
+            let outcome = value.and_then(|value| self.transform_one(message.key(), value));
             match outcome {
-                Ok(Some(Emit { key, row })) => {
-                    let payload = row.map(|r| serde_json::Value::Object(r).to_string());
-                    let mut record: BaseRecord<'_, str, str> =
-                        BaseRecord::to(&self.config.output_topic);
-                    if !self.config.append {
-                        record = record.key(key.as_str());
-                    }
-                    if let Some(payload) = payload.as_deref() {
-                        record = record.payload(payload);
-                    }
-                    self.send(record)?;
-                }
+                Ok(Some(Emit { key, row })) => self.emit(&key, row)?,
                 Ok(None) => {}
                 Err(reason) => {
                     rejected += 1;
@@ -558,12 +719,18 @@ impl TransformStage {
                 .add_partition_offset(&self.config.source_topic, *p, Offset::Offset(*o))
                 .map_err(|e| format!("recording offsets: {e}"))?;
         }
+        // Table offsets are committed too: a restart loads each table up to them and reads
+        // on from there, so a table change is propagated exactly once.
+        for ((topic, p), o) in &table_next {
+            offsets
+                .add_partition_offset(topic, *p, Offset::Offset(*o))
+                .map_err(|e| format!("recording offsets: {e}"))?;
+        }
         let metadata = self
             .consumer
             .group_metadata()
             .ok_or_else(|| "the source consumer has no group metadata".to_owned())?;
-        // A batch of table records only moves no stream offset.
-        let committed = if next.is_empty() {
+        let committed = if offsets.count() == 0 {
             self.producer.commit_transaction(KAFKA_TIMEOUT)
         } else {
             self.producer
@@ -577,6 +744,76 @@ impl TransformStage {
         positions.extend(next);
         *dead_letters += rejected;
         Ok(())
+    }
+
+    /// Transforms one stream record (`value` `None`: a tombstone), remembering what it was
+    /// joined with when lookups propagate.
+    fn transform_one(
+        &self,
+        record_key: Option<&[u8]>,
+        value: Option<serde_json::Value>,
+    ) -> Result<Option<Emit>, String> {
+        let tables = self.tables.borrow();
+        let lookup = |alias: &str, key: &str| tables.get(alias, key);
+        let mut partners = Vec::new();
+        let emitted = self
+            .transform
+            .apply_traced(record_key, value.as_ref(), &lookup, &mut partners)
+            .map_err(|e| e.reason())?;
+        drop(tables);
+        if self.propagates
+            && let Some(Emit { key, .. }) = &emitted
+        {
+            let record = value.map(|v| (record_key.map(<[u8]>::to_vec), v));
+            self.joined.borrow_mut().remember(key, record, partners);
+        }
+        Ok(emitted)
+    }
+
+    /// Whether changes of table `alias` are propagated.
+    fn propagates_from(&self, alias: &str) -> bool {
+        self.transform
+            .lookups()
+            .iter()
+            .any(|l| l.alias == alias && l.propagate)
+    }
+
+    /// Computes again the output rows joined with row `row` of table `alias`.
+    fn propagate(&self, alias: &str, row: &str) -> Result<(), String> {
+        let keys = self.joined.borrow().joined_with(alias, row);
+        for key in keys {
+            let Some((record_key, value)) = self.joined.borrow().latest.get(&key).cloned() else {
+                continue;
+            };
+            match self.transform_one(record_key.as_deref(), Some(value)) {
+                Ok(Some(Emit { key, row })) => self.emit(&key, row)?,
+                Ok(None) => {}
+                // The record transformed before; with the new partner it does not (a type
+                // the table now holds): its key has no row rather than a stale one.
+                Err(reason) => {
+                    tracing::warn!(job = %self.config.label, %key, %reason, "propagation failed");
+                    self.emit(&key, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the result for `key` to the output topic (in the open transaction).
+    fn emit(
+        &self,
+        key: &str,
+        row: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(), String> {
+        let payload = row.map(|r| serde_json::Value::Object(r).to_string());
+        let mut record: BaseRecord<'_, str, str> = BaseRecord::to(&self.config.output_topic);
+        if !self.config.append {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload.as_deref() {
+            record = record.payload(payload);
+        }
+        self.send(record)
     }
 
     /// Sends one record, waiting while the producer's queue is full.
@@ -602,62 +839,26 @@ impl TransformStage {
             }
         }
     }
-
-    /// Puts the consumer back at the committed offsets after an aborted transaction.
-    fn rewind(&self, positions: &mut BTreeMap<i32, i64>) -> Result<(), String> {
-        let mut all = TopicPartitionList::new();
-        for p in self.bounds.keys() {
-            all.add_partition(&self.config.source_topic, *p);
-        }
-        let committed = self
-            .consumer
-            .committed_offsets(all, KAFKA_TIMEOUT)
-            .map_err(|e| e.to_string())?;
-        let mut assignment = TopicPartitionList::new();
-        for (p, (start, _)) in &self.bounds {
-            let at = committed
-                .find_partition(&self.config.source_topic, *p)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                })
-                .unwrap_or(*start);
-            positions.insert(*p, at);
-            assignment
-                .add_partition_offset(&self.config.source_topic, *p, Offset::Offset(at))
-                .map_err(|e| e.to_string())?;
-        }
-        // The tables are read again from their beginning, as at start.
-        let tables = load_tables(&self.consumer, &self.config).map_err(|e| e.to_string())?;
-        for table in &self.config.tables {
-            for p in partitions_of(&self.consumer, &table.topic).map_err(|e| e.to_string())? {
-                let (_, high) = self
-                    .consumer
-                    .fetch_watermarks(&table.topic, p, KAFKA_TIMEOUT)
-                    .map_err(|e| e.to_string())?;
-                assignment
-                    .add_partition_offset(&table.topic, p, Offset::Offset(high))
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-        *self.tables.borrow_mut() = tables;
-        self.consumer.assign(&assignment).map_err(|e| e.to_string())
-    }
 }
 
-/// Reads every table from its beginning to its high watermark, with `consumer` assigned to
-/// the tables only for the time of the load.
-fn load_tables(consumer: &BaseConsumer, config: &JobConfig) -> Result<Tables, JobError> {
+/// Reads every table from its beginning up to `ends` (per topic and partition), with
+/// `consumer` assigned to the tables only for the time of the load.
+fn load_tables(
+    consumer: &BaseConsumer,
+    config: &JobConfig,
+    ends: &BTreeMap<(String, i32), i64>,
+) -> Result<Tables, JobError> {
     let mut tables = Tables::default();
     for table in &config.tables {
         let mut assignment = TopicPartitionList::new();
-        let mut ends = BTreeMap::new();
+        let mut left = BTreeMap::new();
         for p in partitions_of(consumer, &table.topic)? {
-            let (low, high) = consumer
+            let (low, _) = consumer
                 .fetch_watermarks(&table.topic, p, KAFKA_TIMEOUT)
                 .map_err(kafka("reading the table watermarks"))?;
-            if high > low {
-                ends.insert(p, high);
+            let end = ends.get(&(table.topic.clone(), p)).copied().unwrap_or(low);
+            if end > low {
+                left.insert(p, end);
             }
             assignment
                 .add_partition_offset(&table.topic, p, Offset::Offset(low))
@@ -667,15 +868,15 @@ fn load_tables(consumer: &BaseConsumer, config: &JobConfig) -> Result<Tables, Jo
             .assign(&assignment)
             .map_err(kafka("assigning the table partitions"))?;
         let deadline = Instant::now() + KAFKA_TIMEOUT;
-        while !ends.is_empty() {
+        while !left.is_empty() {
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(message)) => {
-                    tables.apply(table, message.key(), message.payload());
-                    if ends
-                        .get(&message.partition())
-                        .is_some_and(|e| message.offset() + 1 >= *e)
-                    {
-                        ends.remove(&message.partition());
+                    let p = message.partition();
+                    if left.get(&p).is_some_and(|end| message.offset() < *end) {
+                        tables.apply(table, message.key(), message.payload());
+                    }
+                    if left.get(&p).is_some_and(|end| message.offset() + 1 >= *end) {
+                        left.remove(&p);
                     }
                 }
                 Some(Err(e)) => {
@@ -688,7 +889,7 @@ fn load_tables(consumer: &BaseConsumer, config: &JobConfig) -> Result<Tables, Jo
                 None if Instant::now() > deadline => break,
                 None => {
                     let positions = consumer.position().map_err(kafka("loading a table"))?;
-                    ends.retain(|p, end| {
+                    left.retain(|p, end| {
                         !positions
                             .find_partition(&table.topic, *p)
                             .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))

@@ -503,7 +503,19 @@ async fn a_target_outage_during_live_sync_degrades_then_recovers_with_nothing_lo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lookup_joins_see_the_table_loaded_first_and_then_kept_current() {
-    let world = World::new("job_lookup").await;
+    lookup_scenario("job_lookup", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn propagating_lookups_update_written_rows_even_across_a_restart() {
+    lookup_scenario("job_propagate", true).await;
+}
+
+/// Orders looked up in customers: backfill with missing partners, then customers renamed
+/// while the job is down (it resumes from its committed table offsets) and new orders.
+/// Without `propagate` written rows keep the old names; with it every row shows the new.
+async fn lookup_scenario(label: &str, propagate: bool) {
+    let world = World::new(label).await;
     let orders = world.ns.create_topic("orders2", 3).await.unwrap();
     let customers = world.ns.create_topic("customers", 1).await.unwrap();
     let put = |name: &str, topic: &str, kind: &str, properties: Value| {
@@ -584,7 +596,8 @@ async fn lookup_joins_see_the_table_loaded_first_and_then_kept_current() {
                 {"name": "o", "dataset": format!("ds{}.orders2", world.suffix), "from": "earliest"},
                 {"name": "c", "dataset": format!("ds{}.customers", world.suffix)}
             ],
-            "joins": [{"type": "lookup", "right": "c", "on": "o.customer_id == c.id"}],
+            "joins": [{"type": "lookup", "right": "c", "on": "o.customer_id == c.id",
+                       "propagate": propagate}],
             "key": "o.id",
             "fields": {"order_id": "o.id", "amount": "o.amount", "customer_name": "c.name"},
             "target": {"cluster": world.cluster(Cluster::Postgres),
@@ -643,8 +656,9 @@ async fn lookup_joins_see_the_table_loaded_first_and_then_kept_current() {
     );
     assert_eq!(read().await, want);
 
-    // Live: customers are renamed (no `propagate`: rows already written keep the old name),
-    // then new orders of 100 keys see the new names.
+    // Live: customers are renamed while the job is down, then new orders of 100 keys.
+    let _ = stop_jobs.send(());
+    jobs.await.unwrap();
     let mut renamed = names.clone();
     for c in 0..25 {
         let id = format!("c-{c}");
@@ -656,8 +670,16 @@ async fn lookup_joins_see_the_table_loaded_first_and_then_kept_current() {
         )
         .await;
     }
+    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
+    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
+        let _ = jobs_stopped.await;
+    }));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut want = want;
+    let mut want = if propagate {
+        oracle(&latest, &renamed)
+    } else {
+        want
+    };
     for i in 0..100 {
         let (key, value) = order(i, 1);
         send(&orders, key.clone(), value.clone()).await;

@@ -40,15 +40,6 @@ pub enum TransformError {
         /// The right alias of the window join.
         right: String,
     },
-    /// A lookup join with `propagate: true`; the runtime does not update written rows when a
-    /// table row changes.
-    #[error(
-        "lookup joins with `propagate: true` (`right: {right}`) are not supported by the stream job runtime yet"
-    )]
-    PropagateUnsupported {
-        /// The right alias of the join.
-        right: String,
-    },
     /// A product reads exactly one driving source: the one that is never a join's `right`.
     #[error(
         "a product must read exactly one driving source (a source no join has as `right`), not {0}"

@@ -22,6 +22,9 @@ pub struct LookupTable {
     /// The table's field the join matches (e.g. `id` for `o.customer_id == c.id`); the
     /// runtime keys the table's rows by this field's value as text (integers in decimal).
     pub key_field: String,
+    /// `propagate: true`: when a row of the table changes, the output rows joined with it
+    /// are computed again.
+    pub propagate: bool,
 }
 
 /// How one lookup is run on a record.
@@ -48,17 +51,12 @@ pub(crate) struct Sources {
     pub plans: Vec<LookupPlan>,
 }
 
-/// Finds the driving source and plans the lookups of `spec`. Window joins and propagating
-/// lookups are refused first, whatever else is wrong.
+/// Finds the driving source and plans the lookups of `spec`. Window joins are refused
+/// first, whatever else is wrong.
 pub(crate) fn plan(spec: &DataProductSpec, env: &Env) -> Result<Sources, TransformError> {
     for join in &spec.joins {
         if join.join_type == JoinType::Window {
             return Err(TransformError::WindowJoinsUnsupported {
-                right: join.right.clone(),
-            });
-        }
-        if join.propagate == Some(true) {
-            return Err(TransformError::PropagateUnsupported {
                 right: join.right.clone(),
             });
         }
@@ -102,6 +100,7 @@ pub(crate) fn plan(spec: &DataProductSpec, env: &Env) -> Result<Sources, Transfo
         tables.push(LookupTable {
             alias: right.to_owned(),
             key_field,
+            propagate: join.propagate == Some(true),
         });
         plans.push(LookupPlan {
             left,

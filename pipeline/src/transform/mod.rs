@@ -118,8 +118,8 @@ impl CompiledProduct {
     ///
     /// A product reads one driving stream source (the one that is never a join's `right`)
     /// and looks rows up in the tables its `lookup` joins name ([`CompiledProduct::lookups`]).
-    /// `window` joins are refused with [`TransformError::WindowJoinsUnsupported`] and
-    /// lookups with `propagate: true` with [`TransformError::PropagateUnsupported`]. Each
+    /// `window` joins are refused with [`TransformError::WindowJoinsUnsupported`]; lookups
+    /// with `propagate: true` compile, and the runtime recomputes what they affect. Each
     /// join's `on` must compare a field path of a source in scope before it with a top-level
     /// field of the joined table. Upsert products need a key of type string or integer.
     /// Every expression is parsed, checked to read only the product's sources and call only
@@ -307,6 +307,19 @@ impl CompiledProduct {
         value: Option<&Json>,
         lookup: &dyn Fn(&str, &str) -> Option<&'t Json>,
     ) -> Result<Option<Emit>, RecordError> {
+        self.apply_traced(record_key, value, lookup, &mut Vec::new())
+    }
+
+    /// [`CompiledProduct::apply_with`], also telling which table rows the record was joined
+    /// with: `(alias, join key)` for every lookup whose join key is not null, so the runtime
+    /// can find the output rows to compute again when such a row changes (`propagate`).
+    pub fn apply_traced<'t>(
+        &self,
+        record_key: Option<&[u8]>,
+        value: Option<&Json>,
+        lookup: &dyn Fn(&str, &str) -> Option<&'t Json>,
+        joined: &mut Vec<(String, String)>,
+    ) -> Result<Option<Emit>, RecordError> {
         let Some(value) = value else {
             return self.tombstone(record_key);
         };
@@ -325,7 +338,11 @@ impl CompiledProduct {
         let mut partnerless = false;
         for (table, plan) in self.lookups.iter().zip(&self.plans) {
             let row = match self.join_key(plan, &rows, &scope)? {
-                Some(key) => Self::partner(table, &key, lookup)?,
+                Some(key) => {
+                    let row = Self::partner(table, &key, lookup)?;
+                    joined.push((table.alias.clone(), key));
+                    row
+                }
                 None => None,
             };
             partnerless |= plan.inner && row.is_none();

@@ -6,23 +6,19 @@ use super::*;
 use crate::transform::{RecordError, Site};
 
 #[test]
-fn window_joins_and_propagating_lookups_are_refused() {
+fn window_joins_are_refused_and_propagating_lookups_compile() {
     assert_eq!(
         compile_err(&retail_product("orders-enriched")),
         TransformError::WindowJoinsUnsupported { right: "p".into() }
     );
     assert_eq!(
-        compile_err(&retail_product("order-search")),
-        TransformError::PropagateUnsupported { right: "c".into() }
-    );
-    assert_eq!(
         TransformError::WindowJoinsUnsupported { right: "p".into() }.to_string(),
         "window joins (`right: p`) are not supported by the stream job runtime yet"
     );
-    assert_eq!(
-        TransformError::PropagateUnsupported { right: "c".into() }.to_string(),
-        "lookup joins with `propagate: true` (`right: c`) are not supported by the stream job runtime yet"
-    );
+    // Propagating lookups compile; the runtime recomputes the rows a table change affects.
+    let (spec, output) = validated(&retail_product("order-search"));
+    let compiled = CompiledProduct::compile(&spec, &output).unwrap();
+    assert!(compiled.lookups()[0].propagate);
 }
 
 #[test]

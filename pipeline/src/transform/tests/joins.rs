@@ -116,6 +116,7 @@ fn the_driving_source_and_lookups_are_named() {
         [LookupTable {
             alias: "c".into(),
             key_field: "id".into(),
+            propagate: false,
         }]
     );
     assert!(
