@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod job;
+pub mod preview;
 pub mod sink;
 pub mod transform;
 

@@ -331,3 +331,50 @@ async fn a_policy_may_refuse_sources_that_no_longer_hold_from() {
     assert_eq!(applied.status, StatusCode::CREATED, "{}", applied.body);
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn plans_preview_the_latest_rows_with_pii_masked() {
+    let ns = TestNamespace::new("api_plan_preview");
+    let topic = filled_topic(&ns).await;
+    let producer = ns.kafka_producer();
+    for i in 0..3 {
+        let key = format!("late-{i}");
+        let value = json!({"id": key, "customer_id": "c-1", "amount": 5.0, "status": "PAID",
+                           "shipping_email": format!("someone{i}@example.com")})
+        .to_string();
+        producer
+            .send(
+                FutureRecord::to(&topic).key(&key).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let api = api_with_kafka(&ns.services().kafka_bootstrap).await;
+    catalog(&api, &topic).await;
+    let requester = api.token(Role::Requester, "team-shop").await;
+    let mut doc = product();
+    doc["spec"]["fields"]["email"] = json!("o.shipping_email");
+    let plan = send_as(
+        &api,
+        &requester,
+        Method::POST,
+        &format!("{}/plan", path_of(&doc)),
+        &doc,
+    )
+    .await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
+    let preview = plan.body["preview"].as_array().unwrap();
+    assert!(
+        !preview.is_empty() && preview.len() <= 5,
+        "{}",
+        plan.body["preview"]
+    );
+    // The newest rows come first: the three late orders, their email masked.
+    for row in &preview[..3] {
+        assert_eq!(row["email"], json!("•••"), "{row}");
+        assert_eq!(row["status"], json!("PAID"));
+    }
+    assert!(!plan.body["preview"].to_string().contains("example.com"));
+    ns.cleanup().await;
+}

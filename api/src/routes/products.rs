@@ -366,6 +366,7 @@ async fn plan_of(
     }
     summary.extend(warnings.iter().map(|w| format!("Warning: {w}")));
 
+    let preview = preview_of(state, &product, &output, ctx, &mut warnings).await;
     let mut body = serde_json::to_value(&plan)
         .map_err(|e| ApiError::internal("cannot encode the plan", &e))?;
     let encode = |value: Result<Value, serde_json::Error>| {
@@ -380,10 +381,79 @@ async fn plan_of(
             Value::from(diff.as_deref().is_some_and(requires_new_version)),
         );
         map.insert("diff".into(), diff_json);
+        map.insert("preview".into(), Value::from(preview));
         map.insert("warnings".into(), Value::from(warnings));
         map.insert("summary".into(), Value::from(summary));
     }
     Ok(Json(body))
+}
+
+/// How many rows a plan previews.
+const PREVIEW_ROWS: usize = 5;
+
+/// A few output rows of the spec run on the latest records of the driving source, PII
+/// masked; empty (with a warning saying why) when they cannot be computed.
+async fn preview_of(
+    state: &AppState,
+    product: &DataProduct,
+    output: &OutputSchema,
+    ctx: &Context,
+    warnings: &mut Vec<String>,
+) -> Vec<Value> {
+    let Some(kafka) = &state.kafka else {
+        return Vec::new();
+    };
+    let transform = match sluice_pipeline::CompiledProduct::compile(&product.spec, output) {
+        Ok(transform) => transform,
+        Err(e) => {
+            warnings.push(format!("no preview: {e}"));
+            return Vec::new();
+        }
+    };
+    let Some(source) = product
+        .spec
+        .sources
+        .iter()
+        .find(|s| s.name == transform.source())
+    else {
+        return Vec::new();
+    };
+    let Some(dataset) = ctx.dataset(&source.dataset) else {
+        return Vec::new();
+    };
+    let transform = transform
+        .with_source_key(dataset.spec.key.as_deref())
+        .with_source_schema(dataset.spec.schema.clone());
+    let pii: Vec<String> = output
+        .fields
+        .iter()
+        .filter(|f| !f.pii_sources.is_empty())
+        .map(|f| f.name.clone())
+        .collect();
+    let bootstrap = kafka.bootstrap().to_owned();
+    let topic = dataset.spec.topic.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        sluice_pipeline::preview::preview(
+            &bootstrap,
+            &topic,
+            &transform,
+            &pii,
+            PREVIEW_ROWS,
+            Duration::from_secs(5),
+        )
+    })
+    .await;
+    match rows {
+        Ok(Ok(rows)) => rows.into_iter().map(Value::Object).collect(),
+        Ok(Err(e)) => {
+            warnings.push(format!("no preview: {e}"));
+            Vec::new()
+        }
+        Err(e) => {
+            warnings.push(format!("no preview: {e}"));
+            Vec::new()
+        }
+    }
 }
 
 /// The topic of catalog dataset `dataset`.
