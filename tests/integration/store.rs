@@ -1444,6 +1444,7 @@ async fn postgres_store_uses_its_own_tables() {
             "api_tokens",
             "audit_head",
             "audit_log",
+            "job_leases",
             "job_reports",
             "object_claims",
             "objects",
