@@ -11,5 +11,6 @@
 pub mod job;
 pub mod sink;
 pub mod transform;
+pub mod verify;
 
 pub use transform::{CompiledProduct, Emit, RecordError, Site, TransformError};
