@@ -30,6 +30,9 @@ pub enum VerifyProductError {
     /// The product's job cannot be built (catalog, cluster, plan or spec).
     #[error("{0}")]
     Invalid(String),
+    /// This process has no Kafka client (no bootstrap servers configured).
+    #[error("verify reads the sources, but no Kafka bootstrap servers are configured")]
+    NoKafka,
     /// The source or the target could not be read.
     #[error(transparent)]
     Unavailable(#[from] VerifyError),
@@ -43,7 +46,7 @@ pub enum VerifyProductError {
 pub async fn verify_product(
     store: &Store,
     secrets: &SecretBox,
-    kafka: &KafkaProvisioner,
+    kafka: Option<&KafkaProvisioner>,
     key: &ObjectKey,
     audit: &Audit,
 ) -> Result<Verification, VerifyProductError> {
@@ -59,6 +62,7 @@ pub async fn verify_product(
                 "{key} has no provisioned version to verify yet"
             ))
         })?;
+    let kafka = kafka.ok_or(VerifyProductError::NoKafka)?;
     let invalid = |e: &dyn std::fmt::Display| VerifyProductError::Invalid(e.to_string());
     let resolved = catalog::resolve(store, &object.document(), &version.spec)
         .await
