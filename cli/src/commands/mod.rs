@@ -6,6 +6,7 @@ pub mod decide;
 pub mod delete;
 pub mod get;
 pub mod plan;
+pub mod verify;
 
 use sluice_schemas::Kind;
 
