@@ -343,12 +343,7 @@ pub(crate) fn job_parts(
         ),
         output_topic: output,
         dead_letter_topic: dead_letter,
-        group: format!(
-            "sluice.job.{}.{}.v{}",
-            key.team(),
-            key.name(),
-            version
-        ),
+        group: format!("sluice.job.{}.{}.v{}", key.team(), key.name(), version),
         append: spec.target.mode == WriteMode::Append,
         tables,
     };

@@ -73,7 +73,9 @@ pub async fn verify_product(
         .target
         .cluster
         .as_deref()
-        .ok_or_else(|| VerifyProductError::Invalid("dedicated targets are not verified yet".to_owned()))?;
+        .ok_or_else(|| {
+            VerifyProductError::Invalid("dedicated targets are not verified yet".to_owned())
+        })?;
     let (cluster_spec, conn) = ClusterConnections::default()
         .get(store, secrets, cluster)
         .await
@@ -130,7 +132,14 @@ async fn record(
             .ok_or_else(|| VerifyProductError::NotFound(key.clone()))?;
         let mut status =
             decode_status(&object).unwrap_or_else(|| DataProductStatus::pending(object.generation));
-        conditions::set(&mut status, VERIFIED, truth, reason, message.clone(), &now());
+        conditions::set(
+            &mut status,
+            VERIFIED,
+            truth,
+            reason,
+            message.clone(),
+            &now(),
+        );
         let value = serde_json::to_value(&status)
             .map_err(|e| VerifyProductError::Invalid(format!("cannot encode status: {e}")))?;
         match store

@@ -73,7 +73,12 @@ pub(crate) struct Tables {
 impl Tables {
     /// Applies one table record: an upsert of its row, or a tombstone removing the row
     /// whose key the record key holds.
-    pub(crate) fn apply(&mut self, table: &TableSource, key: Option<&[u8]>, payload: Option<&[u8]>) {
+    pub(crate) fn apply(
+        &mut self,
+        table: &TableSource,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+    ) {
         let rows = self.rows.entry(table.alias.clone()).or_default();
         match payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok()) {
             Some(row) => {

@@ -179,7 +179,8 @@ fn read_expected(
         .create()
         .map_err(source_error("creating a consumer"))?;
     let topic = &config.source_topic;
-    let partitions = partitions_of(&consumer, topic).map_err(|e| VerifyError::Source(e.to_string()))?;
+    let partitions =
+        partitions_of(&consumer, topic).map_err(|e| VerifyError::Source(e.to_string()))?;
     // The watermarks first: they bound what is expected.
     let from = match config.from_ms {
         Some(ms) => {
@@ -373,11 +374,7 @@ fn key_text(value: Option<&Value>) -> Option<String> {
     }
 }
 
-async fn search_rows(
-    http: &reqwest::Client,
-    base: &str,
-    index: &str,
-) -> Result<Rows, VerifyError> {
+async fn search_rows(http: &reqwest::Client, base: &str, index: &str) -> Result<Rows, VerifyError> {
     let target = |e: &dyn std::fmt::Display| VerifyError::Target(format!("index `{index}`: {e}"));
     // Written documents become searchable at the next refresh.
     http.post(format!("{base}/{index}/_refresh"))
@@ -505,7 +502,9 @@ async fn redis_rows(
                     }
                     row_of(
                         key,
-                        hash.into_iter().map(|(f, v)| (f, Value::String(v))).collect(),
+                        hash.into_iter()
+                            .map(|(f, v)| (f, Value::String(v)))
+                            .collect(),
                     );
                 }
             }
@@ -723,10 +722,14 @@ mod tests {
 
     #[test]
     fn canonical_forms_agree_across_spellings() {
-        let emitted = row(json!({"a": 12, "t": "2024-05-01T12:00:00+02:00", "n": null, "j": {"y": 1, "x": [2]}}));
-        let read = row(json!({"j": {"x": [2.0], "y": 1.0}, "a": 12.0, "t": "2024-05-01T10:00:00Z"}));
+        let emitted = row(
+            json!({"a": 12, "t": "2024-05-01T12:00:00+02:00", "n": null, "j": {"y": 1, "x": [2]}}),
+        );
+        let read =
+            row(json!({"j": {"x": [2.0], "y": 1.0}, "a": 12.0, "t": "2024-05-01T10:00:00Z"}));
         assert_eq!(Canon::Json.row(&emitted), Canon::Json.row(&read));
-        let hash = row(json!({"a": "12", "t": "2024-05-01T10:00:00+00:00", "j": "{\"x\":[2],\"y\":1}"}));
+        let hash =
+            row(json!({"a": "12", "t": "2024-05-01T10:00:00+00:00", "j": "{\"x\":[2],\"y\":1}"}));
         assert_eq!(Canon::Text.row(&emitted), Canon::Text.row(&hash));
         assert_ne!(
             Canon::Json.row(&emitted),
@@ -737,22 +740,22 @@ mod tests {
     #[test]
     fn checksums_do_not_depend_on_order_and_name_the_differences() {
         let plan = TargetPlan::Redis(sluice_provisioners::redis::RedisPlan {
-                prefix: "p".into(),
-                key_prefix: "p:v1:".into(),
-                key_pattern: "p:v1:*".into(),
-                pointer_key: "p:current".into(),
-                pointer_value: "v1".into(),
-                encoding: RedisEncoding::Json,
-                fields: vec!["a".into()],
-                ttl_seconds: None,
-                identity: RowIdentity::KeyField {
-                    field: "id".into(),
-                    key_type: sluice_schemas::FieldType::String,
-                },
-                user: "u".into(),
-                acl_rules: Vec::new(),
-                acl_rule: String::new(),
-            });
+            prefix: "p".into(),
+            key_prefix: "p:v1:".into(),
+            key_pattern: "p:v1:*".into(),
+            pointer_key: "p:current".into(),
+            pointer_value: "v1".into(),
+            encoding: RedisEncoding::Json,
+            fields: vec!["a".into()],
+            ttl_seconds: None,
+            identity: RowIdentity::KeyField {
+                field: "id".into(),
+                key_type: sluice_schemas::FieldType::String,
+            },
+            user: "u".into(),
+            acl_rules: Vec::new(),
+            acl_rule: String::new(),
+        });
         let rows: Rows = (0..100)
             .map(|i| (format!("k{i}"), row(json!({"a": i}))))
             .collect();

@@ -244,8 +244,7 @@ pub fn allows(access: Access, principal: &Principal, path_team: Option<&str>) ->
         }
         Access::OwnTeamOr(own, any) => {
             any.contains(&principal.role)
-                || (own.contains(&principal.role)
-                    && path_team == Some(principal.team.as_str()))
+                || (own.contains(&principal.role) && path_team == Some(principal.team.as_str()))
         }
     }
 }

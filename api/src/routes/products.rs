@@ -231,7 +231,9 @@ async fn post_verify(
             VerifyProductError::NotFound(_) => ApiError::not_found(apply::describe(&key)),
             VerifyProductError::NotProvisioned(m) => ApiError::new(ErrorCode::Conflict, m),
             VerifyProductError::Invalid(m) => ApiError::new(ErrorCode::ValidationFailed, m),
-            VerifyProductError::Unavailable(e) => ApiError::new(ErrorCode::Unavailable, e.to_string()),
+            VerifyProductError::Unavailable(e) => {
+                ApiError::new(ErrorCode::Unavailable, e.to_string())
+            }
             VerifyProductError::NoKafka => ApiError::new(
                 ErrorCode::Unavailable,
                 format!("verify reads the sources: set {ENV_KAFKA_BOOTSTRAP}"),

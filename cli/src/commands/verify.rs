@@ -18,9 +18,13 @@ pub async fn run(client: &Client, product: &ProductRef) -> Result<(), Failure> {
         .await?;
     let v = &answer.body;
     let count = |field: &str| v.get(field).and_then(Value::as_u64).unwrap_or(0);
-    let ranges = v.get("ranges").and_then(Value::as_array).cloned().unwrap_or_default();
+    let ranges = v
+        .get("ranges")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if !ranges.is_empty() {
-        println!("{:<6} {:>10} {:>10}  {}", "RANGE", "EXPECTED", "ACTUAL", "");
+        println!("RANGE    EXPECTED     ACTUAL  OUTCOME");
         for range in &ranges {
             let matches = range.get("matches").and_then(Value::as_bool) == Some(true);
             println!(
@@ -50,10 +54,7 @@ pub async fn run(client: &Client, product: &ProductRef) -> Result<(), Failure> {
     }
     let label = format!("{}/{name}", team.unwrap_or_default());
     if v.get("matches").and_then(Value::as_bool) == Some(true) {
-        println!(
-            "{label}: matches ({} rows)",
-            count("expected")
-        );
+        println!("{label}: matches ({} rows)", count("expected"));
         Ok(())
     } else {
         Err(Failure::Rejected(format!(
