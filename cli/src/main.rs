@@ -39,7 +39,9 @@ fn main() -> ExitCode {
         | Command::Reject { .. }
         | Command::Token { .. }
         | Command::Audit { .. }
-        | Command::Demo(_)) => client_verb(&cli.client, command),
+        | Command::Demo(_)
+        | Command::Verify { .. }) => client_verb(&cli.client, command),
+        #[allow(unreachable_patterns)]
         other => {
             eprintln!("sluice {}: not implemented yet in this build", other.verb());
             ExitCode::from(EXIT_USAGE)
@@ -89,6 +91,7 @@ fn client_verb(options: &args::ClientArgs, command: Command) -> ExitCode {
             Command::Token { action } => commands::admin::token(&client, action).await,
             Command::Audit { action } => commands::admin::audit(&client, action.as_ref()).await,
             Command::Demo(args) => commands::demo::run(&client, args).await,
+            Command::Verify { product } => commands::verify::run(&client, product).await,
             _ => Err(Failure::Usage(format!("{verb} is not a client verb"))),
         }
     });

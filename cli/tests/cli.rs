@@ -35,19 +35,6 @@ fn help_lists_every_verb_of_the_contract() {
 }
 
 #[test]
-fn unimplemented_verbs_say_so_and_exit_2() {
-    let out = sluice()
-        .args(["verify", "orders-enriched"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
-        "sluice verify: not implemented yet in this build"
-    );
-}
-
-#[test]
 fn usage_errors_exit_2() {
     let out = sluice().args(["apply"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

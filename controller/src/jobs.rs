@@ -11,10 +11,11 @@ use serde_json::Value;
 use sluice_pipeline::job::{Job, JobConfig, JobProgress, TableSource};
 use sluice_pipeline::sink::Sink;
 use sluice_pipeline::transform::CompiledProduct;
-use sluice_schemas::{Kind, ProvisionedVersion, WriteMode};
+use sluice_provisioners::TargetPlan;
+use sluice_schemas::{Kind, ProvisionedVersion, TargetClusterSpec, WriteMode};
 use sluice_store::{ListQuery, ObjectKey, StoredObject};
 
-use crate::catalog;
+use crate::catalog::{self, ResolvedProduct};
 use crate::estimate;
 use crate::plan::plan_product;
 use crate::reconcile::decode_status;
@@ -237,8 +238,9 @@ async fn start(
     let resolved = catalog::resolve(&inner.store, &object.document(), &version.spec)
         .await
         .map_err(|e| e.to_string())?;
-    let spec = &resolved.product.spec;
-    let cluster = spec
+    let cluster = resolved
+        .product
+        .spec
         .target
         .cluster
         .as_deref()
@@ -249,12 +251,43 @@ async fn start(
         .await
         .map_err(|e| e.to_string())?;
     let partitions = inner.source_partitions(&resolved).await;
-    let plan = plan_product(
-        &resolved.product,
-        &resolved.output,
+    let parts = job_parts(
+        &object.key,
+        &resolved,
         &cluster_spec,
         &partitions,
         version.version,
+        &inner.config.kafka_bootstrap,
+    )?;
+    let sink = Sink::new(Arc::clone(&conn), &parts.target).map_err(|e| e.to_string())?;
+    Job::start(parts.config, parts.transform, sink).map_err(|e| e.to_string())
+}
+
+/// What a version's job is made of: where it reads and writes, its compiled spec and the
+/// plan of its target.
+pub(crate) struct JobParts {
+    pub(crate) config: JobConfig,
+    pub(crate) transform: CompiledProduct,
+    pub(crate) target: TargetPlan,
+}
+
+/// Plans and compiles the job of `version` of the product `key`, resolved as `resolved`,
+/// whose target cluster is `cluster_spec`: shared by the job supervisor and `verify`.
+pub(crate) fn job_parts(
+    key: &ObjectKey,
+    resolved: &ResolvedProduct,
+    cluster_spec: &TargetClusterSpec,
+    partitions: &[i32],
+    version: u32,
+    bootstrap: &str,
+) -> Result<JobParts, String> {
+    let spec = &resolved.product.spec;
+    let plan = plan_product(
+        &resolved.product,
+        &resolved.output,
+        cluster_spec,
+        partitions,
+        version,
     )
     .map_err(|e| e.to_string())?;
     let transform = CompiledProduct::compile(spec, &resolved.output).map_err(|e| e.to_string())?;
@@ -272,7 +305,6 @@ async fn start(
     let transform = transform
         .with_source_key(dataset.spec.key.as_deref())
         .with_source_schema(dataset.spec.schema.clone());
-    let sink = Sink::new(Arc::clone(&conn), &plan.target).map_err(|e| e.to_string())?;
     let (output, dead_letter) = match plan.topics.as_slice() {
         [output, dead_letter, ..] => (output.name.clone(), dead_letter.name.clone()),
         _ => return Err("the plan has no output topic".to_owned()),
@@ -301,10 +333,9 @@ async fn start(
     let transform = schemas.into_iter().fold(transform, |t, (alias, schema)| {
         t.with_table_schema(&alias, schema)
     });
-    let key = &object.key;
     let config = JobConfig {
-        label: format!("{}/{} v{}", key.team(), key.name(), version.version),
-        bootstrap: inner.config.kafka_bootstrap.clone(),
+        label: format!("{}/{} v{}", key.team(), key.name(), version),
+        bootstrap: bootstrap.to_owned(),
         source_topic: dataset.spec.topic.clone(),
         from_ms: estimate::from_ms(
             source.from.as_deref(),
@@ -312,14 +343,13 @@ async fn start(
         ),
         output_topic: output,
         dead_letter_topic: dead_letter,
-        group: format!(
-            "sluice.job.{}.{}.v{}",
-            key.team(),
-            key.name(),
-            version.version
-        ),
+        group: format!("sluice.job.{}.{}.v{}", key.team(), key.name(), version),
         append: spec.target.mode == WriteMode::Append,
         tables,
     };
-    Job::start(config, transform, sink).map_err(|e| e.to_string())
+    Ok(JobParts {
+        config,
+        transform,
+        target: plan.target,
+    })
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod plan;
 mod reconcile;
 mod runner;
+pub mod verify;
 
 pub use clusters::{PRIVILEGED, REACHABLE};
 pub use metrics::{ControllerMetrics, MetricsSnapshot};

@@ -23,7 +23,7 @@ use crate::sink::{Sink, SinkRecord};
 use crate::transform::{CompiledProduct, Emit};
 
 /// How long a Kafka call of the job may take.
-const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records per transaction / sink batch, at most.
 const BATCH: usize = 1000;
 /// How long a batch waits to fill.
@@ -66,7 +66,7 @@ pub struct TableSource {
 
 /// The current rows of the lookup tables: by alias, by join-key value.
 #[derive(Debug, Default)]
-struct Tables {
+pub(crate) struct Tables {
     rows: BTreeMap<String, std::collections::HashMap<String, serde_json::Value>>,
 }
 
@@ -129,7 +129,7 @@ impl Tables {
     /// Applies one table record: an upsert of its row, or a tombstone removing the row
     /// whose key the record key holds.
     /// Returns the join key of the row that changed.
-    fn apply(
+    pub(crate) fn apply(
         &mut self,
         table: &TableSource,
         key: Option<&[u8]>,
@@ -153,7 +153,7 @@ impl Tables {
         }
     }
 
-    fn get(&self, alias: &str, key: &str) -> Option<&serde_json::Value> {
+    pub(crate) fn get(&self, alias: &str, key: &str) -> Option<&serde_json::Value> {
         self.rows.get(alias).and_then(|rows| rows.get(key))
     }
 }
@@ -843,7 +843,7 @@ impl TransformStage {
 
 /// Reads every table from its beginning up to `ends` (per topic and partition), with
 /// `consumer` assigned to the tables only for the time of the load.
-fn load_tables(
+pub(crate) fn load_tables(
     consumer: &BaseConsumer,
     config: &JobConfig,
     ends: &BTreeMap<(String, i32), i64>,
@@ -902,7 +902,7 @@ fn load_tables(
 }
 
 /// The partitions of `topic`.
-fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, JobError> {
+pub(crate) fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, JobError> {
     let metadata = consumer
         .fetch_metadata(Some(topic), KAFKA_TIMEOUT)
         .map_err(kafka("reading topic metadata"))?;

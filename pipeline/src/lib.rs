@@ -12,5 +12,6 @@ pub mod job;
 pub mod preview;
 pub mod sink;
 pub mod transform;
+pub mod verify;
 
 pub use transform::{CompiledProduct, Emit, RecordError, Site, TransformError};

@@ -56,13 +56,31 @@ impl World {
 
     /// A world whose Redis cluster is at `redis_url` instead of the shared one.
     pub async fn with_redis(label: &str, redis_url: Option<String>) -> World {
+        World::build(label, redis_url, false).await
+    }
+
+    /// A world whose API reads Kafka (plans with estimates, `verify`).
+    pub async fn with_kafka(label: &str) -> World {
+        World::build(label, None, true).await
+    }
+
+    async fn build(label: &str, redis_url: Option<String>, kafka: bool) -> World {
         let ns = TestNamespace::new(label);
         let suffix = ns.id().rsplit('_').next().unwrap()[..10].to_owned();
         let team = format!("t{suffix}");
         let secrets = SecretBox::ephemeral();
         let sealing = secrets.clone();
-        let api =
-            TestApi::with_state(move |store| AppState::new(store).with_secrets(sealing)).await;
+        let bootstrap = kafka.then(|| ns.services().kafka_bootstrap.clone());
+        let api = TestApi::with_state(move |store| {
+            let state = AppState::new(store).with_secrets(sealing);
+            match bootstrap {
+                Some(b) => state.with_kafka(std::sync::Arc::new(
+                    sluice_provisioners::kafka::KafkaProvisioner::new(&b, 1).unwrap(),
+                )),
+                None => state,
+            }
+        })
+        .await;
         let mut config = ControllerConfig::new(ns.services().kafka_bootstrap.clone());
         config.max_backoff = Duration::from_millis(500);
         config.resync = Duration::from_millis(500);

@@ -14,7 +14,7 @@ use sluice_tests::oracle::{self, Event, FILTER, Rows, expected, workload};
 
 use crate::controller::{Cluster, OwnRedis, World, wait_for};
 
-async fn produce(world: &World, events: &[Event]) {
+pub(crate) async fn produce(world: &World, events: &[Event]) {
     let producer = world.ns.kafka_producer();
     let topic = world.ns.topic("orders");
     // Sent without waiting one by one (the idempotent producer keeps each key's order),

@@ -23,3 +23,4 @@ mod search_provisioner;
 mod secrets;
 mod smoke;
 mod store;
+mod verify;

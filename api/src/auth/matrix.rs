@@ -15,6 +15,9 @@ pub enum Access {
     Roles(&'static [Role]),
     /// Callers with one of these roles whose team is the `{team}` of the path.
     OwnTeam(&'static [Role]),
+    /// Callers with one of the first roles whose team is the `{team}` of the path, or with
+    /// one of the second roles, of any team.
+    OwnTeamOr(&'static [Role], &'static [Role]),
 }
 
 /// One row of the matrix.
@@ -147,6 +150,12 @@ pub const RULES: &[Rule] = &[
         note: "a dry run: nothing is stored",
     },
     Rule {
+        method: "POST",
+        path: "/api/v1/products/{team}/{name}/verify",
+        access: Access::OwnTeamOr(&[Role::Requester, Role::Owner], &[Role::Approver]),
+        note: "reads the sources and the target; records `Verified` on the status (audited)",
+    },
+    Rule {
         method: "GET",
         path: "/api/v1/schemas",
         access: Access::Authenticated,
@@ -233,6 +242,10 @@ pub fn allows(access: Access, principal: &Principal, path_team: Option<&str>) ->
         Access::OwnTeam(roles) => {
             roles.contains(&principal.role) && path_team == Some(principal.team.as_str())
         }
+        Access::OwnTeamOr(own, any) => {
+            any.contains(&principal.role)
+                || (own.contains(&principal.role) && path_team == Some(principal.team.as_str()))
+        }
     }
 }
 
@@ -259,6 +272,8 @@ pub fn render_markdown() -> String {
                 (Role::Admin, _) | (_, Access::Authenticated) => "✓",
                 (_, Access::Roles(roles)) if roles.contains(&role) => "✓",
                 (_, Access::OwnTeam(roles)) if roles.contains(&role) => "✓ₜ",
+                (_, Access::OwnTeamOr(_, any)) if any.contains(&role) => "✓",
+                (_, Access::OwnTeamOr(own, _)) if own.contains(&role) => "✓ₜ",
                 _ => "—",
             };
             out.push_str(&format!(" {cell} |"));

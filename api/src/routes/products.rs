@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_product, put_product, delete_product))
         .routes(routes!(get_product_status))
         .routes(routes!(get_plan, post_plan))
+        .routes(routes!(post_verify))
 }
 
 /// Paging and filtering of product lists.
@@ -202,6 +203,46 @@ async fn get_product_status(
         .await?
         .ok_or_else(|| ApiError::not_found(apply::describe(&key)))?;
     Ok(Json(object.status.unwrap_or(Value::Null)))
+}
+
+/// Verify the product: compare the target of the version readers use with what the sources
+/// say it must hold (counts and order-independent checksums in 16 key ranges; append
+/// products by count), and record the outcome on the product as the condition `Verified`.
+/// Exact for a quiescent source: records arriving during the verification show as
+/// differences.
+#[utoipa::path(post, path = "/api/v1/products/{team}/{name}/verify", tag = "products",
+    params(("team" = String, Path, description = "Team"), ("name" = String, Path, description = "Product name")),
+    responses((status = 200, body = Value, description = "The verification: `expected`, `actual`, `ranges`, `matches`, `missing`, `unexpected`, `differing`"),
+        (status = 404, body = ProblemDetails),
+        (status = 409, body = ProblemDetails, description = "No version is provisioned yet"),
+        (status = 422, body = ProblemDetails, description = "The product's job cannot be built"),
+        (status = 503, body = ProblemDetails, description = "Kafka or the target cannot be read")))]
+async fn post_verify(
+    State(state): State<AppState>,
+    Path((team, name)): Path<(String, String)>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
+    use sluice_controller::verify::{VerifyProductError, verify_product};
+    let key = ObjectKey::data_product(team, name);
+    let kafka = state.kafka.as_deref();
+    let verification = verify_product(&state.store, &state.secrets, kafka, &key, &caller.audit())
+        .await
+        .map_err(|e| match e {
+            VerifyProductError::NotFound(_) => ApiError::not_found(apply::describe(&key)),
+            VerifyProductError::NotProvisioned(m) => ApiError::new(ErrorCode::Conflict, m),
+            VerifyProductError::Invalid(m) => ApiError::new(ErrorCode::ValidationFailed, m),
+            VerifyProductError::Unavailable(e) => {
+                ApiError::new(ErrorCode::Unavailable, e.to_string())
+            }
+            VerifyProductError::NoKafka => ApiError::new(
+                ErrorCode::Unavailable,
+                format!("verify reads the sources: set {ENV_KAFKA_BOOTSTRAP}"),
+            ),
+            VerifyProductError::Store(e) => e.into(),
+        })?;
+    serde_json::to_value(&verification)
+        .map(Json)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
 }
 
 /// How long a plan waits for Kafka before answering without a backfill estimate.

@@ -7,6 +7,7 @@ pub mod delete;
 pub mod demo;
 pub mod get;
 pub mod plan;
+pub mod verify;
 
 use sluice_schemas::Kind;
 
