@@ -260,7 +260,12 @@ async fn start(
         &inner.config.kafka_bootstrap,
     )?;
     let sink = Sink::new(Arc::clone(&conn), &parts.target).map_err(|e| e.to_string())?;
-    Job::start(parts.config, parts.transform, sink).map_err(|e| e.to_string())
+    // Starting blocks on Kafka (transactions, loading the tables): off the async workers.
+    let (config, transform) = (parts.config, parts.transform);
+    tokio::task::spawn_blocking(move || Job::start(config, transform, sink))
+        .await
+        .map_err(|e| format!("the job's start was cancelled: {e}"))?
+        .map_err(|e| e.to_string())
 }
 
 /// What a version's job is made of: where it reads and writes, its compiled spec and the
