@@ -26,6 +26,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let expiring = Gauge::<i64>::default();
     let backfill = Family::<Vec<(String, String)>, Gauge>::default();
     let dead_letters = Family::<Vec<(String, String)>, Gauge>::default();
+    let lag = Family::<Vec<(String, String)>, Gauge>::default();
     let pending = Gauge::<i64>::default();
     let mut query = ListQuery {
         limit: ListQuery::MAX_LIMIT,
@@ -73,6 +74,10 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
                             .set(i64::try_from(events).unwrap_or(i64::MAX));
                     }
                 }
+                if let Some(ms) = status.lag_ms {
+                    lag.get_or_create(&product())
+                        .set(i64::try_from(ms).unwrap_or(i64::MAX));
+                }
                 if let Some(count) = status.dead_letters {
                     dead_letters
                         .get_or_create(&product())
@@ -115,6 +120,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         "product_backfill_events",
         "Backfill progress of each product's live version, per source: events done and to do",
         backfill,
+    );
+    registry.register(
+        "product_lag_ms",
+        "Live lag of each live product: event time to applied in its target, milliseconds",
+        lag,
     );
     registry.register(
         "product_dead_letters",

@@ -16,6 +16,8 @@ pub const JOB_RUNNING: &str = "JobRunning";
 pub const BACKFILL_COMPLETE: &str = "BackfillComplete";
 /// Everything above holds: readers get complete, live data.
 pub const READY: &str = "Ready";
+/// The live lag is within the product's `slo.freshness` (only with an SLO, once Live).
+pub const FRESH: &str = "Fresh";
 /// The last `sluice verify` found the target holding exactly what the sources say
 /// (`Matches`) or not (`Differs`). Written by the verify endpoint, not by the controller.
 pub const VERIFIED: &str = "Verified";

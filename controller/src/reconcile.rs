@@ -22,7 +22,7 @@ use sluice_store::{AuditInput, ObjectKey, StoreError, StoredObject};
 
 use crate::catalog::{self, CatalogError, ResolvedProduct};
 use crate::conditions::{
-    self, APPROVED, BACKFILL_COMPLETE, JOB_RUNNING, READY, TARGET_READY, TOPICS_READY,
+    self, APPROVED, BACKFILL_COMPLETE, FRESH, JOB_RUNNING, READY, TARGET_READY, TOPICS_READY,
 };
 use crate::diff::{diff_specs, requires_new_version};
 use crate::plan::{Plan, plan_product};
@@ -382,6 +382,12 @@ impl Pass<'_> {
         };
         self.status.phase = phase;
         self.status.message = Some(message);
+        self.status.lag_ms = report
+            .as_ref()
+            .and_then(|r| r.get("lagMs"))
+            .and_then(Value::as_u64)
+            .filter(|_| phase == Phase::Live);
+        self.check_freshness(&target);
         if phase == Phase::Live {
             self.set(
                 READY,
@@ -403,6 +409,44 @@ impl Pass<'_> {
         } else {
             Outcome::Settled
         })
+    }
+
+    /// Sets `Fresh` from the live lag and the version's `slo.freshness`, if it has one.
+    fn check_freshness(&mut self, target: &ProvisionedVersion) {
+        let slo = target
+            .spec
+            .pointer("/slo/freshness")
+            .and_then(Value::as_str)
+            .and_then(|f| {
+                sluice_schemas::time::parse_duration(f)
+                    .ok()
+                    .map(|d| (f.to_owned(), d))
+            });
+        let Some((text, freshness)) = slo else {
+            self.status.conditions.retain(|c| c.condition_type != FRESH);
+            return;
+        };
+        match self.status.lag_ms {
+            Some(lag) if u128::from(lag) <= freshness.as_millis() => self.set(
+                FRESH,
+                ConditionStatus::True,
+                "WithinSlo",
+                format!("live lag is within {text}"),
+            ),
+            // The figure itself is `status.lagMs`: a stable message does not churn the log.
+            Some(_) => self.set(
+                FRESH,
+                ConditionStatus::False,
+                "LagAboveSlo",
+                format!("live lag exceeds slo.freshness {text}"),
+            ),
+            None => self.set(
+                FRESH,
+                ConditionStatus::Unknown,
+                "NotLive",
+                "freshness is measured once the product is live",
+            ),
+        }
     }
 
     /// Moves readers from `current` to the backfilled `next`, then removes `current`.

@@ -470,7 +470,8 @@ fn merge_owned(fresh: &mut DataProductStatus, ours: &DataProductStatus) {
     if !deleting || ours.phase == Phase::Deleting {
         fresh.phase = ours.phase;
     }
-    const OWNED: [&str; 6] = [
+    const OWNED: [&str; 7] = [
+        conditions::FRESH,
         conditions::APPROVED,
         conditions::TOPICS_READY,
         conditions::TARGET_READY,

@@ -199,6 +199,10 @@ pub struct JobProgress {
     pub dead_letters: u64,
     /// Records applied to the target.
     pub applied: u64,
+    /// Live lag in milliseconds: from the event time of the newest record the sink applied
+    /// to when it was applied; 0 when the sink has nothing left to apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
     /// The last error, while it lasts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -680,7 +684,9 @@ impl TransformStage {
             };
             let outcome = value.and_then(|value| self.transform_one(message.key(), value));
             match outcome {
-                Ok(Some(Emit { key, row })) => self.emit(&key, row)?,
+                Ok(Some(Emit { key, row })) => {
+                    self.emit(&key, row, message.timestamp().to_millis())?;
+                }
                 Ok(None) => {}
                 Err(reason) => {
                     rejected += 1;
@@ -786,13 +792,13 @@ impl TransformStage {
                 continue;
             };
             match self.transform_one(record_key.as_deref(), Some(value)) {
-                Ok(Some(Emit { key, row })) => self.emit(&key, row)?,
+                Ok(Some(Emit { key, row })) => self.emit(&key, row, None)?,
                 Ok(None) => {}
                 // The record transformed before; with the new partner it does not (a type
                 // the table now holds): its key has no row rather than a stale one.
                 Err(reason) => {
                     tracing::warn!(job = %self.config.label, %key, %reason, "propagation failed");
-                    self.emit(&key, None)?;
+                    self.emit(&key, None, None)?;
                 }
             }
         }
@@ -800,13 +806,19 @@ impl TransformStage {
     }
 
     /// Writes the result for `key` to the output topic (in the open transaction).
+    /// `event_ms` is the source event's time, carried to the output record so the sink can
+    /// tell how far behind the events the target is.
     fn emit(
         &self,
         key: &str,
         row: Option<serde_json::Map<String, serde_json::Value>>,
+        event_ms: Option<i64>,
     ) -> Result<(), String> {
         let payload = row.map(|r| serde_json::Value::Object(r).to_string());
         let mut record: BaseRecord<'_, str, str> = BaseRecord::to(&self.config.output_topic);
+        if let Some(ms) = event_ms {
+            record = record.timestamp(ms);
+        }
         if !self.config.append {
             record = record.key(key);
         }
@@ -1049,8 +1061,22 @@ impl SinkStage {
                 positions.extend(batch.next.iter().map(|(p, o)| (*p, *o)));
             }
             let complete = caught_up(&positions, shared);
+            let lag_ms = if batch.records.is_empty() {
+                Some(0)
+            } else {
+                batch.newest_ms.map(|ms| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                        .unwrap_or_default();
+                    u64::try_from(now - ms).unwrap_or(0)
+                })
+            };
             shared.progress.send_modify(|p| {
                 p.applied = applied;
+                if lag_ms.is_some() {
+                    p.lag_ms = lag_ms;
+                }
                 if complete {
                     p.backfill_complete = true;
                 }
@@ -1081,6 +1107,8 @@ fn caught_up(positions: &BTreeMap<i32, i64>, shared: &Shared) -> bool {
 /// A batch read from the output topic.
 struct Batch {
     records: Vec<SinkRecord>,
+    /// The newest event time of the batch's records (ms since the epoch).
+    newest_ms: Option<i64>,
     /// Per partition, the offset after the last record read.
     next: BTreeMap<i32, i64>,
 }
@@ -1089,11 +1117,15 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
     let deadline = Instant::now() + BATCH_WINDOW;
     let mut records = Vec::new();
     let mut next = BTreeMap::new();
+    let mut newest_ms: Option<i64> = None;
     while records.len() < BATCH {
         let left = deadline.saturating_duration_since(Instant::now());
         match consumer.poll(left) {
             Some(Ok(message)) => {
                 next.insert(message.partition(), message.offset() + 1);
+                if let Some(ms) = message.timestamp().to_millis() {
+                    newest_ms = Some(newest_ms.map_or(ms, |n| n.max(ms)));
+                }
                 let key = message
                     .key()
                     .map(|k| String::from_utf8_lossy(k).into_owned())
@@ -1124,5 +1156,9 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
             break;
         }
     }
-    Ok(Batch { records, next })
+    Ok(Batch {
+        records,
+        newest_ms,
+        next,
+    })
 }

@@ -42,6 +42,7 @@ fn fields() -> Value {
 fn filtered(world: &World, name: &str, cluster: Cluster) -> Value {
     let mut doc = world.product(name, cluster, fields(), "Delete");
     doc["spec"]["filter"] = json!(FILTER);
+    doc["spec"]["slo"] = json!({"freshness": "1h"});
     doc
 }
 
@@ -111,7 +112,15 @@ async fn postgres_backfill_then_live_matches_the_oracle_through_a_job_restart() 
     let want = expected(&history);
     assert!(want.len() > 100, "a workload with rows");
     assert_eq!(rows(&world, name, Cluster::Postgres).await, want);
-    let status = world.status(name).await;
+    // Live, the product measures its lag against its freshness SLO.
+    let status = wait_for(&world, name, 30, |s| {
+        s["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Fresh" && c["status"] == "True")
+        })
+    })
+    .await;
+    assert!(status["lagMs"].is_u64(), "{status:#}");
     let progress = &status["backfill"][0];
     assert_eq!(progress["done"], progress["total"], "{status:#}");
     assert_eq!(progress["total"], json!(history.len()));
