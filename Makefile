@@ -71,3 +71,4 @@ test:
 bench: services claim-target
 	$(CARGO) bench -p sluice-tests --bench api_load
 	$(CARGO) bench -p sluice-tests --bench controller_load
+	$(CARGO) bench -p sluice-tests --bench job_load
