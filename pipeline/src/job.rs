@@ -25,7 +25,7 @@ use crate::transform::{CompiledProduct, Emit};
 /// How long a Kafka call of the job may take.
 pub(crate) const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records per transaction / sink batch, at most.
-const BATCH: usize = 1000;
+const BATCH: usize = 10_000;
 /// How long a batch waits to fill.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
 
