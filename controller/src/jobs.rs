@@ -204,12 +204,14 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
                 Err(reason) => {
                     if failed.get(&key) != Some(&reason) {
                         tracing::warn!(product = %key.0, version = key.1, %reason, "job cannot start");
-                        let report = serde_json::to_value(JobProgress {
-                            running: false,
-                            error: Some(reason.clone()),
-                            ..JobProgress::default()
-                        })
-                        .unwrap_or_default();
+                        let report = stamped(
+                            &JobProgress {
+                                running: false,
+                                error: Some(reason.clone()),
+                                ..JobProgress::default()
+                            },
+                            &object,
+                        );
                         inner.store.put_job_report(&key.0, key.1, &report).await?;
                         failed.insert(key.clone(), reason);
                     }
@@ -218,8 +220,7 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
             }
         }
         if let Some(r) = running.get_mut(&key) {
-            let progress = r.job.progress();
-            let report = serde_json::to_value(&progress).unwrap_or_default();
+            let report = stamped(&r.job.progress(), &object);
             if r.reported.as_ref() != Some(&report) {
                 inner.store.put_job_report(&key.0, key.1, &report).await?;
                 r.reported = Some(report);
@@ -227,6 +228,19 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
         }
     }
     Ok(())
+}
+
+/// A job report naming the product incarnation it is about (`productUid`), so a report
+/// written just before a product was deleted never speaks for a new product of that name.
+fn stamped(progress: &JobProgress, object: &StoredObject) -> Value {
+    let mut report = serde_json::to_value(progress).unwrap_or_default();
+    if let Value::Object(map) = &mut report {
+        map.insert(
+            "productUid".to_owned(),
+            Value::String(object.uid.to_string()),
+        );
+    }
+    report
 }
 
 /// Starts the job of `version` of the product `object`.

@@ -99,6 +99,7 @@ pub(crate) async fn reconcile(
     let mut pass = Pass {
         inner,
         key: object.key.clone(),
+        uid: object.uid.to_string(),
         status,
         now: now(),
     };
@@ -126,6 +127,8 @@ pub(crate) async fn reconcile(
 struct Pass<'a> {
     inner: &'a Inner,
     key: ObjectKey,
+    /// The incarnation of the product: job reports of another one are not its.
+    uid: String,
     /// The status as this pass wants it; saved at checkpoints.
     status: DataProductStatus,
     now: String,
@@ -271,10 +274,7 @@ impl Pass<'_> {
                 building.location = Some(location(&next.plan));
                 building.reader = reader(&next.plan);
             }
-            let report = inner
-                .store
-                .job_report(&self.key, next.version.version)
-                .await?;
+            let report = self.job_report(next.version.version).await?;
             if report.as_ref().is_some_and(backfill_complete) {
                 self.swap(&current, &next).await?;
             } else {
@@ -293,11 +293,7 @@ impl Pass<'_> {
         let Some(target) = self.status.target.clone() else {
             return Ok(Outcome::Settled);
         };
-        let report = self
-            .inner
-            .store
-            .job_report(&self.key, target.version)
-            .await?;
+        let report = self.job_report(target.version).await?;
         let running = report
             .as_ref()
             .and_then(|r| r.get("running"))
@@ -409,6 +405,17 @@ impl Pass<'_> {
         } else {
             Outcome::Settled
         })
+    }
+
+    /// The report of the job of `version`, unless it names another incarnation of the
+    /// product (a report written as a product of the same name was being deleted).
+    async fn job_report(&self, version: u32) -> Result<Option<Value>, ReconcileError> {
+        let report = self.inner.store.job_report(&self.key, version).await?;
+        Ok(report.filter(|r| {
+            r.get("productUid")
+                .and_then(Value::as_str)
+                .is_none_or(|uid| uid == self.uid)
+        }))
     }
 
     /// Sets `Fresh` from the live lag and the version's `slo.freshness`, if it has one.
@@ -750,6 +757,7 @@ async fn teardown(
     let mut pass = Pass {
         inner,
         key: object.key.clone(),
+        uid: object.uid.to_string(),
         status,
         now: now(),
     };

@@ -530,6 +530,21 @@ async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_
         world.topics().await
     );
 
+    // A report about another incarnation of the product (one deleted before) is not its.
+    world
+        .api
+        .store
+        .put_job_report(
+            &world.key("orders-a"),
+            1,
+            &json!({"running": true, "backfillComplete": true,
+                    "productUid": "00000000-0000-4000-8000-000000000000"}),
+        )
+        .await
+        .unwrap();
+    world.reconcile().await;
+    assert_eq!(world.status("orders-a").await["phase"], "Backfilling");
+
     // A worker reports the backfill done: the product goes Live.
     world.report_backfilled("orders-a", 1).await;
     world.reconcile().await;
