@@ -84,7 +84,6 @@ async fn postgres_backfill_then_live_matches_the_oracle_through_a_job_restart() 
     let history = workload(7, 4000, 600);
     produce(&world, &history).await;
 
-    let started = std::time::Instant::now();
     world
         .submit(&filtered(&world, name, Cluster::Postgres))
         .await;
@@ -108,7 +107,6 @@ async fn postgres_backfill_then_live_matches_the_oracle_through_a_job_restart() 
         assert!(std::time::Instant::now() < deadline, "not Live: {status:#}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    eprintln!("live after {:?}", started.elapsed());
     let want = expected(&history);
     assert!(want.len() > 100, "a workload with rows");
     assert_eq!(rows(&world, name, Cluster::Postgres).await, want);
@@ -137,7 +135,6 @@ async fn postgres_backfill_then_live_matches_the_oracle_through_a_job_restart() 
     }));
     let all: Vec<Event> = history.iter().chain(live.iter()).cloned().collect();
     converge(&world, name, Cluster::Postgres, &expected(&all), 60).await;
-    eprintln!("converged after {:?}", started.elapsed());
 
     let _ = stop_jobs.send(());
     jobs.await.unwrap();
