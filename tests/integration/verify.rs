@@ -146,3 +146,87 @@ async fn postgres_verify_matches_the_oracle_then_names_tampered_keys() {
     world.reconcile().await;
     world.cleanup().await;
 }
+
+/// The read-back of OpenSearch and Redis targets matches the recomputed view too, and a
+/// key removed by hand from each is named.
+#[tokio::test(flavor = "multi_thread")]
+async fn search_and_redis_verify_match_then_name_a_removed_key() {
+    let world = World::with_kafka("verify_os_redis").await;
+    let history = workload(19, 800, 150);
+    produce(&world, &history).await;
+    let targets = [("v-search", Cluster::Search), ("v-cache", Cluster::Redis)];
+    for (name, cluster) in targets {
+        let mut doc = world.product(
+            name,
+            cluster,
+            json!({"order_id": "o.id", "amount": "o.amount", "status": "o.status"}),
+            "Delete",
+        );
+        doc["spec"]["filter"] = json!(FILTER);
+        world.submit(&doc).await;
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(world.controller.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
+    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
+        let _ = jobs_stopped.await;
+    }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    for (name, _) in targets {
+        loop {
+            let status = world.status(name).await;
+            if status["phase"] == "Live" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not Live: {status:#}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let want = expected(&history);
+    for (name, _) in targets {
+        let result = verify(&world, name).await;
+        assert_eq!(result["matches"], json!(true), "{name}: {result:#}");
+        assert_eq!(result["actual"], json!(want.len()), "{name}: {result:#}");
+    }
+
+    // One key removed by hand from each target.
+    let victim = want.keys().next().unwrap().clone();
+    let _ = stop_jobs.send(());
+    jobs.await.unwrap();
+    let index = format!("{}_v1", world.target_name("v-search"));
+    let (client, url) = world
+        .ns
+        .opensearch(&format!("/{index}/_doc/{victim}?refresh=true"));
+    assert!(
+        client
+            .delete(url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let mut redis = world.ns.redis().await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}:v1:{victim}", world.target_name("v-cache")))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    for (name, _) in targets {
+        let result = verify(&world, name).await;
+        assert_eq!(result["matches"], json!(false), "{name}: {result:#}");
+        assert_eq!(result["missing"], json!([victim]), "{name}: {result:#}");
+        let status = world.status(name).await;
+        assert_eq!(verified(&status)["status"], "False", "{status:#}");
+    }
+
+    let _ = stop.send(());
+    controller.await.unwrap();
+    for (name, _) in targets {
+        assert_eq!(world.delete(name).await, StatusCode::ACCEPTED);
+    }
+    world.reconcile().await;
+    world.cleanup().await;
+}
