@@ -41,6 +41,31 @@ pub(crate) struct World {
     approver: String,
 }
 
+/// A controller loop or job supervisor of a world, running until stopped.
+pub(crate) struct Background {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    /// Runs `work` until [`Background::stop`].
+    fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(
+        work: impl FnOnce(tokio::sync::oneshot::Receiver<()>) -> F,
+    ) -> Background {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        Background {
+            stop,
+            task: tokio::spawn(work(stopped)),
+        }
+    }
+
+    /// Stops it and waits until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
 /// The target clusters a world registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cluster {
@@ -234,6 +259,26 @@ impl World {
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
         answer.body
+    }
+
+    /// Runs the controller's loop in the background (with the world's short timings).
+    pub fn run_controller(&self) -> Background {
+        let controller = self.controller.clone();
+        Background::spawn(|stopped| {
+            controller.run(async move {
+                let _ = stopped.await;
+            })
+        })
+    }
+
+    /// Runs the stream jobs in the background.
+    pub fn run_jobs(&self) -> Background {
+        let controller = self.controller.clone();
+        Background::spawn(|stopped| {
+            controller.run_jobs(async move {
+                let _ = stopped.await;
+            })
+        })
     }
 
     pub async fn reconcile(&self) {
@@ -1044,10 +1089,7 @@ async fn an_unreachable_target_degrades_the_product_until_it_returns() {
     world
         .submit(&world.product("cache", Cluster::Redis, basic_fields(), "Delete"))
         .await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(world.controller.clone().run(async move {
-        let _ = stopped.await;
-    }));
+    let running = world.run_controller();
     let ready = |s: &Value| is_true(s, "TargetReady") && s["phase"] == "Backfilling";
     wait_for(&world, "cache", 20, ready).await;
 
@@ -1078,8 +1120,7 @@ async fn an_unreachable_target_degrades_the_product_until_it_returns() {
         .unwrap();
     assert_eq!(pointer.as_deref(), Some("v1"));
 
-    let _ = stop.send(());
-    running.await.unwrap();
+    running.stop().await;
     world.cleanup().await;
 }
 
@@ -1091,10 +1132,11 @@ async fn clusters_are_checked_when_registered_not_only_periodically() {
     config.cluster_check = Duration::from_secs(3600);
     let controller =
         Controller::new(world.api.store.clone(), world.secrets.clone(), config).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(controller.run(async move {
-        let _ = stopped.await;
-    }));
+    let running = Background::spawn(|stopped| {
+        controller.run(async move {
+            let _ = stopped.await;
+        })
+    });
     let name = format!("late-{}", world.suffix);
     let doc = json!({
         "apiVersion": "sluice.dev/v1alpha1", "kind": "TargetCluster",
@@ -1123,8 +1165,7 @@ async fn clusters_are_checked_when_registered_not_only_periodically() {
         assert!(std::time::Instant::now() < deadline, "{:#}", cluster.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = stop.send(());
-    running.await.unwrap();
+    running.stop().await;
     world.cleanup().await;
 }
 

@@ -87,26 +87,12 @@ async fn postgres_backfill_then_live_matches_the_oracle_through_a_job_restart() 
     world
         .submit(&filtered(&world, name, Cluster::Postgres))
         .await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(world.controller.clone().run(async move {
-        let _ = stopped.await;
-    }));
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
+    let controller = world.run_controller();
+    let jobs = world.run_jobs();
 
     // The backfill: the product goes Live once the job read and applied every record up to
     // the watermarks taken at its start, and the target is exactly the oracle's view.
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let status = world.status(name).await;
-        if status["phase"] == "Live" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not Live: {status:#}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for(&world, name, 90, |s| s["phase"] == "Live").await;
     let want = expected(&history);
     assert!(want.len() > 100, "a workload with rows");
     assert_eq!(rows(&world, name, Cluster::Postgres).await, want);
@@ -126,20 +112,14 @@ async fn postgres_backfill_then_live_matches_the_oracle_through_a_job_restart() 
     // Live: new events, with the job stopped and restarted half-way (re-delivery).
     let live = workload(11, 2000, 600);
     produce(&world, &live[..1000]).await;
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
+    jobs.stop().await;
     produce(&world, &live[1000..]).await;
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
+    let jobs = world.run_jobs();
     let all: Vec<Event> = history.iter().chain(live.iter()).cloned().collect();
     converge(&world, name, Cluster::Postgres, &expected(&all), 60).await;
 
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
-    let _ = stop.send(());
-    controller.await.unwrap();
+    jobs.stop().await;
+    controller.stop().await;
     assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
     world.reconcile().await;
     world.cleanup().await;
@@ -159,24 +139,10 @@ async fn search_and_redis_backfill_then_live_match_the_oracle() {
     for (name, cluster) in targets {
         world.submit(&filtered(&world, name, cluster)).await;
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(world.controller.clone().run(async move {
-        let _ = stopped.await;
-    }));
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let controller = world.run_controller();
+    let jobs = world.run_jobs();
     for (name, _) in targets {
-        loop {
-            let status = world.status(name).await;
-            if status["phase"] == "Live" {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "not Live: {status:#}");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        wait_for(&world, name, 90, |s| s["phase"] == "Live").await;
     }
     let want = expected(&history);
     for (name, cluster) in targets {
@@ -188,10 +154,8 @@ async fn search_and_redis_backfill_then_live_match_the_oracle() {
     for (name, cluster) in targets {
         converge(&world, name, cluster, &expected(&all), 60).await;
     }
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
-    let _ = stop.send(());
-    controller.await.unwrap();
+    jobs.stop().await;
+    controller.stop().await;
     for (name, _) in targets {
         assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
     }
@@ -279,14 +243,8 @@ async fn poison_records_go_to_the_dead_letter_topic_and_nothing_is_lost() {
             .unwrap();
     }
     world.submit(&doc).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(world.controller.clone().run(async move {
-        let _ = stopped.await;
-    }));
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
+    let controller = world.run_controller();
+    let jobs = world.run_jobs();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
         let status = world.status(name).await;
@@ -318,10 +276,8 @@ async fn poison_records_go_to_the_dead_letter_topic_and_nothing_is_lost() {
     );
     assert!(reasons.iter().any(|r| r.contains("amount")), "{reasons:?}");
 
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
-    let _ = stop.send(());
-    controller.await.unwrap();
+    jobs.stop().await;
+    controller.stop().await;
     assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
     world.reconcile().await;
     world.cleanup().await;
@@ -374,14 +330,8 @@ async fn from_as_duration_and_timestamp_with_events_arriving_during_the_backfill
     world.submit(&append("recent", "30d".to_owned())).await;
     let at = (now - day * 45).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     world.submit(&append("since", at)).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(world.controller.clone().run(async move {
-        let _ = stopped.await;
-    }));
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
+    let controller = world.run_controller();
+    let jobs = world.run_jobs();
     // Produced while the jobs start and backfill: no gap, no replay at the hand-off.
     for batch in (2000..3000).collect::<Vec<_>>().chunks(100) {
         futures_util::future::join_all(batch.iter().map(|i| send(*i, chrono::Utc::now()))).await;
@@ -427,10 +377,8 @@ async fn from_as_duration_and_timestamp_with_events_arriving_during_the_backfill
         }
     }
 
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
-    let _ = stop.send(());
-    controller.await.unwrap();
+    jobs.stop().await;
+    controller.stop().await;
     for name in ["recent", "since"] {
         assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
     }
@@ -446,14 +394,8 @@ async fn a_target_outage_during_live_sync_degrades_then_recovers_with_nothing_lo
     let history = workload(31, 1000, 200);
     produce(&world, &history).await;
     world.submit(&filtered(&world, name, Cluster::Redis)).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(world.controller.clone().run(async move {
-        let _ = stopped.await;
-    }));
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
+    let controller = world.run_controller();
+    let jobs = world.run_jobs();
     wait_for(&world, name, 60, |s| s["phase"] == "Live").await;
     let url = redis.url();
     let read = |world: &World| {
@@ -519,10 +461,8 @@ async fn a_target_outage_during_live_sync_degrades_then_recovers_with_nothing_lo
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
-    let _ = stop.send(());
-    controller.await.unwrap();
+    jobs.stop().await;
+    controller.stop().await;
     world.cleanup().await;
 }
 
@@ -631,14 +571,8 @@ async fn lookup_scenario(label: &str, propagate: bool) {
         }
     });
     world.submit(&doc).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(world.controller.clone().run(async move {
-        let _ = stopped.await;
-    }));
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
+    let controller = world.run_controller();
+    let jobs = world.run_jobs();
     let names: BTreeMap<String, String> = (0..50)
         .map(|c| (format!("c-{c}"), format!("name-{c}")))
         .collect();
@@ -682,8 +616,7 @@ async fn lookup_scenario(label: &str, propagate: bool) {
     assert_eq!(read().await, want);
 
     // Live: customers are renamed while the job is down, then new orders of 100 keys.
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
+    jobs.stop().await;
     let mut renamed = names.clone();
     for c in 0..25 {
         let id = format!("c-{c}");
@@ -695,10 +628,7 @@ async fn lookup_scenario(label: &str, propagate: bool) {
         )
         .await;
     }
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
+    let jobs = world.run_jobs();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut want = if propagate {
         oracle(&latest, &renamed)
@@ -732,10 +662,8 @@ async fn lookup_scenario(label: &str, propagate: bool) {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
-    let _ = stop.send(());
-    controller.await.unwrap();
+    jobs.stop().await;
+    controller.stop().await;
     assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
     world.reconcile().await;
     world.cleanup().await;

@@ -3,13 +3,11 @@
 //! (with counts equal to the independent oracle's), and, once a row is changed and another
 //! deleted by hand, names both keys and records `Verified=False` on the product.
 
-use std::time::Duration;
-
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sluice_tests::oracle::{FILTER, expected, workload};
 
-use crate::controller::{Cluster, World};
+use crate::controller::{Cluster, World, wait_for};
 use crate::jobs::produce;
 
 async fn verify(world: &World, name: &str) -> Value {
@@ -48,23 +46,9 @@ async fn postgres_verify_matches_the_oracle_then_names_tampered_keys() {
     );
     doc["spec"]["filter"] = json!(FILTER);
     world.submit(&doc).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(world.controller.clone().run(async move {
-        let _ = stopped.await;
-    }));
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let status = world.status(name).await;
-        if status["phase"] == "Live" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not Live: {status:#}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let controller = world.run_controller();
+    let jobs = world.run_jobs();
+    wait_for(&world, name, 90, |s| s["phase"] == "Live").await;
 
     let want = expected(&history);
     let result = verify(&world, name).await;
@@ -138,10 +122,8 @@ async fn postgres_verify_matches_the_oracle_then_names_tampered_keys() {
         assert!(text.contains(word), "{word} not in the audit log: {text}");
     }
 
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
-    let _ = stop.send(());
-    controller.await.unwrap();
+    jobs.stop().await;
+    controller.stop().await;
     assert_eq!(world.delete(name).await, StatusCode::ACCEPTED);
     world.reconcile().await;
     world.cleanup().await;
@@ -165,24 +147,10 @@ async fn search_and_redis_verify_match_then_name_a_removed_key() {
         doc["spec"]["filter"] = json!(FILTER);
         world.submit(&doc).await;
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(world.controller.clone().run(async move {
-        let _ = stopped.await;
-    }));
-    let (stop_jobs, jobs_stopped) = tokio::sync::oneshot::channel::<()>();
-    let jobs = tokio::spawn(world.controller.clone().run_jobs(async move {
-        let _ = jobs_stopped.await;
-    }));
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let controller = world.run_controller();
+    let jobs = world.run_jobs();
     for (name, _) in targets {
-        loop {
-            let status = world.status(name).await;
-            if status["phase"] == "Live" {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "not Live: {status:#}");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        wait_for(&world, name, 90, |s| s["phase"] == "Live").await;
     }
     let want = expected(&history);
     for (name, _) in targets {
@@ -193,8 +161,7 @@ async fn search_and_redis_verify_match_then_name_a_removed_key() {
 
     // One key removed by hand from each target.
     let victim = want.keys().next().unwrap().clone();
-    let _ = stop_jobs.send(());
-    jobs.await.unwrap();
+    jobs.stop().await;
     let index = format!("{}_v1", world.target_name("v-search"));
     let (client, url) = world
         .ns
@@ -222,8 +189,7 @@ async fn search_and_redis_verify_match_then_name_a_removed_key() {
         assert_eq!(verified(&status)["status"], "False", "{status:#}");
     }
 
-    let _ = stop.send(());
-    controller.await.unwrap();
+    controller.stop().await;
     for (name, _) in targets {
         assert_eq!(world.delete(name).await, StatusCode::ACCEPTED);
     }
