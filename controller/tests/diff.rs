@@ -3,51 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chrono::NaiveDate;
+mod common;
+
+use common::{context, retail};
+
 use serde_json::{Value, json};
 use sluice_controller::diff::{ChangeClass, SpecChange, diff_specs, requires_new_version};
 use sluice_schemas::DataProductSpec;
 use sluice_schemas::output::OutputSchema;
-use sluice_schemas::validate::{CatalogDataset, Context, parse_documents, semantics, structure};
+use sluice_schemas::validate::{semantics, structure};
 use sluice_schemas::{DataProduct, Document};
-
-fn retail(file: &str) -> Vec<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/retail")
-        .join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace(
-            "${SLUICE_TEST_POSTGRES_URL}",
-            "postgres://u@127.0.0.1:5432/db",
-        )
-        .replace("${SLUICE_TEST_OPENSEARCH_URL}", "http://127.0.0.1:9200")
-        .replace("${SLUICE_TEST_REDIS_URL}", "redis://127.0.0.1:6379/0");
-    parse_documents(text.as_bytes()).unwrap()
-}
-
-fn context() -> Context {
-    let mut ctx = Context::new(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
-    for doc in retail("datasets.yaml")
-        .iter()
-        .chain(&retail("targets.yaml"))
-    {
-        match structure(doc).unwrap() {
-            Document::Dataset(d) => {
-                ctx = ctx.with_dataset(
-                    d.metadata.name.clone(),
-                    CatalogDataset {
-                        owner: d.metadata.owner.clone(),
-                        spec: d.spec,
-                    },
-                );
-            }
-            Document::TargetCluster(t) => ctx = ctx.with_cluster(t.metadata.name.clone(), t.spec),
-            Document::DataProduct(_) => unreachable!(),
-        }
-    }
-    ctx
-}
 
 /// A retail product with `change` applied to its document, validated, with its output.
 fn validated(name: &str, change: impl FnOnce(&mut Value)) -> (DataProductSpec, OutputSchema) {
