@@ -21,6 +21,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sluice_tests::bench::{clock_ticks, cpu_seconds, env_or};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,13 +82,6 @@ fn main() {
             std::process::exit(2);
         }
     }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Everything the run creates is named after these.
@@ -589,102 +583,6 @@ async fn baseline(names: &Names, n: usize) -> Duration {
 /// Removes the products' topics, schema and roles, the namespace (source and baseline
 /// topics, baseline schema) and the SQLite directory.
 async fn cleanup(names: &Names) {
-    let admin = names.ns.kafka_admin();
-    let prefix = format!("sluice.{}.", names.team);
-    let topics: Vec<String> = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map(|m| {
-            m.topics()
-                .iter()
-                .map(|t| t.name().to_owned())
-                .filter(|t| t.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default();
-    for chunk in topics.chunks(500) {
-        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        if let Err(e) = admin.delete_topics(&refs, &AdminOptions::new()).await {
-            eprintln!("cleanup: deleting topics: {e}");
-        }
-    }
-    match sqlx::PgPool::connect(&names.ns.services().postgres_url).await {
-        Ok(pool) => {
-            if let Err(e) = sqlx::query(sql_with_ident(
-                "DROP SCHEMA IF EXISTS ",
-                &names.team,
-                " CASCADE",
-            ))
-            .execute(&pool)
-            .await
-            {
-                eprintln!("cleanup: dropping schema: {e}");
-            }
-            let roles: Vec<String> =
-                sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1")
-                    .bind(format!("sluice\\_{}\\_%", names.team))
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap_or_default();
-            for role in &roles {
-                let _ = sqlx::query(sql_with_ident("DROP OWNED BY ", role, ""))
-                    .execute(&pool)
-                    .await;
-                if let Err(e) = sqlx::query(sql_with_ident("DROP ROLE ", role, ""))
-                    .execute(&pool)
-                    .await
-                {
-                    eprintln!("cleanup: dropping role {role}: {e}");
-                }
-            }
-            pool.close().await;
-        }
-        Err(e) => eprintln!("cleanup: PostgreSQL: {e}"),
-    }
-    for problem in names.ns.cleanup().await {
-        eprintln!("cleanup: {problem}");
-    }
-    // Topic deletion is asynchronous in the broker: wait until none of ours is listed.
-    let ours = |name: &str| name.starts_with(&prefix) || name.starts_with(&names.ns.topic_prefix());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = admin
-            .inner()
-            .fetch_metadata(None, Duration::from_secs(10))
-            .map(|m| m.topics().iter().filter(|t| ours(t.name())).count())
-            .unwrap_or(usize::MAX);
-        if left == 0 {
-            println!("cleanup: no topic of this run is left");
-            break;
-        }
-        if Instant::now() >= deadline {
-            eprintln!("cleanup: {left} topics of this run are still listed");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    sluice_tests::bench::remove_team(&names.ns, &names.team).await;
     let _ = std::fs::remove_dir_all(&names.dir);
-}
-
-/// Clock ticks per second of /proc/self/stat (`getconf CLK_TCK`, 100 when unknown).
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// This process's CPU time so far (user + system, all threads), in seconds.
-fn cpu_seconds(ticks: f64) -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name (which is in parentheses and may contain spaces):
-    // state is field 3, utime field 14, stime field 15.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields[11].parse().unwrap();
-    let stime: f64 = fields[12].parse().unwrap();
-    (utime + stime) / ticks
 }

@@ -30,6 +30,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sluice_tests::bench::{clock_ticks, cpu_seconds, env_or, proc_status_kib, reset_peak_rss};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +38,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use http_body_util::BodyExt;
-use rdkafka::admin::AdminOptions;
 use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 use sluice_api::AppState;
@@ -94,13 +94,6 @@ fn main() {
             std::process::exit(2);
         }
     }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Everything the run creates is named after these.
@@ -568,144 +561,6 @@ async fn copy_in(conn: &mut sqlx::PgConnection, table: &str, text: &str) -> Resu
 /// Removes the product's topics and consumer groups, its schema and roles, the namespace
 /// (source topic, scratch schema) and the SQLite directory.
 async fn cleanup(names: &Names) {
-    let admin = names.ns.kafka_admin();
-    let prefix = format!("sluice.{}.", names.team);
-    let topics: Vec<String> = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .map(|m| {
-            m.topics()
-                .iter()
-                .map(|t| t.name().to_owned())
-                .filter(|t| t.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default();
-    if !topics.is_empty() {
-        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        if let Err(e) = admin.delete_topics(&refs, &AdminOptions::new()).await {
-            eprintln!("cleanup: deleting topics: {e}");
-        }
-    }
-    let group_prefix = format!("sluice.job.{}.", names.team);
-    let groups: Vec<String> = admin
-        .inner()
-        .fetch_group_list(None, Duration::from_secs(10))
-        .map(|list| {
-            list.groups()
-                .iter()
-                .map(|g| g.name().to_owned())
-                .filter(|g| g.starts_with(&group_prefix))
-                .collect()
-        })
-        .unwrap_or_default();
-    if !groups.is_empty() {
-        let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
-        match admin.delete_groups(&refs, &AdminOptions::new()).await {
-            Ok(results) => {
-                for result in results {
-                    if let Err((group, e)) = result {
-                        eprintln!("cleanup: deleting group {group}: {e}");
-                    }
-                }
-            }
-            Err(e) => eprintln!("cleanup: deleting groups: {e}"),
-        }
-    }
-    match sqlx::PgPool::connect(&names.ns.services().postgres_url).await {
-        Ok(pool) => {
-            if let Err(e) = sqlx::query(sql_with_ident(
-                "DROP SCHEMA IF EXISTS ",
-                &names.team,
-                " CASCADE",
-            ))
-            .execute(&pool)
-            .await
-            {
-                eprintln!("cleanup: dropping schema: {e}");
-            }
-            let roles: Vec<String> =
-                sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1")
-                    .bind(format!("sluice\\_{}\\_%", names.team))
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap_or_default();
-            for role in &roles {
-                let _ = sqlx::query(sql_with_ident("DROP OWNED BY ", role, ""))
-                    .execute(&pool)
-                    .await;
-                if let Err(e) = sqlx::query(sql_with_ident("DROP ROLE ", role, ""))
-                    .execute(&pool)
-                    .await
-                {
-                    eprintln!("cleanup: dropping role {role}: {e}");
-                }
-            }
-            pool.close().await;
-        }
-        Err(e) => eprintln!("cleanup: PostgreSQL: {e}"),
-    }
-    for problem in names.ns.cleanup().await {
-        eprintln!("cleanup: {problem}");
-    }
-    let ours = |name: &str| name.starts_with(&prefix) || name.starts_with(&names.ns.topic_prefix());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = admin
-            .inner()
-            .fetch_metadata(None, Duration::from_secs(10))
-            .map(|m| m.topics().iter().filter(|t| ours(t.name())).count())
-            .unwrap_or(usize::MAX);
-        if left == 0 {
-            println!("cleanup: no topic of this run is left");
-            break;
-        }
-        if Instant::now() >= deadline {
-            eprintln!("cleanup: {left} topics of this run are still listed");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    sluice_tests::bench::remove_team(&names.ns, &names.team).await;
     let _ = std::fs::remove_dir_all(&names.dir);
-}
-
-/// Clock ticks per second of /proc/self/stat (`getconf CLK_TCK`, 100 when unknown).
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// This process's CPU time so far (user + system, all threads), in seconds.
-fn cpu_seconds(ticks: f64) -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields[11].parse().unwrap();
-    let stime: f64 = fields[12].parse().unwrap();
-    (utime + stime) / ticks
-}
-
-/// A `kB` field of /proc/self/status (`VmRSS`, `VmHWM`), 0 when missing.
-fn proc_status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Resets VmHWM to the current RSS (Linux: "5" to /proc/self/clear_refs); best effort.
-fn reset_peak_rss() {
-    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
-        eprintln!("note: could not reset VmHWM; peak RSS includes the setup");
-    }
 }

@@ -7,6 +7,7 @@
 //! in parallel without seeing each other. A missing service fails the test loudly with
 //! "run `make services`"; nothing is ever skipped.
 
+pub mod bench;
 mod namespace;
 pub mod oracle;
 mod services;
