@@ -20,7 +20,7 @@ use sluice_api::AppState;
 use sluice_api::auth::Role;
 use sluice_controller::{Controller, ControllerConfig};
 use sluice_store::{ObjectKey, SecretBox};
-use sluice_tests::{TestNamespace, sql_with_ident};
+use sluice_tests::TestNamespace;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -349,35 +349,7 @@ impl World {
 
     /// Removes the test's topics and PostgreSQL schema and roles, whatever the test left.
     pub async fn cleanup(&self) {
-        let topics = self.topics().await;
-        if !topics.is_empty() {
-            let admin = self.ns.kafka_admin();
-            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-            let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
-        }
-        let pool = self.ns.pg_pool().await.unwrap();
-        let _ = sqlx::query(sql_with_ident(
-            "DROP SCHEMA IF EXISTS ",
-            &self.team,
-            " CASCADE",
-        ))
-        .execute(&pool)
-        .await;
-        let roles: Vec<String> =
-            sqlx::query_scalar("SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1")
-                .bind(format!("sluice_{}_%", self.team))
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        for role in roles {
-            let _ = sqlx::query(sql_with_ident("DROP OWNED BY ", &role, ""))
-                .execute(&pool)
-                .await;
-            let _ = sqlx::query(sql_with_ident("DROP ROLE ", &role, ""))
-                .execute(&pool)
-                .await;
-        }
-        self.ns.cleanup().await;
+        sluice_tests::bench::remove_team(&self.ns, &self.team).await;
     }
 }
 
@@ -532,6 +504,13 @@ async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_
         world.controller.metrics().snapshot(),
         world.controller.target_mutations().await,
         audit_len(&world).await,
+    );
+    // The counters do count: provisioning two products made topics and target objects.
+    assert!(before.0.kafka_mutations >= 4, "{:?}", before.0);
+    assert!(
+        before.0.target_mutations > 0 && before.1 > 0,
+        "{:?}",
+        before
     );
     assert_eq!(after.2, before.2, "an idle resync wrote to the audit log");
     assert_eq!(after.0.kafka_mutations, before.0.kafka_mutations);
