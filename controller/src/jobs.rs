@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice_pipeline::job::{Job, JobConfig, JobProgress, TableSource};
+use sluice_pipeline::job::{Job, JobConfig, JobProgress, TableSource, WindowSource};
 use sluice_pipeline::sink::Sink;
 use sluice_pipeline::transform::CompiledProduct;
 use sluice_provisioners::TargetPlan;
@@ -349,6 +349,40 @@ pub(crate) fn job_parts(
         });
         schemas.push((lookup.alias.clone(), table.spec.schema.clone()));
     }
+    let window = match transform.window() {
+        None => None,
+        Some(join) => {
+            let source = spec
+                .sources
+                .iter()
+                .find(|s| s.name == join.alias)
+                .ok_or_else(|| format!("source `{}` is not in the spec", join.alias))?;
+            let stream = resolved.context.dataset(&source.dataset).ok_or_else(|| {
+                format!(
+                    "the stream of window join `{}` is not in the catalog",
+                    join.alias
+                )
+            })?;
+            if stream.spec.topic == dataset.spec.topic {
+                return Err(format!(
+                    "window join `{}` joins topic `{}` with itself, which the job runtime does not run",
+                    join.alias, stream.spec.topic
+                ));
+            }
+            schemas.push((join.alias.clone(), stream.spec.schema.clone()));
+            Some(WindowSource {
+                alias: join.alias.clone(),
+                topic: stream.spec.topic.clone(),
+                from_ms: estimate::from_ms(
+                    source.from.as_deref(),
+                    chrono::Utc::now().timestamp_millis(),
+                ),
+                key_field: join.key_field.clone(),
+                within_ms: join.within_ms,
+                time_field: stream.spec.timestamp_field.clone(),
+            })
+        }
+    };
     let transform = schemas.into_iter().fold(transform, |t, (alias, schema)| {
         t.with_table_schema(&alias, schema)
     });
@@ -365,6 +399,8 @@ pub(crate) fn job_parts(
         group: format!("sluice.job.{}.{}.v{}", key.team(), key.name(), version),
         append: spec.target.mode == WriteMode::Append,
         tables,
+        source_time_field: dataset.spec.timestamp_field.clone(),
+        window,
     };
     Ok(JobParts {
         config,

@@ -13,5 +13,6 @@ pub mod preview;
 pub mod sink;
 pub mod transform;
 pub mod verify;
+mod window;
 
 pub use transform::{CompiledProduct, Emit, RecordError, Site, TransformError};

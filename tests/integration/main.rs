@@ -24,3 +24,4 @@ mod secrets;
 mod smoke;
 mod store;
 mod verify;
+mod window_joins;
