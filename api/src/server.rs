@@ -257,6 +257,10 @@ fn controller_config(config: &Config) -> Option<ControllerConfig> {
     if let Some(check) = config.cluster_check_interval {
         settings.cluster_check = check;
     }
+    settings.job_state.dir = config.data_dir.join("state");
+    if let Some(bytes) = config.job_state_memory {
+        settings.job_state.memory_bytes = bytes;
+    }
     Some(settings)
 }
 

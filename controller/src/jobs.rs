@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_pipeline::job::{Job, JobConfig, JobProgress, TableSource, WindowSource};
 use sluice_pipeline::sink::Sink;
+use sluice_pipeline::state::StateSettings;
 use sluice_pipeline::transform::CompiledProduct;
 use sluice_provisioners::TargetPlan;
 use sluice_schemas::{Kind, ProvisionedVersion, TargetClusterSpec, WriteMode};
@@ -274,6 +275,8 @@ async fn start(
         &inner.config.kafka_bootstrap,
     )?;
     let sink = Sink::new(Arc::clone(&conn), &parts.target).map_err(|e| e.to_string())?;
+    let mut parts = parts;
+    parts.config.state = inner.config.job_state.clone();
     // Starting blocks on Kafka (transactions, loading the tables): off the async workers.
     let (config, transform) = (parts.config, parts.transform);
     tokio::task::spawn_blocking(move || Job::start(config, transform, sink))
@@ -401,6 +404,7 @@ pub(crate) fn job_parts(
         tables,
         source_time_field: dataset.spec.timestamp_field.clone(),
         window,
+        state: StateSettings::default(),
     };
     Ok(JobParts {
         config,

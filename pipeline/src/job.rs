@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::sink::{Sink, SinkRecord};
+use crate::state::{StateError, StateSettings, TableRows};
 use crate::transform::CompiledProduct;
 
 mod transform_stage;
@@ -58,6 +59,8 @@ pub struct JobConfig {
     pub source_time_field: Option<String>,
     /// The stream the product joins in an event-time window, if it has a window join.
     pub window: Option<WindowSource>,
+    /// How much memory the lookup tables may take before they move to disk, and where.
+    pub state: StateSettings,
 }
 
 /// The stream of a window join: read from its `from` like the driving source, each record
@@ -90,13 +93,21 @@ pub struct TableSource {
     pub key_field: String,
 }
 
-/// The current rows of the lookup tables: by alias, by join-key value.
-#[derive(Debug, Default)]
+/// The current rows of the lookup tables: by alias, by join-key value, in memory or on disk
+/// ([`crate::state`]).
+#[derive(Debug)]
 pub(crate) struct Tables {
-    rows: BTreeMap<String, std::collections::HashMap<String, serde_json::Value>>,
+    rows: TableRows,
 }
 
 impl Tables {
+    /// Empty tables kept as `settings` say; `label` names the job.
+    pub(crate) fn new(settings: StateSettings, label: &str) -> Self {
+        Tables {
+            rows: TableRows::new(settings, label),
+        }
+    }
+
     /// Applies one table record: an upsert of its row, or a tombstone removing the row
     /// whose key the record key holds.
     /// Returns the join key of the row that changed.
@@ -105,27 +116,59 @@ impl Tables {
         table: &TableSource,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
-    ) -> Option<String> {
-        let rows = self.rows.entry(table.alias.clone()).or_default();
-        match payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok()) {
-            Some(row) => {
-                let k = key_text(row.get(&table.key_field))?;
-                rows.insert(k.clone(), row);
-                Some(k)
+    ) -> Result<Option<String>, StateError> {
+        let parsed = payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok());
+        match (parsed, payload) {
+            (Some(row), Some(bytes)) => {
+                let Some(k) = key_text(row.get(&table.key_field)) else {
+                    return Ok(None);
+                };
+                self.rows.put(&table.alias, &k, bytes)?;
+                Ok(Some(k))
             }
-            None if payload.is_none() => {
-                let k = key.map(|k| String::from_utf8_lossy(k).into_owned())?;
-                rows.remove(&k);
-                Some(k)
+            (_, None) => {
+                let Some(k) = key.map(|k| String::from_utf8_lossy(k).into_owned()) else {
+                    return Ok(None);
+                };
+                self.rows.remove(&table.alias, &k)?;
+                Ok(Some(k))
             }
             // A table record that is not JSON cannot be looked up: skipped, and counted
             // nowhere, as it is not an input row of the product.
-            None => None,
+            (None, Some(_)) => Ok(None),
         }
     }
 
-    pub(crate) fn get(&self, alias: &str, key: &str) -> Option<&serde_json::Value> {
-        self.rows.get(alias).and_then(|rows| rows.get(key))
+    /// Writes buffered changes of tables kept on disk.
+    pub(crate) fn flush(&mut self) -> Result<(), StateError> {
+        self.rows.flush()
+    }
+
+    /// Whether the tables moved to disk.
+    pub(crate) fn on_disk(&self) -> bool {
+        self.rows.on_disk()
+    }
+
+    /// Bytes of table rows held in memory, roughly.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.rows.memory_bytes()
+    }
+
+    /// A lookup function for [`CompiledProduct::apply_with`]: rows are parsed into `arena`,
+    /// which outlives the call; a store failure is left in `failure` (the lookup then finds
+    /// nothing, and the caller must not use the result).
+    pub(crate) fn lookup<'a>(
+        &'a self,
+        arena: &'a typed_arena::Arena<serde_json::Value>,
+        failure: &'a std::cell::RefCell<Option<StateError>>,
+    ) -> impl Fn(&str, &str) -> Option<&'a serde_json::Value> + 'a {
+        move |alias, key| match self.rows.get(alias, key) {
+            Ok(row) => row.map(|r| &*arena.alloc(r)),
+            Err(e) => {
+                failure.replace(Some(e));
+                None
+            }
+        }
     }
 }
 
@@ -197,6 +240,9 @@ pub enum JobError {
     /// A topic the job needs does not exist.
     #[error("topic `{0}` does not exist")]
     MissingTopic(String),
+    /// The lookup tables' store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> JobError {
@@ -311,7 +357,7 @@ pub(crate) fn load_tables(
     config: &JobConfig,
     ends: &BTreeMap<(String, i32), i64>,
 ) -> Result<Tables, JobError> {
-    let mut tables = Tables::default();
+    let mut tables = Tables::new(config.state.clone(), &config.label);
     for table in &config.tables {
         let mut assignment = TopicPartitionList::new();
         let mut left = BTreeMap::new();
@@ -336,7 +382,7 @@ pub(crate) fn load_tables(
                 Some(Ok(message)) => {
                     let p = message.partition();
                     if left.get(&p).is_some_and(|end| message.offset() < *end) {
-                        tables.apply(table, message.key(), message.payload());
+                        tables.apply(table, message.key(), message.payload())?;
                     }
                     if left.get(&p).is_some_and(|end| message.offset() + 1 >= *end) {
                         left.remove(&p);
@@ -360,6 +406,12 @@ pub(crate) fn load_tables(
                 }
             }
         }
+    }
+    tables.flush()?;
+    if tables.on_disk() {
+        tracing::info!(job = %config.label, "lookup tables are kept on disk");
+    } else {
+        tracing::debug!(job = %config.label, bytes = tables.memory_bytes(), "lookup tables loaded");
     }
     Ok(tables)
 }

@@ -11,6 +11,7 @@
 pub mod job;
 pub mod preview;
 pub mod sink;
+pub mod state;
 pub mod transform;
 pub mod verify;
 mod window;

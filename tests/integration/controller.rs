@@ -281,6 +281,20 @@ impl World {
         })
     }
 
+    /// Runs the jobs, as [`World::run_jobs`], with their lookup tables kept as `state`
+    /// says.
+    pub fn run_jobs_with_state(&self, state: sluice_controller::StateSettings) -> Background {
+        let mut config = ControllerConfig::new(self.ns.services().kafka_bootstrap.clone());
+        config.job_state = state;
+        let controller =
+            Controller::new(self.api.store.clone(), self.secrets.clone(), config).unwrap();
+        Background::spawn(|stopped| {
+            controller.run_jobs(async move {
+                let _ = stopped.await;
+            })
+        })
+    }
+
     pub async fn reconcile(&self) {
         self.controller.reconcile_all().await.unwrap();
     }

@@ -17,6 +17,9 @@ use super::{
     BATCH, BATCH_WINDOW, JobConfig, JobError, KAFKA_TIMEOUT, Shared, Tables, kafka, key_text,
     load_tables, output_end_offsets, partitions_of,
 };
+use typed_arena::Arena;
+
+use crate::state::StateError;
 use crate::transform::{CompiledProduct, Emit};
 use crate::window::{Side, WindowState};
 
@@ -53,12 +56,7 @@ struct Joined {
 impl Joined {
     /// Records that `key`'s latest record is `record`, joined with `partners`
     /// (`None`: a tombstone; the key is forgotten).
-    fn remember(
-        &mut self,
-        key: &str,
-        record: Option<Record>,
-        partners: Vec<(String, String)>,
-    ) {
+    fn remember(&mut self, key: &str, record: Option<Record>, partners: Vec<(String, String)>) {
         for old in self.partners.remove(key).unwrap_or_default() {
             if let Some(keys) = self.by_partner.get_mut(&old) {
                 keys.remove(key);
@@ -124,6 +122,8 @@ pub(super) struct TransformStage {
     window: Option<RefCell<WindowState>>,
     /// The stream paused to let the other catch up in event time, if any.
     paused: Cell<Option<usize>>,
+    /// A failure of the table store met while transforming: the batch is not committed.
+    broken: RefCell<Option<StateError>>,
 }
 
 /// The side of a window join stream `i` is.
@@ -334,6 +334,7 @@ impl TransformStage {
             propagates,
             window,
             paused: Cell::new(None),
+            broken: RefCell::new(None),
         };
         if stage.propagates || stage.window.is_some() {
             stage.rebuild(&resumed)?;
@@ -438,7 +439,10 @@ impl TransformStage {
         if let Some(window) = &self.window {
             window.borrow_mut().sweep();
         }
-        Ok(())
+        match self.broken.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     pub(super) fn run(self, stop: &AtomicBool, shared: &Shared) {
@@ -632,10 +636,11 @@ impl TransformStage {
                     (table.topic.clone(), message.partition()),
                     message.offset() + 1,
                 );
-                let changed =
-                    self.tables
-                        .borrow_mut()
-                        .apply(table, message.key(), message.payload());
+                let changed = self
+                    .tables
+                    .borrow_mut()
+                    .apply(table, message.key(), message.payload())
+                    .map_err(|e| e.to_string())?;
                 if let Some(row) = changed
                     && self.propagates_from(&table.alias)
                 {
@@ -662,6 +667,11 @@ impl TransformStage {
         drop(messages);
         if let Some(window) = &self.window {
             window.borrow_mut().sweep();
+        }
+        let flushed = self.tables.borrow_mut().flush();
+        if let Some(e) = self.broken.take().map(Err).unwrap_or(flushed).err() {
+            let _ = self.producer.abort_transaction(KAFKA_TIMEOUT);
+            return Err(format!("lookup tables: {e}"));
         }
         let mut offsets = TopicPartitionList::new();
         for ((i, p), o) in &next {
@@ -771,7 +781,8 @@ impl TransformStage {
         pass: Pass,
     ) -> Result<Vec<Emit>, String> {
         let tables = self.tables.borrow();
-        let lookup = |alias: &str, key: &str| tables.get(alias, key);
+        let arena = Arena::new();
+        let lookup = tables.lookup(&arena, &self.broken);
         let mut partners = Vec::new();
         let alone = self
             .transform
@@ -804,7 +815,7 @@ impl TransformStage {
                         if alias == join.alias {
                             Some(partner)
                         } else {
-                            tables.get(alias, key)
+                            lookup(alias, key)
                         }
                     };
                     if let Some(emit) = self
@@ -842,7 +853,6 @@ impl TransformStage {
             }
             _ => emitted.extend(alone),
         }
-        drop(tables);
         if self.propagates && pass != Pass::Recompute {
             let keys: BTreeSet<&str> = emitted.iter().map(|e| e.key.as_str()).collect();
             for key in keys {
@@ -896,11 +906,13 @@ impl TransformStage {
                 .map(|k| (k.record_key.clone(), k.value.clone()))
                 .collect();
             let tables = self.tables.borrow();
+            let arena = Arena::new();
+            let lookup = tables.lookup(&arena, &self.broken);
             let paired = |alias: &str, key: &str| {
                 if alias == join.alias {
                     Some(&value)
                 } else {
-                    tables.get(alias, key)
+                    lookup(alias, key)
                 }
             };
             for (driving_key, driving) in &met {
