@@ -60,9 +60,13 @@ pub const ENV_JOBS: &str = "SLUICE_JOBS";
 /// Environment variable: how many MiB of lookup-table rows one job keeps in memory before
 /// they move to an on-disk store under the data directory (default 256).
 pub const ENV_JOB_STATE_MEMORY: &str = "SLUICE_JOB_STATE_MEMORY";
+/// Environment variable: how many slices a product version's job is split in, so several
+/// processes share one job (default 1; capped by the driving source's partitions).
+pub const ENV_JOB_SLICES: &str = "SLUICE_JOB_SLICES";
 
-const ALL_VARIABLES: [&str; 19] = [
+const ALL_VARIABLES: [&str; 20] = [
     ENV_JOBS,
+    ENV_JOB_SLICES,
     ENV_JOB_STATE_MEMORY,
     ENV_KAFKA_REPLICATION,
     ENV_CONTROLLER_RESYNC,
@@ -203,6 +207,8 @@ pub struct Config {
     pub jobs_in_process: bool,
     /// `SLUICE_JOB_STATE_MEMORY` in bytes, if set.
     pub job_state_memory: Option<usize>,
+    /// `SLUICE_JOB_SLICES`, if set.
+    pub job_slices: Option<u32>,
 }
 
 /// The `--config` file: the same settings as the variables, in camelCase.
@@ -228,6 +234,7 @@ struct FileConfig {
     kafka_replication: Option<String>,
     jobs: Option<String>,
     job_state_memory: Option<String>,
+    job_slices: Option<String>,
 }
 
 impl FileConfig {
@@ -252,6 +259,7 @@ impl FileConfig {
             ENV_KAFKA_REPLICATION => &self.kafka_replication,
             ENV_JOBS => &self.jobs,
             ENV_JOB_STATE_MEMORY => &self.job_state_memory,
+            ENV_JOB_SLICES => &self.job_slices,
             _ => &None,
         };
         value.as_deref()
@@ -357,6 +365,19 @@ impl Config {
                             key: ENV_JOB_STATE_MEMORY,
                             value: text.clone(),
                             reason: "expected a number of MiB",
+                        })?,
+                ),
+            },
+            job_slices: match lookup(ENV_JOB_SLICES) {
+                None => None,
+                Some(text) => Some(
+                    text.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1024).contains(n))
+                        .ok_or(ConfigError::Invalid {
+                            key: ENV_JOB_SLICES,
+                            value: text.clone(),
+                            reason: "expected a number of slices from 1 to 1024",
                         })?,
                 ),
             },

@@ -261,6 +261,9 @@ fn controller_config(config: &Config) -> Option<ControllerConfig> {
     if let Some(bytes) = config.job_state_memory {
         settings.job_state.memory_bytes = bytes;
     }
+    if let Some(slices) = config.job_slices {
+        settings.job_slices = slices;
+    }
     Some(settings)
 }
 

@@ -40,6 +40,9 @@ pub struct ControllerConfig {
     /// How much memory each job's lookup tables may take before they move to disk, and
     /// where.
     pub job_state: sluice_pipeline::state::StateSettings,
+    /// How many slices a product version's job is split in (capped by its driving
+    /// source's partitions; one for window joins), so several processes share one job.
+    pub job_slices: u32,
 }
 
 impl ControllerConfig {
@@ -55,6 +58,7 @@ impl ControllerConfig {
             cluster_check: Duration::from_secs(60),
             concurrency: 8,
             job_state: sluice_pipeline::state::StateSettings::default(),
+            job_slices: 1,
         }
     }
 }

@@ -99,6 +99,7 @@ pub async fn verify_product(
         &partitions,
         version.version,
         kafka.bootstrap(),
+        sluice_pipeline::job::JobSlice::WHOLE,
     )
     .map_err(VerifyProductError::Invalid)?;
     if let Some(window) = &parts.config.window {

@@ -61,6 +61,32 @@ pub struct JobConfig {
     pub window: Option<WindowSource>,
     /// How much memory the lookup tables may take before they move to disk, and where.
     pub state: StateSettings,
+    /// Which share of the driving source's partitions (and of the output topic's) this job
+    /// runs.
+    pub slice: JobSlice,
+}
+
+/// One share of a job: a job split in `count` slices runs as `count` jobs, slice `index`
+/// reading the driving source's partitions `p` with `p % count == index` and applying the
+/// output partitions of the same rule. Each slice has consumer groups and a transactional id
+/// of its own, so slices can run in different processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSlice {
+    /// This slice, from 0.
+    pub index: u32,
+    /// How many slices the job has (at least 1).
+    pub count: u32,
+}
+
+impl JobSlice {
+    /// The whole job in one slice.
+    pub const WHOLE: JobSlice = JobSlice { index: 0, count: 1 };
+
+    /// Whether `partition` is this slice's.
+    pub fn owns(&self, partition: i32) -> bool {
+        self.count <= 1
+            || i64::from(partition).rem_euclid(i64::from(self.count)) == i64::from(self.index)
+    }
 }
 
 /// The stream of a window join: read from its `from` like the driving source, each record
@@ -220,6 +246,11 @@ pub struct JobProgress {
     /// The last error, while it lasts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A job in several slices: once this slice's transform has read its backfill, the end
+    /// offsets of the output topic then (by partition). The sinks are complete once they
+    /// reach, for their partitions, the highest of every slice's ([`Job::set_sink_target`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform_done: Option<BTreeMap<i32, i64>>,
 }
 
 /// Why a job cannot start.
@@ -252,6 +283,8 @@ fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> Jo
 /// A running job. Dropping it stops it (without waiting).
 pub struct Job {
     stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    slice: JobSlice,
     progress: watch::Receiver<JobProgress>,
     transform: Option<std::thread::JoinHandle<()>>,
     sink: Option<tokio::task::JoinHandle<()>>,
@@ -315,10 +348,29 @@ impl Job {
         };
         Ok(Job {
             stop,
+            shared,
+            slice: config.slice,
             progress,
             transform: Some(transform),
             sink: Some(sink),
         })
+    }
+
+    /// A job in several slices: the output offsets the sink must reach for the backfill to
+    /// be complete — per partition, the highest `transform_done` of all slices (only this
+    /// slice's partitions are kept). Set once; later calls change nothing.
+    pub fn set_sink_target(&self, target: &BTreeMap<i32, i64>) {
+        if let Ok(mut current) = self.shared.sink_target.lock()
+            && current.is_none()
+        {
+            *current = Some(
+                target
+                    .iter()
+                    .filter(|(p, _)| self.slice.owns(**p))
+                    .map(|(p, o)| (*p, *o))
+                    .collect(),
+            );
+        }
     }
 
     /// The job's latest progress.
@@ -470,7 +522,10 @@ impl SinkStage {
             .set("allow.auto.create.topics", "false")
             .create()
             .map_err(kafka("creating the sink consumer"))?;
-        let partitions = partitions_of(&consumer, &config.output_topic)?;
+        let partitions: Vec<i32> = partitions_of(&consumer, &config.output_topic)?
+            .into_iter()
+            .filter(|p| config.slice.owns(*p))
+            .collect();
         let mut all = TopicPartitionList::new();
         for p in &partitions {
             all.add_partition(&config.output_topic, *p);

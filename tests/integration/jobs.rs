@@ -39,7 +39,7 @@ fn fields() -> Value {
     json!({"order_id": "o.id", "amount": "o.amount", "status": "o.status"})
 }
 
-fn filtered(world: &World, name: &str, cluster: Cluster) -> Value {
+pub(crate) fn filtered(world: &World, name: &str, cluster: Cluster) -> Value {
     let mut doc = world.product(name, cluster, fields(), "Delete");
     doc["spec"]["filter"] = json!(FILTER);
     doc["spec"]["slo"] = json!({"freshness": "1h"});
@@ -59,7 +59,13 @@ async fn rows(world: &World, name: &str, cluster: Cluster) -> Rows {
 }
 
 /// Polls until the target holds exactly `want`, for up to `seconds`.
-async fn converge(world: &World, name: &str, cluster: Cluster, want: &Rows, seconds: u64) {
+pub(crate) async fn converge(
+    world: &World,
+    name: &str,
+    cluster: Cluster,
+    want: &Rows,
+    seconds: u64,
+) {
     let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
     loop {
         let got = rows(world, name, cluster).await;

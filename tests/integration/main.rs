@@ -12,6 +12,7 @@ mod controller_ops;
 mod corpus;
 mod expiry;
 mod harness;
+mod job_slices;
 mod jobs;
 mod kafka_backfill;
 mod kafka_provisioner;

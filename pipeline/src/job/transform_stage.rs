@@ -14,8 +14,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value as Json;
 
 use super::{
-    BATCH, BATCH_WINDOW, JobConfig, JobError, KAFKA_TIMEOUT, Shared, Tables, kafka, key_text,
-    load_tables, output_end_offsets, partitions_of,
+    BATCH, BATCH_WINDOW, JobConfig, JobError, JobSlice, KAFKA_TIMEOUT, Shared, Tables, kafka,
+    key_text, load_tables, output_end_offsets, partitions_of,
 };
 use typed_arena::Arena;
 
@@ -124,6 +124,9 @@ pub(super) struct TransformStage {
     paused: Cell<Option<usize>>,
     /// A failure of the table store met while transforming: the batch is not committed.
     broken: RefCell<Option<StateError>>,
+    /// Where each stream partition was assigned from (the consumer tells no position for a
+    /// partition before it fetched from it).
+    assigned: BTreeMap<(usize, i32), i64>,
 }
 
 /// The side of a window join stream `i` is.
@@ -148,8 +151,12 @@ fn stream_start(
     consumer: &BaseConsumer,
     topic: &str,
     from_ms: Option<i64>,
+    slice: JobSlice,
 ) -> Result<StreamStart, JobError> {
-    let partitions = partitions_of(consumer, topic)?;
+    let partitions: Vec<i32> = partitions_of(consumer, topic)?
+        .into_iter()
+        .filter(|p| slice.owns(*p))
+        .collect();
     let mut all = TopicPartitionList::new();
     for p in &partitions {
         all.add_partition(topic, *p);
@@ -254,7 +261,13 @@ impl TransformStage {
         let mut resumed: BTreeMap<(usize, i32), (i64, i64)> = BTreeMap::new();
         let mut assignment = TopicPartitionList::new();
         for (i, (topic, time_field, from_ms)) in wanted.into_iter().enumerate() {
-            let start = stream_start(&consumer, &topic, from_ms)?;
+            // A window join's job runs in one slice; the joined stream is read whole.
+            let slice = if i == DRIVING {
+                config.slice
+            } else {
+                JobSlice::WHOLE
+            };
+            let start = stream_start(&consumer, &topic, from_ms, slice)?;
             for (p, position) in &start.positions {
                 positions.insert((i, *p), *position);
                 let (start_of_backfill, _) = start.bounds[p];
@@ -335,6 +348,7 @@ impl TransformStage {
             window,
             paused: Cell::new(None),
             broken: RefCell::new(None),
+            assigned: positions.clone(),
         };
         if stage.propagates || stage.window.is_some() {
             stage.rebuild(&resumed)?;
@@ -447,18 +461,10 @@ impl TransformStage {
 
     pub(super) fn run(self, stop: &AtomicBool, shared: &Shared) {
         let started = Instant::now();
-        let mut positions: BTreeMap<(usize, i32), i64> = BTreeMap::new();
-        if let Ok(assigned) = self.consumer.position() {
-            for (i, stream) in self.streams.iter().enumerate() {
-                for e in assigned.elements_for_topic(&stream.topic) {
-                    if let Offset::Offset(o) = e.offset() {
-                        positions.insert((i, e.partition()), o);
-                    }
-                }
-            }
-        }
+        let mut positions = self.assigned.clone();
         let mut dead_letters = 0u64;
         let mut first_done: Vec<Option<u64>> = vec![None; self.streams.len()];
+        let mut transform_done: Option<BTreeMap<i32, i64>> = None;
         while !stop.load(Ordering::SeqCst) {
             match self.one_batch(&mut positions, &mut dead_letters) {
                 Ok(()) => {}
@@ -497,6 +503,7 @@ impl TransformStage {
                 }
             }
             if all_caught_up
+                && transform_done.is_none()
                 && shared
                     .sink_target
                     .lock()
@@ -504,6 +511,13 @@ impl TransformStage {
                     .unwrap_or(false)
             {
                 match output_end_offsets(&self.consumer, &self.config.output_topic) {
+                    // A job in several slices waits for every slice's transform: the sink
+                    // target comes from all of them (`Job::set_sink_target`).
+                    Ok(end) if self.config.slice.count > 1 => {
+                        if transform_done.is_none() {
+                            transform_done = Some(end);
+                        }
+                    }
                     Ok(end) => {
                         if let Ok(mut target) = shared.sink_target.lock() {
                             *target = Some(end);
@@ -523,6 +537,9 @@ impl TransformStage {
                 }
                 p.dead_letters = dead_letters;
                 p.error = None;
+                if p.transform_done.is_none() {
+                    p.transform_done.clone_from(&transform_done);
+                }
             });
         }
     }
