@@ -220,11 +220,13 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
         let job = (key.0.clone(), key.1);
         let count = jobs.slices.get(&job).copied().unwrap_or(1);
         let share = count.div_ceil(jobs.workers.max(1));
-        let mine = jobs
-            .running
-            .keys()
-            .filter(|u| u.0 == key.0 && u.1 == key.1)
-            .count() as u32;
+        let mine = if count > 1 {
+            (0..count)
+                .filter(|i| jobs.running.contains_key(&(key.0.clone(), key.1, *i)))
+                .count() as u32
+        } else {
+            u32::from(jobs.running.contains_key(&key))
+        };
         if jobs.running.contains_key(&key) && mine > share && shed.insert(job.clone()) {
             if let Some(r) = jobs.running.remove(&key) {
                 tracing::info!(product = %key.0, version = key.1, slice = key.2, "leaving the slice to another worker");
