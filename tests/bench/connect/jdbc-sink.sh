@@ -6,12 +6,14 @@
 # Prints ONE JSON line on stdout (everything else goes to stderr):
 #   {"events":N,"rows":R,"seconds":S,"startup_seconds":U,"load_seconds":L,
 #    "events_per_s":X,"load_events_per_s":Y,"cpu_seconds":C,"peak_rss_kib":M,
-#    "batch_size":B}
+#    "first_row_seconds":F,"batch_size":B}
 # seconds: worker start -> whole topic consumed (committed) and, with --expect,
 # the table holding that many rows. startup_seconds: worker start -> the
 # connector's task RUNNING (JVM start, plugin scan, connector start).
 # load_seconds = seconds - startup_seconds. events_per_s = events / seconds,
-# load_events_per_s = events / load_seconds. cpu_seconds and peak_rss_kib are
+# load_events_per_s = events / load_seconds. first_row_seconds: worker start ->
+# the first row in the table (null when the table was not empty at the start).
+# cpu_seconds and peak_rss_kib are
 # the Connect JVM's (user+system time and VmHWM from /proc) when done.
 #
 # Records must be JSON with an embedded Connect schema (JsonConverter,
@@ -159,46 +161,68 @@ dep() { # dep GROUP ARTIFACT VERSION [EXCLUSION_GROUP:ARTIFACT...]
   echo "    </dependency>"
 }
 
+# fresh DIR POM_TEXT: true when DIR holds a complete fetch of exactly this pom
+# (.complete records the pom's checksum, so a changed dependency list refetches).
+fresh() {
+  [[ -f "$1/.complete" && "$(cat "$1/.complete")" == "$(sha256sum <<<"$2" | cut -d' ' -f1)" ]]
+}
+mark_complete() { sha256sum <<<"$2" | cut -d' ' -f1 >"$1/.complete"; }
+
 # The worker: connect-runtime + connect-json on the classpath, log4j2 behind SLF4J.
+worker_pom() {
+  pom_head sluice-connect-worker
+  dep org.apache.kafka connect-runtime "$KAFKA_VERSION"
+  dep org.apache.kafka connect-json "$KAFKA_VERSION"
+  # connect-runtime asks for slf4j-api 1.7; pin 2.x for the log4j2 binding.
+  dep org.slf4j slf4j-api "$SLF4J_VERSION"
+  dep org.apache.logging.log4j log4j-slf4j2-impl "$LOG4J_VERSION"
+  dep org.apache.logging.log4j log4j-core "$LOG4J_VERSION"
+  echo "  </dependencies>"
+  echo "</project>"
+}
+
 ensure_worker() {
-  local dir="$CDIR/worker-$KAFKA_VERSION"
+  local dir="$CDIR/worker-$KAFKA_VERSION" pom
   WORKER_LIBS="$dir/libs"
-  [[ -f "$dir/.complete" ]] && return 0
+  pom="$(worker_pom)"
+  fresh "$dir" "$pom" && return 0
   command -v mvn >/dev/null || die "mvn not found (needed to fetch Kafka Connect)"
   mkdir -p "$dir"
+  rm -f "$dir/.complete"
   say "fetching connect-runtime $KAFKA_VERSION and its dependencies (cache: $dir)"
-  {
-    pom_head sluice-connect-worker
-    dep org.apache.kafka connect-runtime "$KAFKA_VERSION"
-    dep org.apache.kafka connect-json "$KAFKA_VERSION"
-    # connect-runtime asks for slf4j-api 1.7; pin 2.x for the log4j2 binding.
-    dep org.slf4j slf4j-api "$SLF4J_VERSION"
-    dep org.apache.logging.log4j log4j-slf4j2-impl "$LOG4J_VERSION"
-    dep org.apache.logging.log4j log4j-core "$LOG4J_VERSION"
-    echo "  </dependencies>"
-    echo "</project>"
-  } >"$dir/pom.xml"
+  echo "$pom" >"$dir/pom.xml"
   mvn_copy "$dir/pom.xml" "$dir/libs" \
     || { tail -n 15 "$dir/mvn.log" >&2; die "could not fetch connect-runtime $KAFKA_VERSION (log: $dir/mvn.log)"; }
   [[ -f "$dir/libs/connect-runtime-$KAFKA_VERSION.jar" ]] || die "connect-runtime jar missing after fetch"
-  touch "$dir/.complete"
+  mark_complete "$dir" "$pom"
   say "worker ready ($(find "$dir/libs" -name '*.jar' | wc -l) jars)"
 }
 
 # The plugin: debezium-connector-jdbc with its runtime dependencies and the
-# PostgreSQL driver, in its own plugin.path directory. Kafka's own jars, SLF4J
-# and Jackson's core (a second jackson-databind in the plugin breaks the
-# worker's JsonConverter module loading) come from the worker; other
-# databases' drivers are left out. The
-# connector's Agroal pool integration (org.hibernate:hibernate-agroal,
-# a relocation) is not served by the registry: the same
-# integration comes from org.hibernate.orm:hibernate-agroal $AGROAL_VERSION
-# (same Hibernate minor), on the connector's own hibernate-core.
+# PostgreSQL driver, in its own plugin.path directory.
+# - Kafka's own jars, SLF4J and Jackson's core come from the worker (a second
+#   jackson-databind inside the plugin breaks the worker JsonConverter's
+#   Jackson module loading); other databases' drivers are left out.
+# - The connector's Agroal pool integration, org.hibernate:hibernate-agroal (a
+#   relocation), is not served by the registry: the same integration comes from
+#   org.hibernate.orm:hibernate-agroal $AGROAL_VERSION (same Hibernate minor),
+#   on the connector's own hibernate-core.
+plugin_pom() {
+  pom_head sluice-connect-debezium-jdbc
+  dep io.debezium debezium-connector-jdbc "$1" \
+    'org.apache.kafka:*' 'org.slf4j:*' 'com.fasterxml.jackson.core:*' org.hibernate:hibernate-agroal \
+    'com.mysql:*' 'org.mariadb.jdbc:*' 'com.microsoft.sqlserver:*' 'com.oracle.database.jdbc:*'
+  dep org.hibernate.orm hibernate-agroal "$AGROAL_VERSION" org.hibernate.orm:hibernate-core
+  dep org.postgresql postgresql "$PG_DRIVER_VERSION"
+  echo "  </dependencies>"
+  echo "</project>"
+}
+
 ensure_plugin() {
-  local v dir
+  local v dir pom
   for v in $DEBEZIUM_VERSIONS; do
     dir="$CDIR/debezium-jdbc-$v"
-    if [[ -f "$dir/.complete" ]]; then
+    if fresh "$dir" "$(plugin_pom "$v")"; then
       DEBEZIUM_VERSION="$v"; PLUGIN_PATH="$dir/plugins"; return 0
     fi
   done
@@ -206,20 +230,13 @@ ensure_plugin() {
   for v in $DEBEZIUM_VERSIONS; do
     dir="$CDIR/debezium-jdbc-$v"
     mkdir -p "$dir"
+    rm -f "$dir/.complete"
     say "fetching io.debezium:debezium-connector-jdbc:$v and its dependencies (cache: $dir)"
-    {
-      pom_head sluice-connect-debezium-jdbc
-      dep io.debezium debezium-connector-jdbc "$v" \
-        'org.apache.kafka:*' 'org.slf4j:*' 'com.fasterxml.jackson.core:*' org.hibernate:hibernate-agroal \
-        'com.mysql:*' 'org.mariadb.jdbc:*' 'com.microsoft.sqlserver:*' 'com.oracle.database.jdbc:*'
-      dep org.hibernate.orm hibernate-agroal "$AGROAL_VERSION" org.hibernate.orm:hibernate-core
-      dep org.postgresql postgresql "$PG_DRIVER_VERSION"
-      echo "  </dependencies>"
-      echo "</project>"
-    } >"$dir/pom.xml"
+    pom="$(plugin_pom "$v")"
+    echo "$pom" >"$dir/pom.xml"
     if mvn_copy "$dir/pom.xml" "$dir/plugins/debezium-connector-jdbc" \
         && [[ -f "$dir/plugins/debezium-connector-jdbc/debezium-connector-jdbc-$v.jar" ]]; then
-      touch "$dir/.complete"
+      mark_complete "$dir" "$pom"
       DEBEZIUM_VERSION="$v"; PLUGIN_PATH="$dir/plugins"
       say "Debezium JDBC sink $v ready ($(find "$PLUGIN_PATH" -name '*.jar' | wc -l) jars)"
       return 0
@@ -507,6 +524,7 @@ proc_cpu_seconds() { # utime+stime of $1 in seconds
 
 proc_peak_rss_kib() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 
+ROWS_BEFORE="$(row_count)"
 say "starting the worker (connector $CONNECTOR, batch.size $BATCH, max.poll.records $MAX_POLL, REST $REST)"
 T0="$(now)"
 STARTED=1
@@ -533,9 +551,12 @@ while [[ -z "$T_RUNNING" ]]; do
 done
 say "task RUNNING after $(elapsed "$T0" "$T_RUNNING")s; waiting for $EVENTS events${EXPECT:+ and $EXPECT rows}"
 
-T_DONE="" ROWS="" CPU="" RSS=""
+T_DONE="" T_FIRST="" ROWS="" CPU="" RSS=""
 while [[ -z "$T_DONE" ]]; do
   kill -0 "$WORKER_PID" 2>/dev/null || fail "the Connect worker exited while loading"
+  if ((ROWS_BEFORE == 0)) && [[ -z "$T_FIRST" ]] && [[ "$(row_count 2>/dev/null || echo 0)" != 0 ]]; then
+    T_FIRST="$(now)"
+  fi
   if all_committed; then
     t="$(now)"
     if [[ -z "$EXPECT" ]] || [[ "$(row_count 2>/dev/null || true)" == "$EXPECT" ]]; then
@@ -558,10 +579,13 @@ ROWS="$(row_count)" || fail "cannot count the rows of $TABLE"
 SECONDS_TOTAL="$(elapsed "$T0" "$T_DONE")"
 STARTUP="$(elapsed "$T0" "$T_RUNNING")"
 LOAD="$(elapsed "$T_RUNNING" "$T_DONE")"
+FIRST=null
+if ((ROWS_BEFORE == 0)); then FIRST="$(elapsed "$T0" "${T_FIRST:-$T_DONE}")"; fi
 say "done: $EVENTS events, $ROWS rows in ${SECONDS_TOTAL}s (startup ${STARTUP}s, load ${LOAD}s)"
 awk -v e="$EVENTS" -v r="$ROWS" -v s="$SECONDS_TOTAL" -v u="$STARTUP" -v l="$LOAD" \
-  -v c="$CPU" -v m="$RSS" -v b="$BATCH" 'BEGIN {
+  -v c="$CPU" -v m="$RSS" -v b="$BATCH" -v f="$FIRST" 'BEGIN {
   printf "{\"events\":%d,\"rows\":%d,\"seconds\":%.3f,\"startup_seconds\":%.3f,\"load_seconds\":%.3f,", e, r, s, u, l
+  printf "\"first_row_seconds\":%s,", f
   printf "\"events_per_s\":%.1f,\"load_events_per_s\":%.1f,", e / s, (l > 0 ? e / l : 0)
   printf "\"cpu_seconds\":%.2f,\"peak_rss_kib\":%d,\"batch_size\":%d}\n", c, m, b
 }'
