@@ -154,7 +154,7 @@ async fn run(
         check(&pool, &schema, events, keys).await?;
         println!(
             "batch.size {:>6}: {} events -> {} rows, {:.1} s ({:.1} s startup), {:.0} events/s \
-             after startup ({:.0} overall), JVM CPU {:.1} s, peak RSS {} MiB",
+             after startup ({:.0} overall), JVM CPU {:.1} s ({:.1} s loading), peak RSS {} MiB",
             run.batch_size,
             run.events,
             run.rows,
@@ -163,6 +163,7 @@ async fn run(
             run.load_events_per_s,
             run.events_per_s,
             run.cpu_seconds,
+            run.load_cpu_seconds,
             run.peak_rss_kib / 1024
         );
     }

@@ -218,7 +218,10 @@ pub struct JdbcSinkOptions {
     pub pk_mode: PrimaryKeyMode,
     /// `primary.key.fields`, comma separated (needed with [`PrimaryKeyMode::RecordValue`]).
     pub pk_fields: Option<String>,
-    /// Extra connector properties (tuning), e.g. `("use.reduction.buffer", "true")`.
+    /// The sink's `tasks.max` (`None`: the topic's partitions, at most the cores).
+    pub tasks: Option<u32>,
+    /// Extra connector properties (tuning; they override the script's), e.g.
+    /// `("use.reduction.buffer", "false")`.
     pub connector_props: Vec<(String, String)>,
     /// Give up after this long.
     pub timeout: Duration,
@@ -237,6 +240,7 @@ impl JdbcSinkOptions {
             batch_size: None,
             pk_mode: PrimaryKeyMode::RecordKey,
             pk_fields: None,
+            tasks: None,
             connector_props: Vec::new(),
             timeout: Duration::from_secs(900),
         }
@@ -265,6 +269,8 @@ pub struct ConnectRun {
     pub load_events_per_s: f64,
     /// CPU time (user + system) of the Connect JVM, start to done.
     pub cpu_seconds: f64,
+    /// CPU time of the Connect JVM after `startup_seconds` (the loading alone).
+    pub load_cpu_seconds: f64,
     /// Peak resident memory (VmHWM) of the Connect JVM, KiB.
     pub peak_rss_kib: u64,
     /// The sink's `batch.size`.
@@ -320,6 +326,7 @@ impl ConnectRun {
             events_per_s: f("events_per_s")?,
             load_events_per_s: f("load_events_per_s")?,
             cpu_seconds: f("cpu_seconds")?,
+            load_cpu_seconds: f("load_cpu_seconds")?,
             peak_rss_kib: u("peak_rss_kib")?,
             batch_size: u("batch_size")?,
         })
@@ -359,6 +366,9 @@ pub fn run_jdbc_sink(opts: &JdbcSinkOptions) -> Result<ConnectRun, ConnectError>
     }
     if let Some(b) = opts.batch_size {
         cmd.arg("--batch-size").arg(b.to_string());
+    }
+    if let Some(t) = opts.tasks {
+        cmd.arg("--tasks").arg(t.to_string());
     }
     if let Some(fields) = &opts.pk_fields {
         cmd.arg("--pk-fields").arg(fields);
@@ -465,7 +475,7 @@ mod tests {
 
     #[test]
     fn result_lines_parse() {
-        let line = r#"{"events":200000,"rows":50000,"seconds":30.5,"startup_seconds":9.1,"load_seconds":21.4,"first_row_seconds":null,"events_per_s":6557.4,"load_events_per_s":9345.8,"cpu_seconds":40.25,"peak_rss_kib":612345,"batch_size":5000}"#;
+        let line = r#"{"events":200000,"rows":50000,"seconds":30.5,"startup_seconds":9.1,"load_seconds":21.4,"first_row_seconds":null,"events_per_s":6557.4,"load_events_per_s":9345.8,"cpu_seconds":40.25,"load_cpu_seconds":30.5,"peak_rss_kib":612345,"batch_size":5000}"#;
         let run = ConnectRun::from_json_line(line).unwrap();
         assert_eq!(run.events, 200_000);
         assert_eq!(run.first_row_seconds, None);

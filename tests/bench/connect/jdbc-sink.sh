@@ -6,7 +6,7 @@
 # Prints ONE JSON line on stdout (everything else goes to stderr):
 #   {"events":N,"rows":R,"seconds":S,"startup_seconds":U,"load_seconds":L,
 #    "events_per_s":X,"load_events_per_s":Y,"cpu_seconds":C,"peak_rss_kib":M,
-#    "first_row_seconds":F,"batch_size":B}
+#    "first_row_seconds":F,"load_cpu_seconds":LC,"batch_size":B}
 # seconds: worker start -> whole topic consumed (committed) and, with --expect,
 # the table holding that many rows. startup_seconds: worker start -> the
 # connector's task RUNNING (JVM start, plugin scan, connector start).
@@ -14,7 +14,8 @@
 # load_events_per_s = events / load_seconds. first_row_seconds: worker start ->
 # the first row in the table (null when the table was not empty at the start).
 # cpu_seconds and peak_rss_kib are
-# the Connect JVM's (user+system time and VmHWM from /proc) when done.
+# the Connect JVM's (user+system time and VmHWM from /proc) when done;
+# load_cpu_seconds is its CPU time after startup_seconds.
 #
 # Records must be JSON with an embedded Connect schema (JsonConverter,
 # schemas.enable=true) for key and value; see docs/bench-connect.md and
@@ -30,6 +31,7 @@
 #   --expect N              also wait until the table holds N rows
 #   --batch-size B          connector batch.size (default 10000, the best tried)
 #   --max-poll-records N    consumer max.poll.records (default: max(batch size, 500))
+#   --tasks N               tasks.max (default: the topic's partitions, at most nproc)
 #   --pk-mode MODE          primary.key.mode: record_key (default) or record_value
 #   --pk-fields LIST        primary.key.fields (default: all key fields / required
 #                           with record_value)
@@ -77,7 +79,7 @@ BOOTSTRAP="${SLUICE_KAFKA_BOOTSTRAP:-}"
 PG_URL="${SLUICE_CONNECT_PG_URL:-}"
 PG_HOST="" PG_PORT="" PG_USER="" PG_DB=""
 TOPIC="" TABLE="" EXPECT="" BATCH="$DEFAULT_BATCH" MAX_POLL="" TIMEOUT=900
-PK_MODE=record_key PK_FIELDS="" CREATE_COLUMNS="" FETCH_ONLY=0
+PK_MODE=record_key PK_FIELDS="" CREATE_COLUMNS="" FETCH_ONLY=0 TASKS=""
 EXTRA=() WORKER_EXTRA=()
 
 need() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
@@ -94,6 +96,7 @@ while [[ $# -gt 0 ]]; do
     --expect) need "$@"; EXPECT="$2"; shift 2 ;;
     --batch-size) need "$@"; BATCH="$2"; shift 2 ;;
     --max-poll-records) need "$@"; MAX_POLL="$2"; shift 2 ;;
+    --tasks) need "$@"; TASKS="$2"; shift 2 ;;
     --pk-mode) need "$@"; PK_MODE="$2"; shift 2 ;;
     --pk-fields) need "$@"; PK_FIELDS="$2"; shift 2 ;;
     --set) need "$@"; EXTRA+=("$2"); shift 2 ;;
@@ -399,21 +402,23 @@ while read -r part begin end; do
   EVENTS=$((EVENTS + end - begin))
 done <<<"$OFFSETS"
 ((EVENTS > 0)) || die "topic $TOPIC is empty"
-say "topic $TOPIC: $EVENTS events in ${#END_OFFSET[@]} partition(s)"
+if [[ -z "$TASKS" ]]; then
+  TASKS="${#END_OFFSET[@]}"
+  cores="$(nproc 2>/dev/null || echo 1)"
+  ((TASKS <= cores)) || TASKS="$cores"
+fi
+[[ "$TASKS" =~ ^[1-9][0-9]*$ ]] || die "--tasks must be a positive integer"
+say "topic $TOPIC: $EVENTS events in ${#END_OFFSET[@]} partition(s); $TASKS task(s)"
 
 # --- configs -----------------------------------------------------------------
 
-PORT=""
-for ((i = 0; i < 50; i++)); do
-  p=$((20000 + RANDOM % 20000))
-  if port_free "$p"; then PORT="$p"; break; fi
-done
-[[ -n "$PORT" ]] || die "no free port for the worker's REST API"
-REST="http://127.0.0.1:$PORT"
+# The REST API listens on a port the kernel picks; its address is read from the
+# worker's log once it is up.
+REST=""
 
 cat >"$RUN_DIR/worker.properties" <<EOF
 bootstrap.servers=$BOOTSTRAP
-listeners=$REST
+listeners=http://127.0.0.1:0
 plugin.path=$PLUGIN_PATH
 # Every plugin here has ServiceLoader manifests: no class scan at startup.
 plugin.discovery=service_load
@@ -445,7 +450,7 @@ done
   cat <<EOF
 name=$CONNECTOR
 connector.class=io.debezium.connector.jdbc.JdbcSinkConnector
-tasks.max=1
+tasks.max=$TASKS
 topics=$TOPIC
 connection.url=jdbc:postgresql://$PG_HOST:$PG_PORT/$PG_DB
 connection.username=$PG_USER
@@ -489,8 +494,18 @@ EOF
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
-# GET $1 from the worker's REST API.
-rest() { curl -sS --max-time 5 "$REST$1" 2>/dev/null; }
+# Sets REST from the worker's log once the REST server listens.
+find_rest() {
+  [[ -n "$REST" ]] && return 0
+  REST="$(sed -n 's|.*REST server listening at \(http://[^/, ]*\).*|\1|p' "$RUN_DIR/worker.log" | head -n 1)"
+  [[ -n "$REST" ]]
+}
+
+# GET $1 from the worker's REST API (fails until its address is known).
+rest() {
+  [[ -n "$REST" ]] || return 1
+  curl -sS --max-time 5 "$REST$1" 2>/dev/null
+}
 
 # True when every partition's committed offset has reached its end offset.
 all_committed() {
@@ -509,8 +524,17 @@ all_committed() {
   return 0
 }
 
-task_state() {
-  rest "/connectors/$CONNECTOR/status" | grep -o '"tasks":\[[^]]*' | grep -o '"state":"[A-Z]*"' | head -n 1 | cut -d'"' -f4
+# RUNNING when all tasks run, FAILED when one failed, else something else.
+tasks_state() {
+  local states
+  states="$(rest "/connectors/$CONNECTOR/status" | grep -o '"tasks":\[[^]]*' | grep -o '"state":"[A-Z]*"' | cut -d'"' -f4)"
+  if grep -qx FAILED <<<"$states"; then
+    echo FAILED
+  elif [[ "$(grep -cx RUNNING <<<"$states")" == "$TASKS" ]]; then
+    echo RUNNING
+  else
+    echo STARTING
+  fi
 }
 
 proc_cpu_seconds() { # utime+stime of $1 in seconds
@@ -525,7 +549,7 @@ proc_cpu_seconds() { # utime+stime of $1 in seconds
 proc_peak_rss_kib() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 
 ROWS_BEFORE="$(row_count)"
-say "starting the worker (connector $CONNECTOR, batch.size $BATCH, max.poll.records $MAX_POLL, REST $REST)"
+say "starting the worker (connector $CONNECTOR, batch.size $BATCH, max.poll.records $MAX_POLL)"
 T0="$(now)"
 STARTED=1
 # shellcheck disable=SC2086 # HEAP_OPTS is a word list
@@ -538,18 +562,19 @@ STARTED=1
 WORKER_PID=$!
 
 deadline=$((SECONDS + TIMEOUT))
-T_RUNNING=""
+T_RUNNING="" CPU_RUNNING=0
 while [[ -z "$T_RUNNING" ]]; do
   kill -0 "$WORKER_PID" 2>/dev/null || fail "the Connect worker exited during startup"
-  state="$(task_state || true)"
+  state=""
+  if find_rest; then state="$(tasks_state || true)"; fi
   case "$state" in
-    RUNNING) T_RUNNING="$(now)" ;;
-    FAILED) fail "the connector's task failed to start: $(rest "/connectors/$CONNECTOR/status" | grep -o '"trace":"[^\\"]*' | head -n 1 | cut -d'"' -f4)" ;;
+    RUNNING) T_RUNNING="$(now)"; CPU_RUNNING="$(proc_cpu_seconds "$WORKER_PID")" ;;
+    FAILED) fail "a task of the connector failed to start: $(rest "/connectors/$CONNECTOR/status" | grep -o '"trace":"[^\\"]*' | head -n 1 | cut -d'"' -f4)" ;;
   esac
-  ((SECONDS < deadline)) || fail "the connector's task was not RUNNING within ${TIMEOUT}s"
+  ((SECONDS < deadline)) || fail "the connector's tasks were not RUNNING within ${TIMEOUT}s"
   [[ -n "$T_RUNNING" ]] || sleep 0.1
 done
-say "task RUNNING after $(elapsed "$T0" "$T_RUNNING")s; waiting for $EVENTS events${EXPECT:+ and $EXPECT rows}"
+say "REST API at $REST; tasks RUNNING after $(elapsed "$T0" "$T_RUNNING")s; waiting for $EVENTS events${EXPECT:+ and $EXPECT rows}"
 
 T_DONE="" T_FIRST="" ROWS="" CPU="" RSS=""
 while [[ -z "$T_DONE" ]]; do
@@ -565,9 +590,9 @@ while [[ -z "$T_DONE" ]]; do
       RSS="$(proc_peak_rss_kib "$WORKER_PID")"
     fi
   else
-    state="$(task_state || true)"
+    state="$(tasks_state || true)"
     if [[ "$state" == FAILED ]]; then
-      fail "the connector's task failed while loading"
+      fail "a task of the connector failed while loading"
     fi
   fi
   ((SECONDS < deadline)) || fail "not all of $TOPIC was consumed${EXPECT:+ into $EXPECT rows} within ${TIMEOUT}s (rows now: $(row_count 2>/dev/null || echo '?'))"
@@ -583,9 +608,9 @@ FIRST=null
 if ((ROWS_BEFORE == 0)); then FIRST="$(elapsed "$T0" "${T_FIRST:-$T_DONE}")"; fi
 say "done: $EVENTS events, $ROWS rows in ${SECONDS_TOTAL}s (startup ${STARTUP}s, load ${LOAD}s)"
 awk -v e="$EVENTS" -v r="$ROWS" -v s="$SECONDS_TOTAL" -v u="$STARTUP" -v l="$LOAD" \
-  -v c="$CPU" -v m="$RSS" -v b="$BATCH" -v f="$FIRST" 'BEGIN {
+  -v c="$CPU" -v cr="$CPU_RUNNING" -v m="$RSS" -v b="$BATCH" -v f="$FIRST" 'BEGIN {
   printf "{\"events\":%d,\"rows\":%d,\"seconds\":%.3f,\"startup_seconds\":%.3f,\"load_seconds\":%.3f,", e, r, s, u, l
   printf "\"first_row_seconds\":%s,", f
   printf "\"events_per_s\":%.1f,\"load_events_per_s\":%.1f,", e / s, (l > 0 ? e / l : 0)
-  printf "\"cpu_seconds\":%.2f,\"peak_rss_kib\":%d,\"batch_size\":%d}\n", c, m, b
+  printf "\"cpu_seconds\":%.2f,\"load_cpu_seconds\":%.2f,\"peak_rss_kib\":%d,\"batch_size\":%d}\n", c, c - cr, m, b
 }'

@@ -11,6 +11,8 @@
 #          [--batch-sizes "1000 5000 10000"] [jdbc-sink.sh options, e.g. --set K=V]
 #   --events N      events to produce (default 200000)
 #   --keys K        distinct order ids (default 50000; N/K updates per key)
+#   --rounds R      run the list of batch sizes R times (default 1), for noisy machines
+#   --partitions P  partitions of the topic (default 1)
 set -euo pipefail
 
 NAME=connect-selfcheck
@@ -19,13 +21,15 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../services/lib.sh"
 say() { echo "[$NAME] $*" >&2; }
 
-EVENTS=200000 KEYS=50000 BATCHES="1000 5000 10000"
+EVENTS=200000 KEYS=50000 BATCHES="1000 5000 10000" ROUNDS=1 PARTITIONS=1
 PASS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --events) EVENTS="${2:?--events needs a value}"; shift 2 ;;
     --keys) KEYS="${2:?--keys needs a value}"; shift 2 ;;
     --batch-sizes) BATCHES="${2:?--batch-sizes needs a value}"; shift 2 ;;
+    --rounds) ROUNDS="${2:?--rounds needs a value}"; shift 2 ;;
+    --partitions) PARTITIONS="${2:?--partitions needs a value}"; shift 2 ;;
     *) PASS+=("$1"); shift ;;
   esac
 done
@@ -77,7 +81,7 @@ psql_admin -c "CREATE SCHEMA \"$SCHEMA\"" \
         status text,
         customer_name text,
         created_at timestamptz)" >/dev/null
-probe create-topic "$BOOTSTRAP" "$TOPIC" 1
+probe create-topic "$BOOTSTRAP" "$TOPIC" "$PARTITIONS"
 
 # Event i updates order i % KEYS; the last event of each key wins.
 say "producing $EVENTS events over $KEYS keys to $TOPIC"
@@ -125,13 +129,15 @@ print('%d|%s|%s|customer %d|2026-%02d-%02d %02d:%02d:%02d+00' % (k, a, s, (k*31)
 }
 
 printf '%-10s %s\n' batch result >&2
-for b in $BATCHES; do
-  psql_admin -c "TRUNCATE $TABLE" >/dev/null
-  line="$("$SINK" --bootstrap "$BOOTSTRAP" --topic "$TOPIC" --table "$TABLE" \
-    --expect "$KEYS" --batch-size "$b" "${PASS[@]}")" || die "jdbc-sink.sh failed at batch size $b"
-  rows="$(psql_admin -At -c "SELECT count(*) FROM $TABLE")"
-  [[ "$rows" == "$KEYS" ]] || die "batch size $b: $rows rows, expected $KEYS"
-  check_rows
-  echo "$line"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for b in $BATCHES; do
+    psql_admin -c "TRUNCATE $TABLE" >/dev/null
+    line="$("$SINK" --bootstrap "$BOOTSTRAP" --topic "$TOPIC" --table "$TABLE" \
+      --expect "$KEYS" --batch-size "$b" "${PASS[@]}")" || die "jdbc-sink.sh failed at batch size $b"
+    rows="$(psql_admin -At -c "SELECT count(*) FROM $TABLE")"
+    [[ "$rows" == "$KEYS" ]] || die "batch size $b: $rows rows, expected $KEYS"
+    check_rows
+    echo "$line"
+  done
 done
 say "ok: $EVENTS events over $KEYS keys loaded and checked for batch sizes $BATCHES"
