@@ -29,7 +29,7 @@
 #   --pg-host H --pg-port P --pg-user U --pg-db D   with the password in PGPASSWORD
 #   --table SCHEMA.TABLE    target table (must exist; see --create-table)
 #   --expect N              also wait until the table holds N rows
-#   --batch-size B          connector batch.size (default 10000, the best tried)
+#   --batch-size B          connector batch.size (default 5000, the best tried)
 #   --max-poll-records N    consumer max.poll.records (default: max(batch size, 500))
 #   --tasks N               tasks.max (default: the topic's partitions, at most nproc)
 #   --pk-mode MODE          primary.key.mode: record_key (default) or record_value
@@ -71,7 +71,7 @@ SLF4J_VERSION=2.0.17
 JAVA="${SLUICE_CONNECT_JAVA:-java}"
 HEAP_OPTS="${SLUICE_CONNECT_HEAP:--Xms1g -Xmx2g}"
 CDIR="$SLUICE_CACHE/connect"
-DEFAULT_BATCH=10000
+DEFAULT_BATCH=5000
 
 # --- arguments ---------------------------------------------------------------
 
@@ -463,6 +463,11 @@ collection.name.format=$TABLE
 quote.identifiers=true
 batch.size=$BATCH
 errors.tolerance=none
+# Tuned (docs/bench-connect.md): one INSERT ... SELECT FROM unnest(...) ON CONFLICT
+# per batch instead of a JDBC batch of single-row upserts; the reduction buffer
+# keeps the latest record per key in a batch, which that statement needs.
+dialect.postgres.unnest.insert.enabled=true
+use.reduction.buffer=true
 EOF
   [[ -z "$PK_FIELDS" ]] || echo "primary.key.fields=$PK_FIELDS"
   for kv in "${EXTRA[@]}"; do
