@@ -707,6 +707,10 @@ impl TransformStage {
             .consumer
             .group_metadata()
             .ok_or_else(|| "the source consumer has no group metadata".to_owned())?;
+        if let Err(e) = self.deliver() {
+            let _ = self.producer.abort_transaction(KAFKA_TIMEOUT);
+            return Err(e);
+        }
         let committed = if offsets.count() == 0 {
             self.producer.commit_transaction(KAFKA_TIMEOUT)
         } else {
@@ -1016,6 +1020,20 @@ impl TransformStage {
         self.send(record)
     }
 
+    /// Waits until every record of the open transaction is delivered. The producer's own
+    /// flush (which committing runs first) waits in steps of 100 ms, which every batch
+    /// would pay; serving delivery reports in 1 ms steps returns as soon as they are in.
+    fn deliver(&self) -> Result<(), String> {
+        let deadline = Instant::now() + KAFKA_TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() > deadline {
+                return Err("delivering the batch's records timed out".to_owned());
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
     /// Sends one record, waiting while the producer's queue is full.
     fn send<K, P>(&self, record: BaseRecord<'_, K, P>) -> Result<(), String>
     where
@@ -1032,7 +1050,7 @@ impl TransformStage {
                     ),
                     back,
                 )) => {
-                    self.producer.poll(Duration::from_millis(50));
+                    self.producer.poll(Duration::from_millis(5));
                     record = back;
                 }
                 Err((e, _)) => return Err(format!("producing: {e}")),
