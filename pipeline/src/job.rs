@@ -1216,7 +1216,16 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
                     partition: message.partition(),
                 });
             }
-            Some(Err(e)) => return Err(format!("reading the output topic: {e}")),
+            // The records read so far are the consumer's past already: dropped here, they
+            // would never be applied. They go to the target; the error, if it lasts, comes
+            // back on the next poll.
+            Some(Err(e)) if records.is_empty() => {
+                return Err(format!("reading the output topic: {e}"));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "reading the output topic; applying what was read");
+                break;
+            }
             None => break,
         }
         if Instant::now() >= deadline {
