@@ -30,6 +30,9 @@ use crate::runner::Inner;
 
 /// How often a product waiting for its job is looked at again, besides the resync.
 const JOB_POLL: Duration = Duration::from_secs(5);
+/// How long Kafka may take to answer one metadata request before the product is Degraded:
+/// much less than the admin requests' own timeout, so an outage shows within seconds.
+const KAFKA_PROBE: Duration = Duration::from_secs(5);
 
 /// Why a pass could not finish. The product's status says it too; the runner requeues
 /// with backoff.
@@ -530,7 +533,7 @@ impl Pass<'_> {
             .kafka
             .delete(&names)
             .await
-            .map_err(|e| kafka_error(&e))?;
+            .map_err(|e| kafka_error(&e, &self.inner.config.kafka_bootstrap))?;
         self.inner
             .metrics
             .count_kafka_mutations(report.deleted.len() as u64);
@@ -554,7 +557,23 @@ impl Pass<'_> {
     }
 
     async fn ensure_topics(&mut self, topics: &[TopicPlan]) -> Result<(), ReconcileError> {
-        match self.inner.kafka.ensure(topics).await {
+        // Admin requests wait up to their own long timeout for a cluster that went away;
+        // meanwhile Kafka is probed, and a probe that fails ends the wait at once (nothing is
+        // lost by dropping the request: the next pass observes afresh).
+        let kafka = &self.inner.kafka;
+        let ensured = match topics.first() {
+            Some(first) => {
+                tokio::select! {
+                    ensured = async {
+                        kafka.probe(&first.name, KAFKA_PROBE).await?;
+                        kafka.ensure(topics).await
+                    } => ensured,
+                    failed = kafka_down(kafka, &first.name) => Err(failed),
+                }
+            }
+            None => kafka.ensure(topics).await,
+        };
+        match ensured {
             Ok(report) => {
                 self.inner
                     .metrics
@@ -574,7 +593,7 @@ impl Pass<'_> {
                 Ok(())
             }
             Err(e) => {
-                let error = kafka_error(&e);
+                let error = kafka_error(&e, &self.inner.config.kafka_bootstrap);
                 self.set(
                     TOPICS_READY,
                     ConditionStatus::False,
@@ -911,6 +930,20 @@ fn merge_reports(mut reports: Vec<Value>) -> Option<Value> {
     Some(merged)
 }
 
+/// Resolves with the error of the first probe of Kafka that fails (asking about `topic`
+/// every second); never while Kafka answers.
+async fn kafka_down(
+    kafka: &sluice_provisioners::kafka::KafkaProvisioner,
+    topic: &str,
+) -> sluice_provisioners::kafka::KafkaProvisionError {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(e) = kafka.probe(topic, KAFKA_PROBE).await {
+            return e;
+        }
+    }
+}
+
 /// Whether a job report says the backfill is complete.
 fn backfill_complete(report: &Value) -> bool {
     report
@@ -951,9 +984,14 @@ fn reader(plan: &Plan) -> Option<String> {
     }
 }
 
-fn kafka_error(e: &sluice_provisioners::kafka::KafkaProvisionError) -> ReconcileError {
+/// A Kafka error as the product shows it, naming the cluster (`bootstrap` carries no
+/// credentials).
+fn kafka_error(
+    e: &sluice_provisioners::kafka::KafkaProvisionError,
+    bootstrap: &str,
+) -> ReconcileError {
     use sluice_provisioners::kafka::KafkaProvisionError as K;
-    let message = format!("Kafka: {}", chain(e));
+    let message = format!("Kafka {bootstrap}: {}", chain(e));
     match e {
         K::Request { .. } | K::NotConverged { .. } | K::Blocking { .. } | K::Client { .. } => {
             ReconcileError::Unreachable(message)

@@ -32,6 +32,8 @@ pub(crate) const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 const BATCH: usize = 10_000;
 /// How long a batch waits to fill.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
+/// How long the sink waits for the output topic's watermarks before asking again.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a job reads and writes.
 #[derive(Debug, Clone)]
@@ -301,8 +303,9 @@ impl std::fmt::Debug for Job {
 /// Shared between the two stages.
 struct Shared {
     progress: watch::Sender<JobProgress>,
-    /// Set by the transform when it reached its start watermarks: the output topic's end
-    /// offsets at that moment, which the sink must reach.
+    /// Set by the transform when it reached its start watermarks (the output topic's last
+    /// stable offsets at that moment); from then on the sink finds where the backfill ends
+    /// in the output topic (`SinkStage::backfill_end`).
     sink_target: std::sync::Mutex<Option<BTreeMap<i32, i64>>>,
 }
 
@@ -570,6 +573,8 @@ impl SinkStage {
         // Where the sink is, tracked here: the consumer reports no position for a partition
         // it has not fetched from yet.
         let mut positions = self.start.clone();
+        // What the sink must have passed for the backfill to be complete, once known.
+        let mut goal: Option<BTreeMap<i32, i64>> = None;
         while !stop.load(Ordering::SeqCst) {
             let polling = Arc::clone(&consumer);
             let batch = tokio::task::spawn_blocking(move || poll_batch(&polling)).await;
@@ -612,13 +617,33 @@ impl SinkStage {
                         Offset::Offset(*o),
                     );
                 }
-                if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                // A synchronous commit blocks until Kafka answers (for as long as it is
+                // down): off the async workers, which serve everything else of the process.
+                let committing = Arc::clone(&consumer);
+                let committed = tokio::task::spawn_blocking(move || {
+                    committing.commit(&offsets, CommitMode::Sync)
+                })
+                .await;
+                if let Ok(Err(e)) = committed {
                     tracing::warn!(job = %self.config.label, error = %e, "sink offset commit failed");
                 }
                 applied += batch.records.len() as u64;
                 positions.extend(batch.next.iter().map(|(p, o)| (*p, *o)));
             }
-            let complete = caught_up(&positions, shared);
+            // The consumer's own position also moves past what is never delivered: commit
+            // and abort markers, aborted records.
+            if let Ok(at) = consumer.position() {
+                for e in at.elements_for_topic(&self.config.output_topic) {
+                    if let Offset::Offset(o) = e.offset() {
+                        let known = positions.entry(e.partition()).or_insert(o);
+                        *known = (*known).max(o);
+                    }
+                }
+            }
+            if goal.is_none() && transform_caught_up(shared) {
+                goal = self.backfill_end().await;
+            }
+            let complete = goal.as_ref().is_some_and(|g| passed(g, &positions));
             let lag_ms = if batch.records.is_empty() {
                 Some(0)
             } else {
@@ -646,20 +671,62 @@ impl SinkStage {
     }
 }
 
-/// Whether the sink, at `positions`, applied everything the transform wrote up to the end
-/// of its backfill.
-fn caught_up(positions: &BTreeMap<i32, i64>, shared: &Shared) -> bool {
-    let Ok(target) = shared.sink_target.lock() else {
-        return false;
-    };
-    let Some(target) = target.as_ref() else {
-        return false;
-    };
-    target.iter().all(|(p, end)| {
-        // The last offset of a partition is a transaction marker, never delivered.
-        let at = positions.get(p).copied().unwrap_or(0);
-        *end == 0 || at >= end - 1
-    })
+impl SinkStage {
+    /// Where the backfill ends in the output topic, asked once the transform has read every
+    /// source partition to its start watermark and committed what it wrote: the **high
+    /// watermark** of each output partition now, which lies past every record of every
+    /// committed transaction. (The transform's own figure is the last *stable* offset, which
+    /// stops before its last transaction while that transaction's commit markers are still
+    /// being written — complete by it, the sink could miss that transaction.) `None` when
+    /// Kafka does not answer; asked again on the next round.
+    async fn backfill_end(&self) -> Option<BTreeMap<i32, i64>> {
+        let (bootstrap, topic) = (
+            self.config.bootstrap.clone(),
+            self.config.output_topic.clone(),
+        );
+        let partitions: Vec<i32> = self.start.keys().copied().collect();
+        let ends = tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("isolation.level", "read_uncommitted")
+                .set("allow.auto.create.topics", "false")
+                .create()
+                .map_err(kafka("creating the output watermark reader"))?;
+            let mut ends = BTreeMap::new();
+            for p in partitions {
+                let (_, high) = consumer
+                    .fetch_watermarks(&topic, p, WATERMARK_TIMEOUT)
+                    .map_err(kafka("reading the output high watermarks"))?;
+                ends.insert(p, high);
+            }
+            Ok::<_, JobError>(ends)
+        })
+        .await;
+        match ends {
+            Ok(Ok(ends)) => Some(ends),
+            Ok(Err(e)) => {
+                tracing::warn!(job = %self.config.label, error = %e, "backfill end unknown yet");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Whether the transform has reached the watermarks taken at its start.
+fn transform_caught_up(shared: &Shared) -> bool {
+    shared
+        .sink_target
+        .lock()
+        .map(|t| t.is_some())
+        .unwrap_or(false)
+}
+
+/// Whether the sink, at `positions` (the next offset it reads, per partition), has passed
+/// `goal` in every partition: everything below it is applied or was never to be delivered.
+fn passed(goal: &BTreeMap<i32, i64>, positions: &BTreeMap<i32, i64>) -> bool {
+    goal.iter()
+        .all(|(p, end)| positions.get(p).is_some_and(|at| at >= end))
 }
 
 /// A batch read from the output topic.
@@ -707,7 +774,16 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
                     partition: message.partition(),
                 });
             }
-            Some(Err(e)) => return Err(format!("reading the output topic: {e}")),
+            // The records read so far are the consumer's past already: dropped here, they
+            // would never be applied. They go to the target; the error, if it lasts, comes
+            // back on the next poll.
+            Some(Err(e)) if records.is_empty() => {
+                return Err(format!("reading the output topic: {e}"));
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "reading the output topic; applying what was read");
+                break;
+            }
             None => break,
         }
         if Instant::now() >= deadline {

@@ -81,16 +81,21 @@ impl World {
 
     /// A world whose Redis cluster is at `redis_url` instead of the shared one.
     pub async fn with_redis(label: &str, redis_url: Option<String>) -> World {
-        World::build(label, redis_url, false).await
+        World::build(TestNamespace::new(label), redis_url, false).await
     }
 
     /// A world whose API reads Kafka (plans with estimates, `verify`).
     pub async fn with_kafka(label: &str) -> World {
-        World::build(label, None, true).await
+        World::build(TestNamespace::new(label), None, true).await
     }
 
-    async fn build(label: &str, redis_url: Option<String>, kafka: bool) -> World {
-        let ns = TestNamespace::new(label);
+    /// A world on `services` instead of the shared ones — a test's own Kafka broker
+    /// (controller, jobs and the source topic use it) or its own target clusters.
+    pub async fn with_services(label: &str, services: sluice_tests::Services) -> World {
+        World::build(TestNamespace::with_services(label, services), None, false).await
+    }
+
+    async fn build(ns: TestNamespace, redis_url: Option<String>, kafka: bool) -> World {
         let suffix = ns.id().rsplit('_').next().unwrap()[..10].to_owned();
         let team = format!("t{suffix}");
         let secrets = SecretBox::ephemeral();

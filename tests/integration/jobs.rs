@@ -12,7 +12,7 @@ use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 use sluice_tests::oracle::{self, Event, FILTER, Rows, expected, workload};
 
-use crate::controller::{Cluster, OwnRedis, World, wait_for};
+use crate::controller::{Cluster, World, wait_for};
 
 pub(crate) async fn produce(world: &World, events: &[Event]) {
     let producer = world.ns.kafka_producer();
@@ -47,7 +47,7 @@ pub(crate) fn filtered(world: &World, name: &str, cluster: Cluster) -> Value {
 }
 
 /// What the target of `name` holds, read as its readers read it (view, alias, pointer).
-async fn rows(world: &World, name: &str, cluster: Cluster) -> Rows {
+pub(crate) async fn rows(world: &World, name: &str, cluster: Cluster) -> Rows {
     let services = world.ns.services();
     let target = world.target_name(name);
     match cluster {
@@ -170,7 +170,7 @@ async fn search_and_redis_backfill_then_live_match_the_oracle() {
 }
 
 /// Counts the committed records of `topic` and returns their `sluice-error` headers.
-async fn dead_letters(world: &World, topic: &str) -> Vec<String> {
+pub(crate) async fn dead_letters(world: &World, topic: &str) -> Vec<String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
     let consumer: BaseConsumer = world
@@ -393,86 +393,6 @@ async fn from_as_duration_and_timestamp_with_events_arriving_during_the_backfill
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_target_outage_during_live_sync_degrades_then_recovers_with_nothing_lost() {
-    let mut redis = OwnRedis::start_durable();
-    let world = World::with_redis("job_outage", Some(redis.url())).await;
-    let name = "cache";
-    let history = workload(31, 1000, 200);
-    produce(&world, &history).await;
-    world.submit(&filtered(&world, name, Cluster::Redis)).await;
-    let controller = world.run_controller();
-    let jobs = world.run_jobs();
-    wait_for(&world, name, 60, |s| s["phase"] == "Live").await;
-    let url = redis.url();
-    let read = |world: &World| {
-        let prefix = world.target_name(name);
-        let url = url.clone();
-        let services = sluice_tests::Services {
-            redis_url: url,
-            ..world.ns.services().clone()
-        };
-        async move { oracle::redis_rows(&services, &prefix).await }
-    };
-    // Read until it holds the history (a read racing a write sees a key vanish).
-    let want = expected(&history);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match read(&world).await {
-            Ok(got) if got == want => break,
-            got => assert!(
-                std::time::Instant::now() < deadline,
-                "{}",
-                match got {
-                    Ok(got) => oracle::difference(&got, &want),
-                    Err(e) => e.to_string(),
-                }
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-
-    // The store goes away while events keep coming: the product says why.
-    redis.kill();
-    let live = workload(32, 600, 200);
-    produce(&world, &live).await;
-    let degraded = wait_for(&world, name, 30, |s| s["phase"] == "Degraded").await;
-    assert!(
-        degraded["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("127.0.0.1:{}", redis.port)),
-        "{degraded:#}"
-    );
-    tokio::time::sleep(Duration::from_secs(5)).await;
-
-    // It comes back: the product recovers by itself and the target holds every event once.
-    redis.spawn();
-    wait_for(&world, name, 60, |s| s["phase"] == "Live").await;
-    let all: Vec<Event> = history.iter().chain(live.iter()).cloned().collect();
-    let want = expected(&all);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = read(&world).await;
-        if got.as_ref().is_ok_and(|g| g == &want) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            match got {
-                Ok(got) => oracle::difference(&got, &want),
-                Err(e) => e.to_string(),
-            }
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-
-    jobs.stop().await;
-    controller.stop().await;
-    world.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn lookup_joins_see_the_table_loaded_first_and_then_kept_current() {
     lookup_scenario("job_lookup", false).await;
 }
@@ -690,6 +610,95 @@ async fn lookup_scenario(label: &str, propagate: bool) {
         assert!(std::time::Instant::now() < deadline, "differ: {differ:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+
+    jobs.stop().await;
+    controller.stop().await;
+    assert_eq!(world.delete(name).await, axum::http::StatusCode::ACCEPTED);
+    world.reconcile().await;
+    world.cleanup().await;
+}
+
+/// `Live` means the target holds the whole backfill. The transform takes where its output
+/// ends once it has committed its last backfill transaction — a moment at which that
+/// transaction's commit markers may not be written yet, so readers (`read_committed`) cannot
+/// see it yet. Here a transaction held open on purpose in every output partition makes that
+/// moment last: the product must stay `Backfilling` until the sink could read and apply
+/// everything, and be exactly the oracle's view the moment it turns `Live`.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_waits_until_the_sink_applied_every_committed_backfill_record() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let world = World::new("job_complete").await;
+    let name = "complete";
+    let history = workload(41, 3000, 400);
+    produce(&world, &history).await;
+    world.submit(&filtered(&world, name, Cluster::Redis)).await;
+    let controller = world.run_controller();
+    let status = wait_for(&world, name, 60, |s| s["target"]["topic"].is_string()).await;
+    let output = status["target"]["topic"].as_str().unwrap().to_owned();
+
+    // A transaction opened before the job starts, holding a record in every output
+    // partition, left open.
+    let stray: BaseProducer = world
+        .ns
+        .kafka_config()
+        .set("transactional.id", format!("test.{}.stray", world.ns.id()))
+        .create()
+        .unwrap();
+    let probe: BaseConsumer = world.ns.kafka_config().create().unwrap();
+    let topic = output.clone();
+    let stray = tokio::task::spawn_blocking(move || {
+        let partitions = probe
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .unwrap()
+            .topics()[0]
+            .partitions()
+            .len();
+        stray.init_transactions(Duration::from_secs(30)).unwrap();
+        stray.begin_transaction().unwrap();
+        for p in 0..partitions {
+            let key = format!("o-stray-{p}");
+            let payload = json!({"order_id": key, "amount": 1.0, "status": "PAID"}).to_string();
+            stray
+                .send(
+                    BaseRecord::to(&topic)
+                        .partition(i32::try_from(p).unwrap())
+                        .key(&key)
+                        .payload(&payload),
+                )
+                .unwrap();
+        }
+        stray.flush(Duration::from_secs(30)).unwrap();
+        stray
+    })
+    .await
+    .unwrap();
+
+    // The job backfills: the transform reads everything...
+    let jobs = world.run_jobs();
+    wait_for(&world, name, 60, |s| {
+        let progress = &s["backfill"][0];
+        progress["total"] == json!(history.len()) && progress["done"] == progress["total"]
+    })
+    .await;
+    // ...but what it wrote lies behind the open transaction: for as long as it stays open,
+    // the product is not Live.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        let status = world.status(name).await;
+        assert_eq!(status["phase"], "Backfilling", "{status:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The transaction ends (aborted: its records are never applied); at the moment the
+    // product turns Live, the target holds the whole backfill.
+    tokio::task::spawn_blocking(move || stray.abort_transaction(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .unwrap();
+    wait_for(&world, name, 60, |s| s["phase"] == "Live").await;
+    assert_eq!(rows(&world, name, Cluster::Redis).await, expected(&history));
 
     jobs.stop().await;
     controller.stop().await;

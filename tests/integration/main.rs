@@ -11,6 +11,7 @@ mod controller;
 mod controller_ops;
 mod corpus;
 mod expiry;
+mod faults;
 mod harness;
 mod job_slices;
 mod jobs;

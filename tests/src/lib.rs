@@ -5,15 +5,20 @@
 //! own [`TestNamespace`] — a unique Kafka topic prefix, PostgreSQL schema, Redis key prefix
 //! and OpenSearch/Elasticsearch index prefix — that is removed when the namespace is dropped, so tests run
 //! in parallel without seeing each other. A missing service fails the test loudly with
-//! "run `make services`"; nothing is ever skipped.
+//! "run `make services`"; nothing is ever skipped. Fault tests run a broker or a database of
+//! their own ([`OwnKafka`], [`OwnPostgres`]) that they can stop and start again.
 
 pub mod bench;
 pub mod connect;
 mod namespace;
 pub mod oracle;
+mod own_kafka;
+mod own_postgres;
 mod services;
 
 pub use namespace::{SearchEngine, TestNamespace};
+pub use own_kafka::{OwnKafka, OwnKafkaError};
+pub use own_postgres::{OwnPostgres, OwnPostgresError};
 pub use services::{HarnessError, Services, services};
 
 /// Quotes a PostgreSQL identifier (doubling embedded quotes), for the harness's own DDL.

@@ -59,6 +59,14 @@ impl TestNamespace {
         }
     }
 
+    /// A fresh namespace over `services` instead of the shared ones (a test's own broker or
+    /// database). The services are leaked: a test binary makes a handful of them.
+    pub fn with_services(label: &str, services: Services) -> Self {
+        let mut namespace = TestNamespace::new(label);
+        namespace.services = Box::leak(Box::new(services));
+        namespace
+    }
+
     /// The unique id every name of this namespace contains.
     pub fn id(&self) -> &str {
         &self.id

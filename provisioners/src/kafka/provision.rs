@@ -286,6 +286,15 @@ impl KafkaProvisioner {
         Ok(report)
     }
 
+    /// Checks that the cluster answers a metadata request for `topic` within `timeout` — a
+    /// quick look before requests that would wait [`REQUEST_TIMEOUT`] for a cluster that is
+    /// down. The topic need not exist.
+    pub async fn probe(&self, topic: &str, timeout: Duration) -> Result<()> {
+        self.topic_metadata_within(&[topic.to_owned()], timeout)
+            .await
+            .map(|_| ())
+    }
+
     /// Deletes the named topics; topics that do not exist are reported as absent. Waits until
     /// the cluster no longer lists the deleted topics.
     pub async fn delete(&self, names: &[String]) -> Result<DeleteReport> {
