@@ -535,8 +535,9 @@ impl TransformStage {
                     source.rate = *rate;
                     source.eta_seconds = *eta;
                 }
+                // The error shown is the sink's, if any (a failing transform ends the job):
+                // the sink clears it once the target takes its writes again.
                 p.dead_letters = dead_letters;
-                p.error = None;
                 if p.transform_done.is_none() {
                     p.transform_done.clone_from(&transform_done);
                 }
