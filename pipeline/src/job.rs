@@ -663,9 +663,8 @@ impl SinkStage {
                 if complete {
                     p.backfill_complete = true;
                 }
-                if !batch.records.is_empty() {
-                    p.error = None;
-                }
+                // Read and (if anything) written: whatever failed before works again.
+                p.error = None;
             });
         }
     }
