@@ -1012,9 +1012,16 @@ impl SinkStage {
         // Where the sink is, tracked here: the consumer reports no position for a partition
         // it has not fetched from yet.
         let mut positions = self.start.clone();
+        // The next batch is read (and its JSON parsed) on a blocking thread while the
+        // current one is written, so the target and the broker work at the same time.
+        let poll = |consumer: &Arc<BaseConsumer>| {
+            let polling = Arc::clone(consumer);
+            tokio::task::spawn_blocking(move || poll_batch(&polling))
+        };
+        let mut next = poll(&consumer);
         while !stop.load(Ordering::SeqCst) {
-            let polling = Arc::clone(&consumer);
-            let batch = tokio::task::spawn_blocking(move || poll_batch(&polling)).await;
+            let batch = next.await;
+            next = poll(&consumer);
             let batch = match batch {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(message)) => {
@@ -1054,7 +1061,10 @@ impl SinkStage {
                         Offset::Offset(*o),
                     );
                 }
-                if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                // Asynchronous: the write is acknowledged, so a commit lost in a crash only
+                // re-delivers records the target already holds (version-guarded, a no-op),
+                // and the sink need not wait a broker round trip per batch.
+                if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
                     tracing::warn!(job = %self.config.label, error = %e, "sink offset commit failed");
                 }
                 applied += batch.records.len() as u64;
