@@ -24,8 +24,14 @@ use crate::transform::{CompiledProduct, Emit};
 
 /// How long a Kafka call of the job may take.
 pub(crate) const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
-/// Records per transaction / sink batch, at most.
-const BATCH: usize = 10_000;
+/// Records per transaction, at most. Each commit costs a near-constant ~100 ms with the
+/// local broker (measured: `send_offsets_to_transaction` a few ms, `commit_transaction`
+/// ~100 ms whatever the size), so larger transactions amortise it: 50,000 gave 27.7k
+/// events/s against 22.6k for 10,000 in `backfill_join` (500k events), for ~80 MiB more RSS.
+const BATCH: usize = 50_000;
+/// Records per sink batch, at most: large enough for the COPY path, small enough that two
+/// batches (one written, one read ahead) stay a few tens of MiB.
+const SINK_BATCH: usize = 20_000;
 /// How long a batch waits to fill.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
 
@@ -351,6 +357,8 @@ impl TransformStage {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
             .set("group.id", format!("{}.transform", config.group))
+            // A transaction's worth of records read ahead is enough (see the sink's).
+            .set("queued.max.messages.kbytes", "16384")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")
@@ -960,6 +968,9 @@ impl SinkStage {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
             .set("group.id", format!("{}.sink", config.group))
+            // The sink needs about one batch read ahead, not librdkafka's default 64 MiB
+            // of prefetched records: this bounds the job's memory beside the join state.
+            .set("queued.max.messages.kbytes", "16384")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")
@@ -1128,7 +1139,7 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
     let mut records = Vec::new();
     let mut next = BTreeMap::new();
     let mut newest_ms: Option<i64> = None;
-    while records.len() < BATCH {
+    while records.len() < SINK_BATCH {
         let left = deadline.saturating_duration_since(Instant::now());
         match consumer.poll(left) {
             Some(Ok(message)) => {
