@@ -23,20 +23,23 @@
 //!    index's mappings, shards and replicas; Redis — `redis-cli --pipe` of one `HSET` per row
 //!    with the same fields.
 //!
-//! Then a **freshness** phase (`SLUICE_BENCH_FRESHNESS_SECS`, default 300; 0 skips it): new
-//! orders at a steady 10,000 events/s (`SLUICE_BENCH_RATE`); every 50th is a tracer whose
-//! key a reader per target polls every 20 ms (PostgreSQL: the view by primary key;
-//! OpenSearch: an `ids` search on the alias, so refresh counts; Redis: the pointer's version
-//! keys), measuring from the moment the event was handed to the producer until a reader sees
-//! it: p50, p99, max.
+//! 3. **Freshness** (`SLUICE_BENCH_FRESHNESS_SECS`, default 300; 0 skips it): new orders at
+//!    a steady 10,000 events/s (`SLUICE_BENCH_RATE`) while this target's job is the only
+//!    one still to catch up (earlier targets' jobs are Live and read the same events); every
+//!    50th is a tracer whose key a reader polls every 20 ms (PostgreSQL: the view by primary
+//!    key; OpenSearch: an `ids` search on the alias, so refresh counts; Redis: the pointer's
+//!    version keys), measuring from the moment the event was handed to the producer until
+//!    the reader sees it: p50, p99, max. These events are rows too: a later target's
+//!    backfill reads them, its throughput counts them.
 //!
 //! Memory: the job's lookup state is the customers table; its size is estimated from the
 //! parsed rows (heap bytes of keys and JSON values plus map overhead) and compared with the
 //! rise of this process's RSS over the first phase (the process holds the API and the
 //! controller too, which are there before the approval).
 //!
-//! Checks (exits non-zero otherwise): each target holds N rows (as many as the baselines),
-//! and 1,000 sampled rows equal the bench's own join.
+//! Checks (exits non-zero otherwise): each target holds N rows plus the freshness phases'
+//! so far, each baseline N, and 1,000 sampled rows equal the bench's own join. Ratios are
+//! Sluice's events per second over the baseline's rows per second (one row per event).
 //!
 //! `cargo bench -p sluice-tests --bench backfill_join` (also part of `make bench`). Sizes:
 //! `SLUICE_BENCH_EVENTS`, `SLUICE_BENCH_CUSTOMERS`; smoke: `SLUICE_BENCH_EVENTS=200000
@@ -851,12 +854,14 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
     }
 
     let mut lines: Vec<Line> = Vec::new();
-    let mut usages: Vec<(String, Usage)> = Vec::new();
+    let mut usages: Vec<(String, usize, Usage)> = Vec::new();
     let mut memory: Vec<String> = Vec::new();
+    let mut freshness: Vec<Freshness> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         names: Arc::clone(&names),
         n,
+        extra: 0,
         m,
         zipf: Arc::clone(&zipf),
         start_ms,
@@ -903,10 +908,12 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
         let live = started.elapsed().as_secs_f64();
         let usage = meter.stop();
         let peak = proc_status_kib("VmHWM");
+        // The job read the backfill's events and those of earlier freshness phases.
+        let events = ctx.rows();
+        let eps = events as f64 / live;
         println!(
-            "{}: Live after {live:.1}s ({:.0} events/s)",
-            target.label(),
-            n as f64 / live
+            "{}: Live after {live:.1}s ({events} events, {eps:.0} events/s)",
+            target.label()
         );
         memory.push(format!(
             "{}: this process peak RSS {:.0} MiB, {:.0} MiB at the approval (rise {:.0} MiB); \
@@ -918,44 +925,55 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
             state_bytes as f64 / 1_048_576.0,
             1.5 * state_bytes as f64 / 1_048_576.0 + 64.0
         ));
-        usages.push((format!("{} backfill (Sluice)", target.label()), usage));
+        usages.push((
+            format!("{} backfill (Sluice)", target.label()),
+            events,
+            usage,
+        ));
         lines.push(Line {
-            what: format!("{}: Sluice backfill, approval → Live", target.label()),
+            what: format!(
+                "{}: Sluice backfill, approval → Live ({events} events)",
+                target.label()
+            ),
             seconds: Some(live),
-            rate: format!("{:.0} events/s", n as f64 / live),
+            rate: format!("{eps:.0} events/s"),
             ratio: "—".to_owned(),
         });
         let outcome = match target {
-            Target::Postgres => postgres_phase(&ctx, live, &mut lines).await,
-            Target::OpenSearch => search_phase(&ctx, live, &mut lines).await,
-            Target::Redis => redis_phase(&ctx, live, &mut lines).await,
+            Target::Postgres => postgres_phase(&ctx, eps, &mut lines).await,
+            Target::OpenSearch => search_phase(&ctx, eps, &mut lines).await,
+            Target::Redis => redis_phase(&ctx, eps, &mut lines).await,
         };
         if let Err(e) = outcome {
             problems.push(format!("{}: {e}", target.label()));
         }
-    }
 
-    // Freshness: all products Live, new orders at a steady rate.
-    let mut freshness = Vec::new();
-    if settings.freshness_secs > 0 && !settings.targets.is_empty() {
-        let meter = Meter::start(&procs, ticks);
-        freshness = freshness_phase(
-            &ctx,
-            &orders_topic,
-            &settings.targets,
-            settings.rate,
-            settings.freshness_secs,
-        )
-        .await?;
-        usages.push((
-            format!(
-                "live, {} events/s for {} s ({} products)",
+        // Freshness of this target while its job is the only one (earlier products'
+        // jobs run too, but they are Live and idle but for these events).
+        if settings.freshness_secs > 0 {
+            let meter = Meter::start(&procs, ticks);
+            let measured = freshness_phase(
+                &ctx,
+                &orders_topic,
+                target,
                 settings.rate,
                 settings.freshness_secs,
-                settings.targets.len()
-            ),
-            meter.stop(),
-        ));
+            )
+            .await?;
+            let produced = settings.rate * settings.freshness_secs as usize;
+            ctx.extra += produced;
+            usages.push((
+                format!(
+                    "{} live, {} events/s for {} s",
+                    target.label(),
+                    settings.rate,
+                    settings.freshness_secs
+                ),
+                produced,
+                meter.stop(),
+            ));
+            freshness.push(measured);
+        }
     }
 
     let _ = stop_jobs.send(());
@@ -985,12 +1003,8 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
     println!();
     println!("| phase | process | CPU-s | CPU-s per million events | peak RSS |");
     println!("| --- | --- | ---: | ---: | ---: |");
-    for (phase, usage) in &usages {
-        let events = if phase.starts_with("live") {
-            (settings.rate as u64 * settings.freshness_secs) as f64
-        } else {
-            n as f64
-        };
+    for (phase, events, usage) in &usages {
+        let events = *events as f64;
         for (name, cpu, peak) in &usage.rows {
             println!(
                 "| {phase} | {name} | {cpu:.1} | {:.1} | {:.0} MiB |",
@@ -1036,12 +1050,19 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
 struct Ctx {
     names: Arc<Names>,
     n: usize,
+    /// Events produced by the freshness phases so far (each is one more row).
+    extra: usize,
     m: usize,
     zipf: Arc<Zipf>,
     start_ms: i64,
 }
 
 impl Ctx {
+    /// The rows a target must hold: the backfill's and the freshness phases' so far.
+    fn rows(&self) -> usize {
+        self.n + self.extra
+    }
+
     /// Row `i` of the expected result (joined, as Sluice must write it).
     fn row(&self, i: usize) -> Map<String, Value> {
         let (_, value, _) = order(i, self.n, &self.zipf, self.start_ms);
@@ -1063,12 +1084,14 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// A baseline's line: it loaded `n` rows in `seconds`; `sluice` is Sluice's events/s.
 fn ratio_line(what: String, seconds: f64, n: usize, sluice: f64) -> Line {
+    let rate = n as f64 / seconds;
     Line {
         what,
         seconds: Some(seconds),
-        rate: format!("{:.0} rows/s", n as f64 / seconds),
-        ratio: format!("{:.2}×", seconds / sluice),
+        rate: format!("{rate:.0} rows/s"),
+        ratio: format!("{:.2}×", sluice / rate),
     }
 }
 
@@ -1135,8 +1158,11 @@ async fn postgres_phase(ctx: &Ctx, sluice: f64, lines: &mut Vec<Line>) -> Result
             .await
             .map_err(|e| e.to_string())?;
     let mut problems = Vec::new();
-    if count != ctx.n as i64 {
-        problems.push(format!("Sluice's table holds {count} rows, not {}", ctx.n));
+    if count != ctx.rows() as i64 {
+        problems.push(format!(
+            "Sluice's table holds {count} rows, not {}",
+            ctx.rows()
+        ));
     }
     let sample = ctx.sample();
     let keys: Vec<String> = sample.iter().map(|i| format!("o-{i:09}")).collect();
@@ -1241,8 +1267,8 @@ async fn postgres_phase(ctx: &Ctx, sluice: f64, lines: &mut Vec<Line>) -> Result
                 .fetch_one(&pool)
                 .await
                 .map_err(|e| e.to_string())?;
-        if rows != count {
-            problems.push(format!("{what} baseline holds {rows} rows, Sluice {count}"));
+        if rows != ctx.n as i64 {
+            problems.push(format!("{what} baseline holds {rows} rows, not {}", ctx.n));
         }
     }
     // Free the disk before the next phase: the baselines' tables are not needed any more.
@@ -1316,10 +1342,10 @@ async fn search_phase(ctx: &Ctx, sluice: f64, lines: &mut Vec<Line>) -> Result<(
         .await
         .map_err(error)?;
     let count = count["count"].as_u64().unwrap_or(0);
-    if count != ctx.n as u64 {
+    if count != ctx.rows() as u64 {
         problems.push(format!(
             "Sluice's index holds {count} documents, not {}",
-            ctx.n
+            ctx.rows()
         ));
     }
     let sample = ctx.sample();
@@ -1424,10 +1450,10 @@ async fn search_phase(ctx: &Ctx, sluice: f64, lines: &mut Vec<Line>) -> Result<(
         .json()
         .await
         .map_err(error)?;
-    if baseline["count"].as_u64() != Some(count) {
+    if baseline["count"].as_u64() != Some(ctx.n as u64) {
         problems.push(format!(
-            "baseline index holds {}, Sluice {count}",
-            baseline["count"]
+            "baseline index holds {}, not {}",
+            baseline["count"], ctx.n
         ));
     }
     let _ = client.delete(format!("{base}/{index}")).send().await;
@@ -1495,8 +1521,8 @@ async fn redis_phase(ctx: &Ctx, sluice: f64, lines: &mut Vec<Line>) -> Result<()
         }
     }
     let count = count_keys(&mut redis, &format!("{data}*")).await?;
-    if count != ctx.n {
-        problems.push(format!("Sluice wrote {count} keys, not {}", ctx.n));
+    if count != ctx.rows() {
+        problems.push(format!("Sluice wrote {count} keys, not {}", ctx.rows()));
     }
 
     // Baseline: `redis-cli --pipe` of one HSET per row, from a file (written, not timed).
@@ -1548,8 +1574,8 @@ async fn redis_phase(ctx: &Ctx, sluice: f64, lines: &mut Vec<Line>) -> Result<()
         ));
     }
     let baseline = count_keys(&mut redis, &format!("{base}*")).await?;
-    if baseline != count {
-        problems.push(format!("baseline wrote {baseline} keys, Sluice {count}"));
+    if baseline != ctx.n {
+        problems.push(format!("baseline wrote {baseline} keys, not {}", ctx.n));
     }
     delete_keys(&mut redis, &format!("{base}*")).await?;
     lines.push(ratio_line(
@@ -1636,11 +1662,17 @@ type Pending = Arc<Mutex<BTreeMap<String, Instant>>>;
 async fn freshness_phase(
     ctx: &Ctx,
     topic: &str,
-    targets: &[Target],
+    target: Target,
     rate: usize,
     seconds: u64,
-) -> Result<Vec<Freshness>, String> {
-    println!("freshness: {rate} events/s for {seconds} s");
+) -> Result<Freshness, String> {
+    println!(
+        "{}: freshness, {rate} events/s for {seconds} s",
+        target.label()
+    );
+    let targets = [target];
+    // Ids continue over the phases: each phase writes new rows.
+    let first = ctx.extra;
     let pendings: Vec<Pending> = targets.iter().map(|_| Pending::default()).collect();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut readers = Vec::new();
@@ -1663,8 +1695,9 @@ async fn freshness_phase(
         // Catch up with the schedule (a tick may be late on a busy machine).
         let due = ((started.elapsed().as_secs_f64() / tick.as_secs_f64()) as usize + 1) * per_tick;
         while sent < due.min(total) {
-            let id = format!("f-{sent:09}");
-            let (key, value, _) = order_with(&id, mix(6, sent as u64), &ctx.zipf, now_ms());
+            let id = format!("f-{:09}", first + sent);
+            let (key, value, _) =
+                order_with(&id, mix(6, (first + sent) as u64), &ctx.zipf, now_ms());
             let at = Instant::now();
             match producer.send_result(
                 FutureRecord::<str, str>::to(topic)
@@ -1722,7 +1755,8 @@ async fn freshness_phase(
             unseen,
         });
     }
-    Ok(out)
+    out.pop()
+        .ok_or_else(|| "no freshness reader answered".to_owned())
 }
 
 /// Polls `target` every 20 ms for the pending tracers; returns the latencies (ms) seen.
