@@ -8,6 +8,7 @@
 //! "run `make services`"; nothing is ever skipped.
 
 pub mod bench;
+pub mod connect;
 mod namespace;
 pub mod oracle;
 mod services;
