@@ -47,7 +47,10 @@
 //! (topics, consumer groups, schemas, roles, indices, keys, ACL users, temp files) is
 //! removed at the end, also on failure.
 //!
-//! The Kafka Connect (Debezium JDBC sink) baseline is not run here yet: see `DEBEZIUM` below.
+//! PostgreSQL also has the **Kafka Connect** baseline (`SLUICE_BENCH_CONNECT=0` skips it):
+//! the same rows as schema-carrying JSON on a topic of their own (Connect cannot join),
+//! loaded by a standalone worker with the Debezium JDBC sink in upsert mode
+//! (`tests/bench/connect/jdbc-sink.sh`, its tuned batch size) into a table `LIKE` Sluice's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -65,6 +68,10 @@ use sluice_api::auth::Role;
 use sluice_controller::{Controller, ControllerConfig};
 use sluice_store::{AuditKey, SecretBox, Store};
 use sluice_tests::bench::{clock_ticks, env_or, proc_status_kib, reset_peak_rss};
+use sluice_tests::connect::{
+    ConnectField, ConnectRun, ConnectType, Envelope, JdbcSinkOptions, KEY_STRUCT, VALUE_STRUCT,
+    run_jdbc_sink,
+};
 use sluice_tests::{TestNamespace, quote_pg_ident};
 use tokio::sync::oneshot;
 use tower::ServiceExt;
@@ -101,13 +108,6 @@ const TRACER_EVERY: usize = 50;
 /// Rows compared field by field per target.
 const SAMPLE: usize = 1_000;
 
-// The Kafka Connect baseline (Debezium JDBC sink, standalone, upsert mode) is built on
-// another branch (`tests/bench/connect/jdbc-sink.sh`, `sluice_tests::connect`); it is not
-// on this branch yet. Its place is the PostgreSQL phase, right after the COPY baselines:
-// the same orders topic, a pre-joined copy of it (Connect cannot join) and a table LIKE
-// Sluice's, reporting events/s beside Sluice's (target: Sluice ≥ 3×).
-const DEBEZIUM: &str = "not run: the Kafka Connect runner is not on this branch yet";
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -118,6 +118,7 @@ fn main() {
         customers: env_or("SLUICE_BENCH_CUSTOMERS", 1_000_000),
         freshness_secs: env_or("SLUICE_BENCH_FRESHNESS_SECS", 300),
         rate: env_or("SLUICE_BENCH_RATE", 10_000),
+        connect: env_or("SLUICE_BENCH_CONNECT", 1) != 0,
         targets: std::env::var("SLUICE_BENCH_TARGETS")
             .unwrap_or_else(|_| "postgres,opensearch,redis".to_owned())
             .split(',')
@@ -161,6 +162,8 @@ struct Settings {
     customers: usize,
     freshness_secs: u64,
     rate: usize,
+    /// Run the Kafka Connect baseline (`SLUICE_BENCH_CONNECT=0` skips it).
+    connect: bool,
     targets: Vec<Target>,
 }
 
@@ -394,6 +397,32 @@ fn json_heap(value: &Value) -> usize {
 
 // ---------------------------------------------------------------------------------------
 // Producing
+
+/// Creates a topic of the namespace that keeps its records whatever their timestamps. With
+/// the broker's default (7 days' retention) the orders, whose event times span 90 days,
+/// would mostly be deleted: segments roll every 7 days of record time and the retention
+/// check removes those older than 7 days — the first run of this bench lost 58 % of them
+/// before the job read them.
+async fn create_kept_topic(names: &Names, name: &str, partitions: i32) -> Result<String, String> {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let topic = names.ns.topic(name);
+    let results = names
+        .ns
+        .kafka_admin()
+        .create_topics(
+            &[
+                NewTopic::new(&topic, partitions, TopicReplication::Fixed(1))
+                    .set("retention.ms", "-1"),
+            ],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .map_err(|e| format!("creating topic {topic}: {e}"))?;
+    for result in results {
+        result.map_err(|(name, code)| format!("creating topic {name}: {code}"))?;
+    }
+    Ok(topic)
+}
 
 fn producer(names: &Names) -> FutureProducer {
     names
@@ -746,16 +775,8 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
     let start_ms = now_ms();
     let zipf = Arc::new(Zipf::new(m.max(1), ZIPF_S));
 
-    let orders_topic = names
-        .ns
-        .create_topic("orders", ORDER_PARTITIONS)
-        .await
-        .map_err(|e| e.to_string())?;
-    let customers_topic = names
-        .ns
-        .create_topic("customers", CUSTOMER_PARTITIONS)
-        .await
-        .map_err(|e| e.to_string())?;
+    let orders_topic = create_kept_topic(&names, "orders", ORDER_PARTITIONS).await?;
+    let customers_topic = create_kept_topic(&names, "customers", CUSTOMER_PARTITIONS).await?;
     let t = Instant::now();
     let state_bytes = produce_customers(&names, &customers_topic, m).await;
     let bytes = produce_orders(&names, &orders_topic, n, &zipf, start_ms).await;
@@ -947,6 +968,42 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
         if let Err(e) = outcome {
             problems.push(format!("{}: {e}", target.label()));
         }
+        if target == Target::Postgres && settings.connect {
+            let like = format!(
+                "{}.{}",
+                quote_pg_ident(&names.team),
+                quote_pg_ident(&format!("{}_v1", names.target_name(target)))
+            );
+            match connect_phase(&ctx, &like).await {
+                Ok(run) => {
+                    lines.push(Line {
+                        what: format!(
+                            "PostgreSQL baseline: Kafka Connect, Debezium JDBC sink (standalone, \
+                             upsert, batch.size {}; {:.1} s of worker startup)",
+                            run.batch_size, run.startup_seconds
+                        ),
+                        seconds: Some(run.seconds),
+                        rate: format!(
+                            "{:.0} events/s ({:.0} after startup)",
+                            run.events_per_s, run.load_events_per_s
+                        ),
+                        ratio: format!(
+                            "{:.2}× ({:.2}× after its startup)",
+                            eps / run.events_per_s,
+                            eps / run.load_events_per_s
+                        ),
+                    });
+                    usages.push((
+                        "PostgreSQL baseline: Kafka Connect".to_owned(),
+                        ctx.n,
+                        Usage {
+                            rows: vec![("Connect worker JVM", run.cpu_seconds, run.peak_rss_kib)],
+                        },
+                    ));
+                }
+                Err(e) => problems.push(format!("Kafka Connect baseline: {e}")),
+            }
+        }
 
         // Freshness of this target while its job is the only one (earlier products'
         // jobs run too, but they are Live and idle but for these events).
@@ -999,7 +1056,6 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
             line.ratio
         );
     }
-    println!("| Kafka Connect, Debezium JDBC sink (upsert) | — | — | {DEBEZIUM} |");
     println!();
     println!("| phase | process | CPU-s | CPU-s per million events | peak RSS |");
     println!("| --- | --- | ---: | ---: | ---: |");
@@ -1644,6 +1700,105 @@ async fn delete_keys(
             return Ok(());
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Kafka Connect (Debezium JDBC sink)
+
+/// The Connect key of a row: the product key.
+const CONNECT_KEY: &[ConnectField<'static>] = &[("order_id", ConnectType::String, false)];
+/// The Connect value of a row: every column of Sluice's table, version included (the
+/// column is `NOT NULL`).
+const CONNECT_VALUE: &[ConnectField<'static>] = &[
+    ("order_id", ConnectType::String, false),
+    ("customer_id", ConnectType::String, true),
+    ("amount", ConnectType::Float64, true),
+    ("qty", ConnectType::Int64, true),
+    ("status", ConnectType::String, true),
+    ("created_at", ConnectType::ZonedTimestamp, true),
+    ("customer_name", ConnectType::String, true),
+    ("customer_country", ConnectType::String, true),
+    ("customer_segment", ConnectType::String, true),
+    ("_sluice_version", ConnectType::Int64, false),
+];
+
+/// The Kafka Connect baseline: Debezium's JDBC sink cannot join, so the same pre-joined
+/// rows are produced (not timed) as schema-carrying JSON records to a topic of their own
+/// (6 partitions, as the orders), then a standalone worker (`tests/bench/connect/
+/// jdbc-sink.sh`, upsert mode, its tuned batch size) loads them into a table `LIKE`
+/// Sluice's. Returns its run (the script measures the worker's CPU and peak RSS).
+async fn connect_phase(ctx: &Ctx, like: &str) -> Result<ConnectRun, String> {
+    let names = &ctx.names;
+    let services = names.ns.services();
+    let topic = names
+        .ns
+        .create_topic("connect-rows", ORDER_PARTITIONS)
+        .await
+        .map_err(|e| e.to_string())?;
+    let key_env = Envelope::new(KEY_STRUCT, CONNECT_KEY);
+    let value_env = Envelope::new(VALUE_STRUCT, CONNECT_VALUE);
+    let producer = producer(names);
+    let mut pending = Vec::new();
+    for i in 0..ctx.n {
+        let mut row = ctx.row(i);
+        row.insert("_sluice_version".into(), json!(i));
+        let (k, v) = (key_env.wrap(&row), value_env.wrap(&row));
+        pending.push(
+            producer
+                .send_result(FutureRecord::<str, str>::to(&topic).key(&k).payload(&v))
+                .map_err(|(e, _)| format!("producing: {e}"))?,
+        );
+        if pending.len() >= 20_000 || i + 1 == ctx.n {
+            for d in pending.drain(..) {
+                if !matches!(d.await, Ok(Ok(_))) {
+                    return Err("a Connect record was not delivered".to_owned());
+                }
+            }
+        }
+    }
+    let pool = names.ns.pg_pool().await.map_err(|e| e.to_string())?;
+    let scratch = names.ns.pg_schema();
+    let table = format!("{}.connect_final", quote_pg_ident(&scratch));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {table} (LIKE {like} INCLUDING ALL)"
+    )))
+    .execute(&pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut opts = JdbcSinkOptions::new(
+        &services.kafka_bootstrap,
+        &topic,
+        &services.postgres_url,
+        &format!("{scratch}.connect_final"),
+    );
+    opts.expect = Some(ctx.n as u64);
+    opts.timeout = Duration::from_secs(3 * 60 * 60);
+    let run = tokio::task::spawn_blocking(move || run_jdbc_sink(&opts))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let rows: i64 =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
+        .execute(&pool)
+        .await;
+    pool.close().await;
+    // The topic is large (a schema per record): removed now, not at the end.
+    let _ = names
+        .ns
+        .kafka_admin()
+        .delete_topics(&[topic.as_str()], &rdkafka::admin::AdminOptions::new())
+        .await;
+    if rows != ctx.n as i64 {
+        return Err(format!(
+            "the Connect baseline's table holds {rows} rows, not {}",
+            ctx.n
+        ));
+    }
+    Ok(run)
 }
 
 // ---------------------------------------------------------------------------------------
