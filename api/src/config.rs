@@ -57,9 +57,17 @@ pub const ENV_KAFKA_REPLICATION: &str = "SLUICE_KAFKA_REPLICATION";
 /// Environment variable: whether `sluice serve` runs stream jobs itself (`in-process`, the
 /// default) or leaves them to `sluice worker` processes (`off`).
 pub const ENV_JOBS: &str = "SLUICE_JOBS";
+/// Environment variable: how many MiB of lookup-table rows one job keeps in memory before
+/// they move to an on-disk store under the data directory (default 256).
+pub const ENV_JOB_STATE_MEMORY: &str = "SLUICE_JOB_STATE_MEMORY";
+/// Environment variable: how many slices a product version's job is split in, so several
+/// processes share one job (default 1; capped by the driving source's partitions).
+pub const ENV_JOB_SLICES: &str = "SLUICE_JOB_SLICES";
 
-const ALL_VARIABLES: [&str; 18] = [
+const ALL_VARIABLES: [&str; 20] = [
     ENV_JOBS,
+    ENV_JOB_SLICES,
+    ENV_JOB_STATE_MEMORY,
     ENV_KAFKA_REPLICATION,
     ENV_CONTROLLER_RESYNC,
     ENV_CONTROLLER_MAX_BACKOFF,
@@ -197,6 +205,10 @@ pub struct Config {
     pub kafka_replication: i32,
     /// `SLUICE_JOBS`: whether `serve` runs stream jobs in-process (default true).
     pub jobs_in_process: bool,
+    /// `SLUICE_JOB_STATE_MEMORY` in bytes, if set.
+    pub job_state_memory: Option<usize>,
+    /// `SLUICE_JOB_SLICES`, if set.
+    pub job_slices: Option<u32>,
 }
 
 /// The `--config` file: the same settings as the variables, in camelCase.
@@ -221,6 +233,8 @@ struct FileConfig {
     cluster_check_interval: Option<String>,
     kafka_replication: Option<String>,
     jobs: Option<String>,
+    job_state_memory: Option<String>,
+    job_slices: Option<String>,
 }
 
 impl FileConfig {
@@ -244,6 +258,8 @@ impl FileConfig {
             ENV_CLUSTER_CHECK_INTERVAL => &self.cluster_check_interval,
             ENV_KAFKA_REPLICATION => &self.kafka_replication,
             ENV_JOBS => &self.jobs,
+            ENV_JOB_STATE_MEMORY => &self.job_state_memory,
+            ENV_JOB_SLICES => &self.job_slices,
             _ => &None,
         };
         value.as_deref()
@@ -338,6 +354,32 @@ impl Config {
                         reason: "expected `in-process` or `off`",
                     });
                 }
+            },
+            job_state_memory: match lookup(ENV_JOB_STATE_MEMORY) {
+                None => None,
+                Some(text) => Some(
+                    text.parse::<usize>()
+                        .ok()
+                        .and_then(|mib| mib.checked_mul(1 << 20))
+                        .ok_or(ConfigError::Invalid {
+                            key: ENV_JOB_STATE_MEMORY,
+                            value: text.clone(),
+                            reason: "expected a number of MiB",
+                        })?,
+                ),
+            },
+            job_slices: match lookup(ENV_JOB_SLICES) {
+                None => None,
+                Some(text) => Some(
+                    text.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1024).contains(n))
+                        .ok_or(ConfigError::Invalid {
+                            key: ENV_JOB_SLICES,
+                            value: text.clone(),
+                            reason: "expected a number of slices from 1 to 1024",
+                        })?,
+                ),
             },
         })
     }

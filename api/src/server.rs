@@ -257,6 +257,13 @@ fn controller_config(config: &Config) -> Option<ControllerConfig> {
     if let Some(check) = config.cluster_check_interval {
         settings.cluster_check = check;
     }
+    settings.job_state.dir = config.data_dir.join("state");
+    if let Some(bytes) = config.job_state_memory {
+        settings.job_state.memory_bytes = bytes;
+    }
+    if let Some(slices) = config.job_slices {
+        settings.job_slices = slices;
+    }
     Some(settings)
 }
 

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice_pipeline::job::{Job, JobConfig, JobProgress, TableSource};
+use sluice_pipeline::job::{Job, JobConfig, JobProgress, JobSlice, TableSource, WindowSource};
 use sluice_pipeline::sink::Sink;
+use sluice_pipeline::state::StateSettings;
 use sluice_pipeline::transform::CompiledProduct;
 use sluice_provisioners::TargetPlan;
-use sluice_schemas::{Kind, ProvisionedVersion, TargetClusterSpec, WriteMode};
+use sluice_schemas::{JoinType, Kind, ProvisionedVersion, TargetClusterSpec, WriteMode};
 use sluice_store::{ListQuery, ObjectKey, StoredObject};
 
 use crate::catalog::{self, ResolvedProduct};
@@ -35,14 +36,21 @@ struct Running {
     reported: Option<Value>,
 }
 
+/// One slice of one product version's job: what a lease is taken on.
+type Unit = (ObjectKey, u32, u32);
+
 /// What this process knows of the jobs.
 struct Jobs {
     /// Who this process is in `job_leases`.
     holder: String,
-    running: HashMap<(ObjectKey, u32), Running>,
-    failed: HashMap<(ObjectKey, u32), String>,
-    /// When each job's lease was last taken, renewed or asked for.
-    leased: HashMap<(ObjectKey, u32), (std::time::Instant, bool)>,
+    running: HashMap<Unit, Running>,
+    failed: HashMap<Unit, String>,
+    /// When each slice's lease was last taken, renewed or asked for.
+    leased: HashMap<Unit, (std::time::Instant, bool)>,
+    /// How many slices each product version's job has, once known.
+    slices: HashMap<(ObjectKey, u32), u32>,
+    /// How many processes run jobs (this one included), as of the last heartbeat.
+    workers: u32,
 }
 
 impl Controller {
@@ -64,9 +72,20 @@ impl Controller {
             running: HashMap::new(),
             failed: HashMap::new(),
             leased: HashMap::new(),
+            slices: HashMap::new(),
+            workers: 1,
         };
         tracing::info!(holder = %jobs.holder, "running stream jobs");
         loop {
+            match self
+                .inner
+                .store
+                .job_worker_beat(&jobs.holder, LEASE_TTL)
+                .await
+            {
+                Ok(workers) => jobs.workers = workers,
+                Err(e) => tracing::warn!(error = %e, "cannot record this worker"),
+            }
             if let Err(e) = supervise(&self.inner, &mut jobs).await {
                 tracing::warn!(error = %e, "cannot match jobs to products");
             }
@@ -80,9 +99,10 @@ impl Controller {
             let _ = self
                 .inner
                 .store
-                .release_job_lease(&key.0, key.1, &jobs.holder)
+                .release_job_lease(&key.0, key.1, key.2, &jobs.holder)
                 .await;
         }
+        let _ = self.inner.store.job_worker_gone(&jobs.holder).await;
     }
 }
 
@@ -104,7 +124,7 @@ fn rand_u32() -> u32 {
 async fn hold(
     inner: &Inner,
     jobs: &mut Jobs,
-    key: &(ObjectKey, u32),
+    key: &Unit,
 ) -> Result<bool, sluice_store::StoreError> {
     if let Some((at, held)) = jobs.leased.get(key)
         && at.elapsed() < LEASE_EVERY
@@ -113,7 +133,7 @@ async fn hold(
     }
     let held = inner
         .store
-        .take_job_lease(&key.0, key.1, &jobs.holder, LEASE_TTL)
+        .take_job_lease(&key.0, key.1, key.2, &jobs.holder, LEASE_TTL)
         .await?;
     jobs.leased
         .insert(key.clone(), (std::time::Instant::now(), held));
@@ -155,43 +175,101 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
         }
     }
 
-    let unwanted: Vec<(ObjectKey, u32)> = jobs
+    // Each wanted version runs as its slices; how many is fixed once the job first ran.
+    jobs.slices.retain(|k, _| wanted.contains_key(k));
+    let mut units: HashMap<Unit, (StoredObject, ProvisionedVersion)> = HashMap::new();
+    for ((key, v), (object, version)) in &wanted {
+        let count = match jobs.slices.get(&(key.clone(), *v)) {
+            Some(count) => *count,
+            None => {
+                let count = slice_count(inner, object, version).await?;
+                jobs.slices.insert((key.clone(), *v), count);
+                count
+            }
+        };
+        for slice in 0..count {
+            units.insert((key.clone(), *v, slice), (object.clone(), version.clone()));
+        }
+    }
+
+    let unwanted: Vec<Unit> = jobs
         .running
         .keys()
-        .filter(|k| !wanted.contains_key(*k))
+        .filter(|k| !units.contains_key(*k))
         .cloned()
         .collect();
     for key in unwanted {
         if let Some(r) = jobs.running.remove(&key) {
-            tracing::info!(product = %key.0, version = key.1, "stopping its job");
+            tracing::info!(product = %key.0, version = key.1, slice = key.2, "stopping its job");
             r.job.stop().await;
             inner
                 .store
-                .release_job_lease(&key.0, key.1, &jobs.holder)
+                .release_job_lease(&key.0, key.1, key.2, &jobs.holder)
                 .await?;
         }
     }
-    jobs.failed.retain(|k, _| wanted.contains_key(k));
-    jobs.leased.retain(|k, _| wanted.contains_key(k));
+    jobs.failed.retain(|k, _| units.contains_key(k));
+    jobs.leased.retain(|k, _| units.contains_key(k));
 
-    for (key, (object, version)) in wanted {
+    // The slices of a job are shared out: a process runs at most its share of each job's
+    // slices, and gives one up per pass while it runs more (another process takes it).
+    let mut units: Vec<(Unit, (StoredObject, ProvisionedVersion))> = units.into_iter().collect();
+    units.sort_by_cached_key(|(u, _)| (u.0.to_string(), u.1, u.2));
+    let mut shed: std::collections::HashSet<(ObjectKey, u32)> = std::collections::HashSet::new();
+    for (key, (object, version)) in units {
+        let job = (key.0.clone(), key.1);
+        let count = jobs.slices.get(&job).copied().unwrap_or(1);
+        let share = count.div_ceil(jobs.workers.max(1));
+        let mine = if count > 1 {
+            (0..count)
+                .filter(|i| jobs.running.contains_key(&(key.0.clone(), key.1, *i)))
+                .count() as u32
+        } else {
+            u32::from(jobs.running.contains_key(&key))
+        };
+        if jobs.running.contains_key(&key) && mine > share && shed.insert(job.clone()) {
+            if let Some(r) = jobs.running.remove(&key) {
+                tracing::info!(product = %key.0, version = key.1, slice = key.2, "leaving the slice to another worker");
+                r.job.stop().await;
+                inner
+                    .store
+                    .release_job_lease(&key.0, key.1, key.2, &jobs.holder)
+                    .await?;
+                // Not asked for again until another process had a chance to take it.
+                jobs.leased
+                    .insert(key.clone(), (std::time::Instant::now(), false));
+            }
+            continue;
+        }
+        if !jobs.running.contains_key(&key) && mine >= share {
+            continue;
+        }
         if !hold(inner, jobs, &key).await? {
             // Another process runs it (or took it over while this one stalled).
             if let Some(r) = jobs.running.remove(&key) {
-                tracing::warn!(product = %key.0, version = key.1, "lost the job's lease; stopping it");
+                tracing::warn!(product = %key.0, version = key.1, slice = key.2, "lost the job's lease; stopping it");
                 r.job.stop().await;
             }
             continue;
         }
+        let count = jobs
+            .slices
+            .get(&(key.0.clone(), key.1))
+            .copied()
+            .unwrap_or(1);
+        let slice = JobSlice {
+            index: key.2,
+            count,
+        };
         let (running, failed) = (&mut jobs.running, &mut jobs.failed);
         let restart = running.get(&key).is_some_and(|r| !r.job.is_running());
         if restart && let Some(r) = running.remove(&key) {
             r.job.stop().await;
         }
         if !running.contains_key(&key) {
-            match start(inner, &object, &version).await {
+            match start(inner, &object, &version, slice).await {
                 Ok(job) => {
-                    tracing::info!(product = %key.0, version = key.1, "job started");
+                    tracing::info!(product = %key.0, version = key.1, slice = key.2, "job started");
                     failed.remove(&key);
                     running.insert(
                         key.clone(),
@@ -203,7 +281,7 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
                 }
                 Err(reason) => {
                     if failed.get(&key) != Some(&reason) {
-                        tracing::warn!(product = %key.0, version = key.1, %reason, "job cannot start");
+                        tracing::warn!(product = %key.0, version = key.1, slice = key.2, %reason, "job cannot start");
                         let report = stamped(
                             &JobProgress {
                                 running: false,
@@ -211,8 +289,12 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
                                 ..JobProgress::default()
                             },
                             &object,
+                            None,
                         );
-                        inner.store.put_job_report(&key.0, key.1, &report).await?;
+                        inner
+                            .store
+                            .put_job_report(&key.0, key.1, key.2, &report)
+                            .await?;
                         failed.insert(key.clone(), reason);
                     }
                     continue;
@@ -220,25 +302,116 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
             }
         }
         if let Some(r) = running.get_mut(&key) {
-            let report = stamped(&r.job.progress(), &object);
+            let report = stamped(&r.job.progress(), &object, Some((slice, &jobs.holder)));
             if r.reported.as_ref() != Some(&report) {
-                inner.store.put_job_report(&key.0, key.1, &report).await?;
+                inner
+                    .store
+                    .put_job_report(&key.0, key.1, key.2, &report)
+                    .await?;
                 r.reported = Some(report);
+            }
+            if count > 1 && !r.job.progress().backfill_complete {
+                let reports = inner.store.job_reports(&key.0, key.1).await?;
+                if let Some(target) = sink_target(&reports, &object, count) {
+                    r.job.set_sink_target(&target);
+                }
             }
         }
     }
     Ok(())
 }
 
+/// How many slices the job of `version` runs in: as many as it ran in before (its reports
+/// say), else `SLUICE_JOB_SLICES` capped by the driving source's partitions — and one for a
+/// product with a window join, whose two streams must be read together.
+async fn slice_count(
+    inner: &Inner,
+    object: &StoredObject,
+    version: &ProvisionedVersion,
+) -> Result<u32, sluice_store::StoreError> {
+    let reports = inner
+        .store
+        .job_reports(&object.key, version.version)
+        .await?;
+    if let Some(count) = reports.iter().find_map(|(_, r)| {
+        r.get("slices").and_then(Value::as_u64).filter(|_| {
+            r.get("productUid").and_then(Value::as_str) == Some(&object.uid.to_string())
+        })
+    }) {
+        return Ok(u32::try_from(count).unwrap_or(1).max(1));
+    }
+    if inner.config.job_slices <= 1 {
+        return Ok(1);
+    }
+    let Ok(resolved) = catalog::resolve(&inner.store, &object.document(), &version.spec).await
+    else {
+        return Ok(1);
+    };
+    let spec = &resolved.product.spec;
+    if spec.joins.iter().any(|j| j.join_type == JoinType::Window) {
+        return Ok(1);
+    }
+    let partitions = inner.source_partitions(&resolved).await;
+    let driving = spec
+        .sources
+        .iter()
+        .position(|s| !spec.joins.iter().any(|j| j.right == s.name))
+        .and_then(|i| partitions.get(i).copied())
+        .unwrap_or(1);
+    Ok(inner
+        .config
+        .job_slices
+        .min(u32::try_from(driving).unwrap_or(1))
+        .max(1))
+}
+
+/// The output offsets every slice's sink must reach: per partition, the highest of the
+/// slices' `transformDone`, once all `count` slices of this product have one.
+fn sink_target(
+    reports: &[(u32, Value)],
+    object: &StoredObject,
+    count: u32,
+) -> Option<std::collections::BTreeMap<i32, i64>> {
+    let uid = object.uid.to_string();
+    let mut target = std::collections::BTreeMap::new();
+    let mut done = 0;
+    for (_, report) in reports {
+        if report.get("productUid").and_then(Value::as_str) != Some(uid.as_str()) {
+            continue;
+        }
+        let Some(ends) = report.get("transformDone").and_then(Value::as_object) else {
+            continue;
+        };
+        done += 1;
+        for (p, end) in ends {
+            if let (Ok(p), Some(end)) = (p.parse::<i32>(), end.as_i64()) {
+                let at = target.entry(p).or_insert(end);
+                *at = (*at).max(end);
+            }
+        }
+    }
+    (done >= count).then_some(target)
+}
+
 /// A job report naming the product incarnation it is about (`productUid`), so a report
-/// written just before a product was deleted never speaks for a new product of that name.
-fn stamped(progress: &JobProgress, object: &StoredObject) -> Value {
+/// written just before a product was deleted never speaks for a new product of that name,
+/// and, for a running job, how many slices it runs in (`slices`) and which process runs
+/// this one (`worker`).
+fn stamped(
+    progress: &JobProgress,
+    object: &StoredObject,
+    slice: Option<(JobSlice, &str)>,
+) -> Value {
     let mut report = serde_json::to_value(progress).unwrap_or_default();
     if let Value::Object(map) = &mut report {
         map.insert(
             "productUid".to_owned(),
             Value::String(object.uid.to_string()),
         );
+        if let Some((slice, worker)) = slice {
+            map.insert("slices".to_owned(), Value::from(slice.count));
+            map.insert("worker".to_owned(), Value::from(worker));
+        }
     }
     report
 }
@@ -248,6 +421,7 @@ async fn start(
     inner: &Inner,
     object: &StoredObject,
     version: &ProvisionedVersion,
+    slice: JobSlice,
 ) -> Result<Job, String> {
     let resolved = catalog::resolve(&inner.store, &object.document(), &version.spec)
         .await
@@ -272,8 +446,11 @@ async fn start(
         &partitions,
         version.version,
         &inner.config.kafka_bootstrap,
+        slice,
     )?;
     let sink = Sink::new(Arc::clone(&conn), &parts.target).map_err(|e| e.to_string())?;
+    let mut parts = parts;
+    parts.config.state = inner.config.job_state.clone();
     // Starting blocks on Kafka (transactions, loading the tables): off the async workers.
     let (config, transform) = (parts.config, parts.transform);
     tokio::task::spawn_blocking(move || Job::start(config, transform, sink))
@@ -299,6 +476,7 @@ pub(crate) fn job_parts(
     partitions: &[i32],
     version: u32,
     bootstrap: &str,
+    slice: JobSlice,
 ) -> Result<JobParts, String> {
     let spec = &resolved.product.spec;
     let plan = plan_product(
@@ -349,6 +527,46 @@ pub(crate) fn job_parts(
         });
         schemas.push((lookup.alias.clone(), table.spec.schema.clone()));
     }
+    let window = match transform.window() {
+        None => None,
+        Some(join) if slice.count > 1 => {
+            return Err(format!(
+                "window join `{}` reads two streams together; its job runs in one slice",
+                join.alias
+            ));
+        }
+        Some(join) => {
+            let source = spec
+                .sources
+                .iter()
+                .find(|s| s.name == join.alias)
+                .ok_or_else(|| format!("source `{}` is not in the spec", join.alias))?;
+            let stream = resolved.context.dataset(&source.dataset).ok_or_else(|| {
+                format!(
+                    "the stream of window join `{}` is not in the catalog",
+                    join.alias
+                )
+            })?;
+            if stream.spec.topic == dataset.spec.topic {
+                return Err(format!(
+                    "window join `{}` joins topic `{}` with itself, which the job runtime does not run",
+                    join.alias, stream.spec.topic
+                ));
+            }
+            schemas.push((join.alias.clone(), stream.spec.schema.clone()));
+            Some(WindowSource {
+                alias: join.alias.clone(),
+                topic: stream.spec.topic.clone(),
+                from_ms: estimate::from_ms(
+                    source.from.as_deref(),
+                    chrono::Utc::now().timestamp_millis(),
+                ),
+                key_field: join.key_field.clone(),
+                within_ms: join.within_ms,
+                time_field: stream.spec.timestamp_field.clone(),
+            })
+        }
+    };
     let transform = schemas.into_iter().fold(transform, |t, (alias, schema)| {
         t.with_table_schema(&alias, schema)
     });
@@ -362,9 +580,26 @@ pub(crate) fn job_parts(
         ),
         output_topic: output,
         dead_letter_topic: dead_letter,
-        group: format!("sluice.job.{}.{}.v{}", key.team(), key.name(), version),
+        // Each slice of a job in several has consumer groups and a transactional id of its
+        // own; a job in one slice keeps the names it always had.
+        group: if slice.count > 1 {
+            format!(
+                "sluice.job.{}.{}.v{}.s{}of{}",
+                key.team(),
+                key.name(),
+                version,
+                slice.index,
+                slice.count
+            )
+        } else {
+            format!("sluice.job.{}.{}.v{}", key.team(), key.name(), version)
+        },
         append: spec.target.mode == WriteMode::Append,
         tables,
+        source_time_field: dataset.spec.timestamp_field.clone(),
+        window,
+        state: StateSettings::default(),
+        slice,
     };
     Ok(JobParts {
         config,

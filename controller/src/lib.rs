@@ -24,3 +24,4 @@ pub use reconcile::{Outcome, ReconcileError};
 pub use runner::{
     CONTROLLER_ACTOR, Controller, ControllerConfig, ControllerError, PassReport, Waker,
 };
+pub use sluice_pipeline::state::StateSettings;

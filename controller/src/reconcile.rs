@@ -334,7 +334,10 @@ impl Pass<'_> {
             .as_ref()
             .and_then(|r| r.get("deadLetters"))
             .and_then(Value::as_u64);
-        let complete = report.as_ref().is_some_and(backfill_complete);
+        // A version's backfill happens once: a job that restarts (a worker failed over, a
+        // slice moved) catches up on its own, and the product stays Live meanwhile.
+        let complete = report.as_ref().is_some_and(backfill_complete)
+            || conditions::is_true(&self.status, BACKFILL_COMPLETE);
         let target_ready = conditions::is_true(&self.status, TARGET_READY);
         if complete {
             self.set(
@@ -409,13 +412,23 @@ impl Pass<'_> {
 
     /// The report of the job of `version`, unless it names another incarnation of the
     /// product (a report written as a product of the same name was being deleted).
+    /// A job in several slices reports per slice; the reports are merged into one
+    /// ([`merge_reports`]).
     async fn job_report(&self, version: u32) -> Result<Option<Value>, ReconcileError> {
-        let report = self.inner.store.job_report(&self.key, version).await?;
-        Ok(report.filter(|r| {
-            r.get("productUid")
-                .and_then(Value::as_str)
-                .is_none_or(|uid| uid == self.uid)
-        }))
+        let reports: Vec<Value> = self
+            .inner
+            .store
+            .job_reports(&self.key, version)
+            .await?
+            .into_iter()
+            .map(|(_, report)| report)
+            .filter(|r| {
+                r.get("productUid")
+                    .and_then(Value::as_str)
+                    .is_none_or(|uid| uid == self.uid)
+            })
+            .collect();
+        Ok(merge_reports(reports))
     }
 
     /// Sets `Fresh` from the live lag and the version's `slo.freshness`, if it has one.
@@ -821,6 +834,81 @@ fn new_version(version: u32, generation: i64, spec: &Value) -> ProvisionedVersio
         location: None,
         reader: None,
     }
+}
+
+/// One report for a job from the reports of its slices: running and backfill complete
+/// when every slice is (all `slices` of them have reported), per source the events done
+/// and to do and the rates summed and the longest ETA, dead letters and applied records
+/// summed, the highest lag, and the first error.
+fn merge_reports(mut reports: Vec<Value>) -> Option<Value> {
+    let slices = reports
+        .iter()
+        .filter_map(|r| r.get("slices").and_then(Value::as_u64))
+        .max()
+        .unwrap_or(1);
+    if reports.len() <= 1 && slices <= 1 {
+        return reports.pop();
+    }
+    if reports.is_empty() {
+        return None;
+    }
+    let all = |field: &str| {
+        reports
+            .iter()
+            .all(|r| r.get(field).and_then(Value::as_bool).unwrap_or(false))
+    };
+    let sum = |field: &str| {
+        reports
+            .iter()
+            .filter_map(|r| r.get(field).and_then(Value::as_u64))
+            .sum::<u64>()
+    };
+    let complete = reports.len() as u64 >= slices && all("backfillComplete");
+    let mut sources: Vec<SourceProgress> = Vec::new();
+    for report in &reports {
+        for source in progress(report) {
+            match sources.iter_mut().find(|s| s.source == source.source) {
+                Some(merged) => {
+                    merged.done += source.done;
+                    merged.total += source.total;
+                    merged.rate = match (merged.rate, source.rate) {
+                        (Some(a), Some(b)) => Some(a + b),
+                        (a, b) => a.or(b),
+                    };
+                    merged.eta_seconds = merged.eta_seconds.max(source.eta_seconds);
+                }
+                None => sources.push(source),
+            }
+        }
+    }
+    let mut merged = reports[0].clone();
+    if let Value::Object(map) = &mut merged {
+        map.insert("running".into(), Value::Bool(all("running")));
+        map.insert("backfillComplete".into(), Value::Bool(complete));
+        map.insert("deadLetters".into(), Value::from(sum("deadLetters")));
+        map.insert("applied".into(), Value::from(sum("applied")));
+        map.insert(
+            "sources".into(),
+            serde_json::to_value(&sources).unwrap_or_default(),
+        );
+        match reports
+            .iter()
+            .filter_map(|r| r.get("lagMs").and_then(Value::as_u64))
+            .max()
+        {
+            Some(lag) => map.insert("lagMs".into(), Value::from(lag)),
+            None => map.remove("lagMs"),
+        };
+        match reports
+            .iter()
+            .find_map(|r| r.get("error").filter(|e| !e.is_null()))
+        {
+            Some(error) => map.insert("error".into(), error.clone()),
+            None => map.remove("error"),
+        };
+        map.remove("transformDone");
+    }
+    Some(merged)
 }
 
 /// Whether a job report says the backfill is complete.

@@ -37,11 +37,18 @@ pub struct ControllerConfig {
     pub cluster_check: Duration,
     /// How many products are reconciled at once.
     pub concurrency: usize,
+    /// How much memory each job's lookup tables may take before they move to disk, and
+    /// where.
+    pub job_state: sluice_pipeline::state::StateSettings,
+    /// How many slices a product version's job is split in (capped by its driving
+    /// source's partitions; one for window joins), so several processes share one job.
+    pub job_slices: u32,
 }
 
 impl ControllerConfig {
     /// The defaults for `kafka_bootstrap`: resync every 30 s, backoff up to 60 s, clusters
-    /// checked every 60 s, 8 products at once, replication factor 1.
+    /// checked every 60 s, 8 products at once, replication factor 1, 256 MiB of table rows
+    /// per job in memory before they go to the system's temporary directory.
     pub fn new(kafka_bootstrap: impl Into<String>) -> Self {
         ControllerConfig {
             kafka_bootstrap: kafka_bootstrap.into(),
@@ -50,6 +57,8 @@ impl ControllerConfig {
             max_backoff: Duration::from_secs(60),
             cluster_check: Duration::from_secs(60),
             concurrency: 8,
+            job_state: sluice_pipeline::state::StateSettings::default(),
+            job_slices: 1,
         }
     }
 }

@@ -14,13 +14,17 @@ use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::message::Message;
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::sink::{Sink, SinkRecord};
-use crate::transform::{CompiledProduct, Emit};
+use crate::state::{StateError, StateSettings, TableRows};
+use crate::transform::CompiledProduct;
+
+mod transform_stage;
+
+use transform_stage::TransformStage;
 
 /// How long a Kafka call of the job may take.
 pub(crate) const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,6 +60,57 @@ pub struct JobConfig {
     pub append: bool,
     /// The tables the product looks rows up in.
     pub tables: Vec<TableSource>,
+    /// The driving source's event-time field (its dataset's `timestampField`, an RFC 3339
+    /// date-time); `None`: the Kafka record timestamp. Only window joins read event times.
+    pub source_time_field: Option<String>,
+    /// The stream the product joins in an event-time window, if it has a window join.
+    pub window: Option<WindowSource>,
+    /// How much memory the lookup tables may take before they move to disk, and where.
+    pub state: StateSettings,
+    /// Which share of the driving source's partitions (and of the output topic's) this job
+    /// runs.
+    pub slice: JobSlice,
+}
+
+/// One share of a job: a job split in `count` slices runs as `count` jobs, slice `index`
+/// reading the driving source's partitions `p` with `p % count == index` and applying the
+/// output partitions of the same rule. Each slice has consumer groups and a transactional id
+/// of its own, so slices can run in different processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSlice {
+    /// This slice, from 0.
+    pub index: u32,
+    /// How many slices the job has (at least 1).
+    pub count: u32,
+}
+
+impl JobSlice {
+    /// The whole job in one slice.
+    pub const WHOLE: JobSlice = JobSlice { index: 0, count: 1 };
+
+    /// Whether `partition` is this slice's.
+    pub fn owns(&self, partition: i32) -> bool {
+        self.count <= 1
+            || i64::from(partition).rem_euclid(i64::from(self.count)) == i64::from(self.index)
+    }
+}
+
+/// The stream of a window join: read from its `from` like the driving source, each record
+/// kept while it may still meet a partner.
+#[derive(Debug, Clone)]
+pub struct WindowSource {
+    /// The join's right alias.
+    pub alias: String,
+    /// The stream dataset's topic.
+    pub topic: String,
+    /// Start of its backfill (milliseconds since the epoch); `None`: from the beginning.
+    pub from_ms: Option<i64>,
+    /// The field the join matches; records are kept by its value as text.
+    pub key_field: String,
+    /// `within` in milliseconds: how far apart two records' event times may be.
+    pub within_ms: i64,
+    /// Its event-time field (`timestampField`); `None`: the Kafka record timestamp.
+    pub time_field: Option<String>,
 }
 
 /// A table source of a lookup join: read from its beginning to its high watermark before
@@ -70,68 +125,21 @@ pub struct TableSource {
     pub key_field: String,
 }
 
-/// The current rows of the lookup tables: by alias, by join-key value.
-#[derive(Debug, Default)]
+/// The current rows of the lookup tables: by alias, by join-key value, in memory or on disk
+/// ([`crate::state`]).
+#[derive(Debug)]
 pub(crate) struct Tables {
-    rows: BTreeMap<String, std::collections::HashMap<String, serde_json::Value>>,
-}
-
-/// What `propagate` needs: the latest stream record of each product key, and which product
-/// keys each table row was joined with.
-#[derive(Debug, Default)]
-struct Joined {
-    /// Product key → (record key, value) of its latest stream record.
-    latest: std::collections::HashMap<String, (Option<Vec<u8>>, serde_json::Value)>,
-    /// Product key → the (alias, join key) pairs its latest record was joined with.
-    partners: std::collections::HashMap<String, Vec<(String, String)>>,
-    /// (alias, join key) → the product keys joined with that table row.
-    by_partner: std::collections::HashMap<(String, String), std::collections::BTreeSet<String>>,
-}
-
-impl Joined {
-    /// Records that `key`'s latest record is `record`, joined with `partners`
-    /// (`None`: a tombstone; the key is forgotten).
-    fn remember(
-        &mut self,
-        key: &str,
-        record: Option<(Option<Vec<u8>>, serde_json::Value)>,
-        partners: Vec<(String, String)>,
-    ) {
-        for old in self.partners.remove(key).unwrap_or_default() {
-            if let Some(keys) = self.by_partner.get_mut(&old) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    self.by_partner.remove(&old);
-                }
-            }
-        }
-        match record {
-            Some(record) => {
-                for partner in &partners {
-                    self.by_partner
-                        .entry(partner.clone())
-                        .or_default()
-                        .insert(key.to_owned());
-                }
-                self.latest.insert(key.to_owned(), record);
-                self.partners.insert(key.to_owned(), partners);
-            }
-            None => {
-                self.latest.remove(key);
-            }
-        }
-    }
-
-    /// The product keys joined with row `key` of table `alias`.
-    fn joined_with(&self, alias: &str, key: &str) -> Vec<String> {
-        self.by_partner
-            .get(&(alias.to_owned(), key.to_owned()))
-            .map(|keys| keys.iter().cloned().collect())
-            .unwrap_or_default()
-    }
+    rows: TableRows,
 }
 
 impl Tables {
+    /// Empty tables kept as `settings` say; `label` names the job.
+    pub(crate) fn new(settings: StateSettings, label: &str) -> Self {
+        Tables {
+            rows: TableRows::new(settings, label),
+        }
+    }
+
     /// Applies one table record: an upsert of its row, or a tombstone removing the row
     /// whose key the record key holds.
     /// Returns the join key of the row that changed.
@@ -140,27 +148,59 @@ impl Tables {
         table: &TableSource,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
-    ) -> Option<String> {
-        let rows = self.rows.entry(table.alias.clone()).or_default();
-        match payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok()) {
-            Some(row) => {
-                let k = key_text(row.get(&table.key_field))?;
-                rows.insert(k.clone(), row);
-                Some(k)
+    ) -> Result<Option<String>, StateError> {
+        let parsed = payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok());
+        match (parsed, payload) {
+            (Some(row), Some(bytes)) => {
+                let Some(k) = key_text(row.get(&table.key_field)) else {
+                    return Ok(None);
+                };
+                self.rows.put(&table.alias, &k, bytes)?;
+                Ok(Some(k))
             }
-            None if payload.is_none() => {
-                let k = key.map(|k| String::from_utf8_lossy(k).into_owned())?;
-                rows.remove(&k);
-                Some(k)
+            (_, None) => {
+                let Some(k) = key.map(|k| String::from_utf8_lossy(k).into_owned()) else {
+                    return Ok(None);
+                };
+                self.rows.remove(&table.alias, &k)?;
+                Ok(Some(k))
             }
             // A table record that is not JSON cannot be looked up: skipped, and counted
             // nowhere, as it is not an input row of the product.
-            None => None,
+            (None, Some(_)) => Ok(None),
         }
     }
 
-    pub(crate) fn get(&self, alias: &str, key: &str) -> Option<&serde_json::Value> {
-        self.rows.get(alias).and_then(|rows| rows.get(key))
+    /// Writes buffered changes of tables kept on disk.
+    pub(crate) fn flush(&mut self) -> Result<(), StateError> {
+        self.rows.flush()
+    }
+
+    /// Whether the tables moved to disk.
+    pub(crate) fn on_disk(&self) -> bool {
+        self.rows.on_disk()
+    }
+
+    /// Bytes of table rows held in memory, roughly.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.rows.memory_bytes()
+    }
+
+    /// A lookup function for [`CompiledProduct::apply_with`]: rows are parsed into `arena`,
+    /// which outlives the call; a store failure is left in `failure` (the lookup then finds
+    /// nothing, and the caller must not use the result).
+    pub(crate) fn lookup<'a>(
+        &'a self,
+        arena: &'a typed_arena::Arena<serde_json::Value>,
+        failure: &'a std::cell::RefCell<Option<StateError>>,
+    ) -> impl Fn(&str, &str) -> Option<&'a serde_json::Value> + 'a {
+        move |alias, key| match self.rows.get(alias, key) {
+            Ok(row) => row.map(|r| &*arena.alloc(r)),
+            Err(e) => {
+                failure.replace(Some(e));
+                None
+            }
+        }
     }
 }
 
@@ -212,6 +252,11 @@ pub struct JobProgress {
     /// The last error, while it lasts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A job in several slices: once this slice's transform has read its backfill, the end
+    /// offsets of the output topic then (by partition). The sinks are complete once they
+    /// reach, for their partitions, the highest of every slice's ([`Job::set_sink_target`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform_done: Option<BTreeMap<i32, i64>>,
 }
 
 /// Why a job cannot start.
@@ -232,6 +277,9 @@ pub enum JobError {
     /// A topic the job needs does not exist.
     #[error("topic `{0}` does not exist")]
     MissingTopic(String),
+    /// The lookup tables' store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> JobError {
@@ -241,6 +289,8 @@ fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> Jo
 /// A running job. Dropping it stops it (without waiting).
 pub struct Job {
     stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    slice: JobSlice,
     progress: watch::Receiver<JobProgress>,
     transform: Option<std::thread::JoinHandle<()>>,
     sink: Option<tokio::task::JoinHandle<()>>,
@@ -273,10 +323,13 @@ impl Job {
         let stop = Arc::new(AtomicBool::new(false));
         let (sender, progress) = watch::channel(JobProgress {
             running: true,
-            sources: vec![SourceProgress {
-                source: transform.source().to_owned(),
-                ..SourceProgress::default()
-            }],
+            sources: std::iter::once(transform.source())
+                .chain(config.window.as_ref().map(|w| w.alias.as_str()))
+                .map(|source| SourceProgress {
+                    source: source.to_owned(),
+                    ..SourceProgress::default()
+                })
+                .collect(),
             ..JobProgress::default()
         });
         let shared = Arc::new(Shared {
@@ -301,10 +354,29 @@ impl Job {
         };
         Ok(Job {
             stop,
+            shared,
+            slice: config.slice,
             progress,
             transform: Some(transform),
             sink: Some(sink),
         })
+    }
+
+    /// A job in several slices: the output offsets the sink must reach for the backfill to
+    /// be complete — per partition, the highest `transform_done` of all slices (only this
+    /// slice's partitions are kept). Set once; later calls change nothing.
+    pub fn set_sink_target(&self, target: &BTreeMap<i32, i64>) {
+        if let Ok(mut current) = self.shared.sink_target.lock()
+            && current.is_none()
+        {
+            *current = Some(
+                target
+                    .iter()
+                    .filter(|(p, _)| self.slice.owns(**p))
+                    .map(|(p, o)| (*p, *o))
+                    .collect(),
+            );
+        }
     }
 
     /// The job's latest progress.
@@ -336,531 +408,6 @@ impl Drop for Job {
     }
 }
 
-/// Reads the source, transforms, writes to the output topic in transactions.
-struct TransformStage {
-    config: JobConfig,
-    transform: CompiledProduct,
-    consumer: BaseConsumer,
-    producer: BaseProducer,
-    /// Per source partition: (start offset, high watermark at start).
-    bounds: BTreeMap<i32, (i64, i64)>,
-    /// The lookup tables, loaded before the stream is assigned.
-    tables: std::cell::RefCell<Tables>,
-    /// For `propagate`: what each product key was last joined with.
-    joined: std::cell::RefCell<Joined>,
-    /// Whether any lookup propagates.
-    propagates: bool,
-}
-
-impl TransformStage {
-    fn new(config: &JobConfig, transform: CompiledProduct) -> Result<Self, JobError> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap)
-            .set("group.id", format!("{}.transform", config.group))
-            // A transaction's worth of records read ahead is enough (see the sink's).
-            .set("queued.max.messages.kbytes", "16384")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("isolation.level", "read_committed")
-            .set("allow.auto.create.topics", "false")
-            .create()
-            .map_err(kafka("creating the source consumer"))?;
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.bootstrap)
-            .set("transactional.id", format!("{}.transform", config.group))
-            .set("allow.auto.create.topics", "false")
-            .create()
-            .map_err(kafka("creating the transactional producer"))?;
-        producer
-            .init_transactions(KAFKA_TIMEOUT)
-            .map_err(kafka("initialising transactions"))?;
-
-        let partitions = partitions_of(&consumer, &config.source_topic)?;
-        let mut all = TopicPartitionList::new();
-        for p in &partitions {
-            all.add_partition(&config.source_topic, *p);
-        }
-        let committed = consumer
-            .committed_offsets(all, KAFKA_TIMEOUT)
-            .map_err(kafka("reading the job's committed source offsets"))?;
-        let from = match config.from_ms {
-            Some(ms) => {
-                let mut wanted = TopicPartitionList::new();
-                for p in &partitions {
-                    wanted
-                        .add_partition_offset(&config.source_topic, *p, Offset::Offset(ms))
-                        .map_err(kafka("finding the offsets of `from`"))?;
-                }
-                Some(
-                    consumer
-                        .offsets_for_times(wanted, KAFKA_TIMEOUT)
-                        .map_err(kafka("finding the offsets of `from`"))?,
-                )
-            }
-            None => None,
-        };
-        let mut bounds = BTreeMap::new();
-        let mut resumed_at = BTreeMap::new();
-        let mut assignment = TopicPartitionList::new();
-        for p in partitions {
-            let (low, high) = consumer
-                .fetch_watermarks(&config.source_topic, p, KAFKA_TIMEOUT)
-                .map_err(kafka("reading the source watermarks"))?;
-            let resumed = committed
-                .find_partition(&config.source_topic, p)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
-            let start_of_backfill = match from
-                .as_ref()
-                .and_then(|f| f.find_partition(&config.source_topic, p))
-                .map(|e| e.offset())
-            {
-                Some(Offset::Offset(o)) => o.max(low),
-                Some(Offset::End) => high,
-                _ => low,
-            };
-            let position = resumed.unwrap_or(start_of_backfill);
-            bounds.insert(p, (start_of_backfill, high));
-            if position > start_of_backfill {
-                resumed_at.insert(p, (start_of_backfill, position));
-            }
-            assignment
-                .add_partition_offset(&config.source_topic, p, Offset::Offset(position))
-                .map_err(kafka("assigning the source partitions"))?;
-        }
-        // Tables first: read up to the offsets the job committed (else to their high
-        // watermarks) before any stream record is joined, so backfilled rows see the tables
-        // as they were at load time, never empty; reading goes on from there.
-        let mut table_ends = BTreeMap::new();
-        let mut uncommitted_tables = false;
-        for table in &config.tables {
-            let mut all = TopicPartitionList::new();
-            let partitions = partitions_of(&consumer, &table.topic)?;
-            for p in &partitions {
-                all.add_partition(&table.topic, *p);
-            }
-            let committed = consumer
-                .committed_offsets(all, KAFKA_TIMEOUT)
-                .map_err(kafka("reading the job's committed table offsets"))?;
-            for p in partitions {
-                let end = match committed
-                    .find_partition(&table.topic, p)
-                    .map(|e| e.offset())
-                {
-                    Some(Offset::Offset(o)) => o,
-                    _ => {
-                        uncommitted_tables = true;
-                        consumer
-                            .fetch_watermarks(&table.topic, p, KAFKA_TIMEOUT)
-                            .map_err(kafka("reading the table watermarks"))?
-                            .1
-                    }
-                };
-                table_ends.insert((table.topic.clone(), p), end);
-                assignment
-                    .add_partition_offset(&table.topic, p, Offset::Offset(end))
-                    .map_err(kafka("assigning the table partitions"))?;
-            }
-        }
-        let tables = load_tables(&consumer, config, &table_ends)?;
-        let propagates = transform.lookups().iter().any(|l| l.propagate);
-        let stage = TransformStage {
-            config: config.clone(),
-            transform,
-            consumer,
-            producer,
-            bounds,
-            tables: std::cell::RefCell::new(tables),
-            joined: std::cell::RefCell::new(Joined::default()),
-            propagates,
-        };
-        if propagates {
-            stage.rebuild_joined(&resumed_at)?;
-        }
-        stage
-            .consumer
-            .assign(&assignment)
-            .map_err(kafka("assigning the source partitions"))?;
-        if uncommitted_tables {
-            // Record how far the tables were loaded, so a restart loads them to the same
-            // point and propagates every later change, even one made while it was down.
-            let metadata = stage.consumer.group_metadata().ok_or(JobError::Kafka {
-                context: "recording the table load",
-                source: rdkafka::error::KafkaError::Canceled,
-            })?;
-            stage
-                .producer
-                .begin_transaction()
-                .and_then(|()| {
-                    stage.producer.send_offsets_to_transaction(
-                        &assignment,
-                        &metadata,
-                        KAFKA_TIMEOUT,
-                    )
-                })
-                .and_then(|()| stage.producer.commit_transaction(KAFKA_TIMEOUT))
-                .map_err(kafka("recording the table load"))?;
-        }
-        Ok(stage)
-    }
-
-    /// Rebuilds what `propagate` needs after a restart: the stream records the job already
-    /// processed (from the backfill start to the committed offsets), read again without
-    /// writing anything.
-    fn rebuild_joined(&self, resumed_at: &BTreeMap<i32, (i64, i64)>) -> Result<(), JobError> {
-        if resumed_at.is_empty() {
-            return Ok(());
-        }
-        let mut assignment = TopicPartitionList::new();
-        for (p, (start, _)) in resumed_at {
-            assignment
-                .add_partition_offset(&self.config.source_topic, *p, Offset::Offset(*start))
-                .map_err(kafka("re-reading the processed stream"))?;
-        }
-        self.consumer
-            .assign(&assignment)
-            .map_err(kafka("re-reading the processed stream"))?;
-        let mut left: BTreeMap<i32, i64> =
-            resumed_at.iter().map(|(p, (_, end))| (*p, *end)).collect();
-        let deadline = Instant::now() + KAFKA_TIMEOUT * 4;
-        while !left.is_empty() && Instant::now() < deadline {
-            match self.consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(message)) => {
-                    let p = message.partition();
-                    let Some(end) = left.get(&p).copied() else {
-                        continue;
-                    };
-                    if message.offset() < end {
-                        let value = message
-                            .payload()
-                            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-                        if message.payload().is_none() || value.is_some() {
-                            // Errors were dead-lettered the first time; nothing to remember.
-                            let _ = self.transform_one(message.key(), value);
-                        }
-                    }
-                    if message.offset() + 1 >= end {
-                        left.remove(&p);
-                    }
-                }
-                Some(Err(e)) => {
-                    return Err(JobError::Kafka {
-                        context: "re-reading the processed stream",
-                        source: e,
-                    });
-                }
-                None => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn run(self, stop: &AtomicBool, shared: &Shared) {
-        let started = Instant::now();
-        let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
-        if let Ok(assigned) = self.consumer.position() {
-            for e in assigned.elements_for_topic(&self.config.source_topic) {
-                if let Offset::Offset(o) = e.offset() {
-                    positions.insert(e.partition(), o);
-                }
-            }
-        }
-        let mut dead_letters = 0u64;
-        let mut first_done: Option<u64> = None;
-        while !stop.load(Ordering::SeqCst) {
-            match self.one_batch(&mut positions, &mut dead_letters) {
-                Ok(()) => {}
-                Err(message) => {
-                    // The transaction was aborted. The job ends here and is started again
-                    // from what was committed (offsets, tables, join state): the one path
-                    // that rebuilds state, used at every start.
-                    tracing::warn!(job = %self.config.label, "{message}; restarting the job");
-                    shared.progress.send_modify(|p| p.error = Some(message));
-                    return;
-                }
-            }
-            let (done, total) = self.backfilled(&positions);
-            let first = *first_done.get_or_insert(done);
-            let elapsed = started.elapsed().as_secs_f64();
-            let rate = (elapsed > 0.5).then(|| (done.saturating_sub(first)) as f64 / elapsed);
-            let eta = rate
-                .filter(|r| *r > 0.0)
-                .map(|r| ((total.saturating_sub(done)) as f64 / r).ceil() as u64);
-            let caught_up = done >= total;
-            if caught_up
-                && shared
-                    .sink_target
-                    .lock()
-                    .map(|t| t.is_none())
-                    .unwrap_or(false)
-            {
-                match output_end_offsets(&self.consumer, &self.config.output_topic) {
-                    Ok(end) => {
-                        if let Ok(mut target) = shared.sink_target.lock() {
-                            *target = Some(end);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(job = %self.config.label, error = %e, "output watermarks")
-                    }
-                }
-            }
-            shared.progress.send_modify(|p| {
-                if let Some(source) = p.sources.first_mut() {
-                    source.done = done;
-                    source.total = total;
-                    source.rate = rate;
-                    source.eta_seconds = if caught_up { Some(0) } else { eta };
-                }
-                p.dead_letters = dead_letters;
-                p.error = None;
-            });
-        }
-    }
-
-    /// Events done and to do of the backfill, from the positions.
-    fn backfilled(&self, positions: &BTreeMap<i32, i64>) -> (u64, u64) {
-        let mut done = 0u64;
-        let mut total = 0u64;
-        for (p, (start, high)) in &self.bounds {
-            let span = u64::try_from(high - start).unwrap_or(0);
-            let at = positions.get(p).copied().unwrap_or(*start).min(*high);
-            done += u64::try_from(at - start).unwrap_or(0);
-            total += span;
-        }
-        (done, total)
-    }
-
-    /// Reads up to a batch, writes it and its source offsets in one transaction.
-    fn one_batch(
-        &self,
-        positions: &mut BTreeMap<i32, i64>,
-        dead_letters: &mut u64,
-    ) -> Result<(), String> {
-        let deadline = Instant::now() + BATCH_WINDOW;
-        let mut messages = Vec::new();
-        while messages.len() < BATCH {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.consumer.poll(left) {
-                Some(Ok(message)) => messages.push(message.detach()),
-                Some(Err(e)) => return Err(format!("reading the source: {e}")),
-                None => break,
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-        }
-        if messages.is_empty() {
-            return Ok(());
-        }
-        self.producer
-            .begin_transaction()
-            .map_err(|e| format!("beginning a transaction: {e}"))?;
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut table_next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        let mut rejected = 0u64;
-        for message in &messages {
-            if let Some(table) = self
-                .config
-                .tables
-                .iter()
-                .find(|t| t.topic == message.topic())
-            {
-                table_next.insert(
-                    (table.topic.clone(), message.partition()),
-                    message.offset() + 1,
-                );
-                let changed =
-                    self.tables
-                        .borrow_mut()
-                        .apply(table, message.key(), message.payload());
-                if let Some(row) = changed
-                    && self.propagates_from(&table.alias)
-                {
-                    self.propagate(&table.alias, &row)?;
-                }
-                continue;
-            }
-            next.insert(message.partition(), message.offset() + 1);
-            let value = match message.payload() {
-                None => Ok(None),
-                Some(bytes) => serde_json::from_slice::<serde_json::Value>(bytes)
-                    .map(Some)
-                    .map_err(|e| format!("the value is not JSON: {e}")),
-            };
-            let outcome = value.and_then(|value| self.transform_one(message.key(), value));
-            match outcome {
-                Ok(Some(Emit { key, row })) => {
-                    self.emit(&key, row, message.timestamp().to_millis())?;
-                }
-                Ok(None) => {}
-                Err(reason) => {
-                    rejected += 1;
-                    let headers = OwnedHeaders::new()
-                        .insert(Header {
-                            key: "sluice-error",
-                            value: Some(reason.as_str()),
-                        })
-                        .insert(Header {
-                            key: "sluice-source-topic",
-                            value: Some(self.config.source_topic.as_str()),
-                        })
-                        .insert(Header {
-                            key: "sluice-source-partition",
-                            value: Some(&message.partition().to_string()),
-                        })
-                        .insert(Header {
-                            key: "sluice-source-offset",
-                            value: Some(&message.offset().to_string()),
-                        });
-                    let mut record: BaseRecord<'_, [u8], [u8]> =
-                        BaseRecord::to(&self.config.dead_letter_topic).headers(headers);
-                    if let Some(key) = message.key() {
-                        record = record.key(key);
-                    }
-                    if let Some(payload) = message.payload() {
-                        record = record.payload(payload);
-                    }
-                    self.send(record)?;
-                }
-            }
-        }
-        let mut offsets = TopicPartitionList::new();
-        for (p, o) in &next {
-            offsets
-                .add_partition_offset(&self.config.source_topic, *p, Offset::Offset(*o))
-                .map_err(|e| format!("recording offsets: {e}"))?;
-        }
-        // Table offsets are committed too: a restart loads each table up to them and reads
-        // on from there, so a table change is propagated exactly once.
-        for ((topic, p), o) in &table_next {
-            offsets
-                .add_partition_offset(topic, *p, Offset::Offset(*o))
-                .map_err(|e| format!("recording offsets: {e}"))?;
-        }
-        let metadata = self
-            .consumer
-            .group_metadata()
-            .ok_or_else(|| "the source consumer has no group metadata".to_owned())?;
-        let committed = if offsets.count() == 0 {
-            self.producer.commit_transaction(KAFKA_TIMEOUT)
-        } else {
-            self.producer
-                .send_offsets_to_transaction(&offsets, &metadata, KAFKA_TIMEOUT)
-                .and_then(|()| self.producer.commit_transaction(KAFKA_TIMEOUT))
-        };
-        if let Err(e) = committed {
-            let _ = self.producer.abort_transaction(KAFKA_TIMEOUT);
-            return Err(format!("committing a transaction: {e}"));
-        }
-        positions.extend(next);
-        *dead_letters += rejected;
-        Ok(())
-    }
-
-    /// Transforms one stream record (`value` `None`: a tombstone), remembering what it was
-    /// joined with when lookups propagate.
-    fn transform_one(
-        &self,
-        record_key: Option<&[u8]>,
-        value: Option<serde_json::Value>,
-    ) -> Result<Option<Emit>, String> {
-        let tables = self.tables.borrow();
-        let lookup = |alias: &str, key: &str| tables.get(alias, key);
-        let mut partners = Vec::new();
-        let emitted = self
-            .transform
-            .apply_traced(record_key, value.as_ref(), &lookup, &mut partners)
-            .map_err(|e| e.reason())?;
-        drop(tables);
-        if self.propagates
-            && let Some(Emit { key, .. }) = &emitted
-        {
-            let record = value.map(|v| (record_key.map(<[u8]>::to_vec), v));
-            self.joined.borrow_mut().remember(key, record, partners);
-        }
-        Ok(emitted)
-    }
-
-    /// Whether changes of table `alias` are propagated.
-    fn propagates_from(&self, alias: &str) -> bool {
-        self.transform
-            .lookups()
-            .iter()
-            .any(|l| l.alias == alias && l.propagate)
-    }
-
-    /// Computes again the output rows joined with row `row` of table `alias`.
-    fn propagate(&self, alias: &str, row: &str) -> Result<(), String> {
-        let keys = self.joined.borrow().joined_with(alias, row);
-        for key in keys {
-            let Some((record_key, value)) = self.joined.borrow().latest.get(&key).cloned() else {
-                continue;
-            };
-            match self.transform_one(record_key.as_deref(), Some(value)) {
-                Ok(Some(Emit { key, row })) => self.emit(&key, row, None)?,
-                Ok(None) => {}
-                // The record transformed before; with the new partner it does not (a type
-                // the table now holds): its key has no row rather than a stale one.
-                Err(reason) => {
-                    tracing::warn!(job = %self.config.label, %key, %reason, "propagation failed");
-                    self.emit(&key, None, None)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the result for `key` to the output topic (in the open transaction).
-    /// `event_ms` is the source event's time, carried to the output record so the sink can
-    /// tell how far behind the events the target is.
-    fn emit(
-        &self,
-        key: &str,
-        row: Option<serde_json::Map<String, serde_json::Value>>,
-        event_ms: Option<i64>,
-    ) -> Result<(), String> {
-        let payload = row.map(|r| serde_json::Value::Object(r).to_string());
-        let mut record: BaseRecord<'_, str, str> = BaseRecord::to(&self.config.output_topic);
-        if let Some(ms) = event_ms {
-            record = record.timestamp(ms);
-        }
-        if !self.config.append {
-            record = record.key(key);
-        }
-        if let Some(payload) = payload.as_deref() {
-            record = record.payload(payload);
-        }
-        self.send(record)
-    }
-
-    /// Sends one record, waiting while the producer's queue is full.
-    fn send<K, P>(&self, record: BaseRecord<'_, K, P>) -> Result<(), String>
-    where
-        K: rdkafka::message::ToBytes + ?Sized,
-        P: rdkafka::message::ToBytes + ?Sized,
-    {
-        let mut record = record;
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    self.producer.poll(Duration::from_millis(50));
-                    record = back;
-                }
-                Err((e, _)) => return Err(format!("producing: {e}")),
-            }
-        }
-    }
-}
-
 /// Reads every table from its beginning up to `ends` (per topic and partition), with
 /// `consumer` assigned to the tables only for the time of the load.
 pub(crate) fn load_tables(
@@ -868,7 +415,7 @@ pub(crate) fn load_tables(
     config: &JobConfig,
     ends: &BTreeMap<(String, i32), i64>,
 ) -> Result<Tables, JobError> {
-    let mut tables = Tables::default();
+    let mut tables = Tables::new(config.state.clone(), &config.label);
     for table in &config.tables {
         let mut assignment = TopicPartitionList::new();
         let mut left = BTreeMap::new();
@@ -893,7 +440,7 @@ pub(crate) fn load_tables(
                 Some(Ok(message)) => {
                     let p = message.partition();
                     if left.get(&p).is_some_and(|end| message.offset() < *end) {
-                        tables.apply(table, message.key(), message.payload());
+                        tables.apply(table, message.key(), message.payload())?;
                     }
                     if left.get(&p).is_some_and(|end| message.offset() + 1 >= *end) {
                         left.remove(&p);
@@ -917,6 +464,12 @@ pub(crate) fn load_tables(
                 }
             }
         }
+    }
+    tables.flush()?;
+    if tables.on_disk() {
+        tracing::info!(job = %config.label, "lookup tables are kept on disk");
+    } else {
+        tracing::debug!(job = %config.label, bytes = tables.memory_bytes(), "lookup tables loaded");
     }
     Ok(tables)
 }
@@ -978,7 +531,10 @@ impl SinkStage {
             .set("allow.auto.create.topics", "false")
             .create()
             .map_err(kafka("creating the sink consumer"))?;
-        let partitions = partitions_of(&consumer, &config.output_topic)?;
+        let partitions: Vec<i32> = partitions_of(&consumer, &config.output_topic)?
+            .into_iter()
+            .filter(|p| config.slice.owns(*p))
+            .collect();
         let mut all = TopicPartitionList::new();
         for p in &partitions {
             all.add_partition(&config.output_topic, *p);

@@ -11,7 +11,9 @@
 pub mod job;
 pub mod preview;
 pub mod sink;
+pub mod state;
 pub mod transform;
 pub mod verify;
+mod window;
 
 pub use transform::{CompiledProduct, Emit, RecordError, Site, TransformError};

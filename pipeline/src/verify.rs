@@ -240,7 +240,7 @@ fn read_expected(
 
     let mut expected = ExpectedRows::default();
     let mut progress = Instant::now();
-    let lookup = |alias: &str, key: &str| tables.get(alias, key);
+    let broken = std::cell::RefCell::new(None);
     while !ends.is_empty() {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => {
@@ -267,6 +267,9 @@ fn read_expected(
                         }
                     },
                 };
+                // Rows looked up live as long as the record's transformation.
+                let arena = typed_arena::Arena::new();
+                let lookup = tables.lookup(&arena, &broken);
                 match transform.apply_with(message.key(), value.as_ref(), &lookup) {
                     Ok(Some(Emit { key, row })) => {
                         if config.append {
@@ -307,7 +310,10 @@ fn read_expected(
             }
         }
     }
-    Ok(expected)
+    match broken.take() {
+        Some(e) => Err(VerifyError::Source(format!("lookup tables: {e}"))),
+        None => Ok(expected),
+    }
 }
 
 /// What the target of `plan` (one product version) holds, by product key (append mode: by

@@ -349,6 +349,7 @@ async fn bench(names: Arc<Names>, n: usize, idle: Duration) -> Result<(), String
             .put_job_report(
                 &ObjectKey::data_product(&names.team, Names::product_name(i)),
                 1,
+                0,
                 &json!({"running": true, "backfillComplete": true}),
             )
             .await

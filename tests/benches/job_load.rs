@@ -368,11 +368,10 @@ async fn bench(names: Arc<Names>, n: usize) -> Result<(), String> {
     let outcome = loop {
         if reported.is_none()
             && store
-                .job_report(&key, 1)
+                .job_reports(&key, 1)
                 .await
                 .ok()
-                .flatten()
-                .is_some_and(|r| r["backfillComplete"] == true)
+                .is_some_and(|r| r.iter().any(|(_, r)| r["backfillComplete"] == true))
         {
             reported = Some(started.elapsed());
         }

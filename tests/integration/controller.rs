@@ -281,6 +281,25 @@ impl World {
         })
     }
 
+    /// Runs the jobs, as [`World::run_jobs`], with their lookup tables kept as `state`
+    /// says.
+    pub fn run_jobs_with_state(&self, state: sluice_controller::StateSettings) -> Background {
+        self.run_jobs_with(|config| config.job_state = state)
+    }
+
+    /// Runs the jobs, as [`World::run_jobs`], in a process whose settings `change` sets.
+    pub fn run_jobs_with(&self, change: impl FnOnce(&mut ControllerConfig)) -> Background {
+        let mut config = ControllerConfig::new(self.ns.services().kafka_bootstrap.clone());
+        change(&mut config);
+        let controller =
+            Controller::new(self.api.store.clone(), self.secrets.clone(), config).unwrap();
+        Background::spawn(|stopped| {
+            controller.run_jobs(async move {
+                let _ = stopped.await;
+            })
+        })
+    }
+
     pub async fn reconcile(&self) {
         self.controller.reconcile_all().await.unwrap();
     }
@@ -307,6 +326,7 @@ impl World {
             .put_job_report(
                 &self.key(name),
                 version,
+                0,
                 &json!({"running": true, "backfillComplete": true}),
             )
             .await
@@ -561,6 +581,7 @@ async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_
         .put_job_report(
             &world.key("orders-a"),
             1,
+            0,
             &json!({"running": true, "backfillComplete": true,
                     "productUid": "00000000-0000-4000-8000-000000000000"}),
         )

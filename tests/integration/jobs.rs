@@ -39,7 +39,7 @@ fn fields() -> Value {
     json!({"order_id": "o.id", "amount": "o.amount", "status": "o.status"})
 }
 
-fn filtered(world: &World, name: &str, cluster: Cluster) -> Value {
+pub(crate) fn filtered(world: &World, name: &str, cluster: Cluster) -> Value {
     let mut doc = world.product(name, cluster, fields(), "Delete");
     doc["spec"]["filter"] = json!(FILTER);
     doc["spec"]["slo"] = json!({"freshness": "1h"});
@@ -59,7 +59,13 @@ async fn rows(world: &World, name: &str, cluster: Cluster) -> Rows {
 }
 
 /// Polls until the target holds exactly `want`, for up to `seconds`.
-async fn converge(world: &World, name: &str, cluster: Cluster, want: &Rows, seconds: u64) {
+pub(crate) async fn converge(
+    world: &World,
+    name: &str,
+    cluster: Cluster,
+    want: &Rows,
+    seconds: u64,
+) {
     let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
     loop {
         let got = rows(world, name, cluster).await;
@@ -479,6 +485,7 @@ async fn propagating_lookups_update_written_rows_even_across_a_restart() {
 /// Orders looked up in customers: backfill with missing partners, then customers renamed
 /// while the job is down (it resumes from its committed table offsets) and new orders.
 /// Without `propagate` written rows keep the old names; with it every row shows the new.
+/// The propagating run keeps its table on disk (a memory budget of 1 KiB).
 async fn lookup_scenario(label: &str, propagate: bool) {
     let world = World::new(label).await;
     let orders = world.ns.create_topic("orders2", 3).await.unwrap();
@@ -572,7 +579,23 @@ async fn lookup_scenario(label: &str, propagate: bool) {
     });
     world.submit(&doc).await;
     let controller = world.run_controller();
-    let jobs = world.run_jobs();
+    let state_dir = std::env::temp_dir().join(format!("sluice-state-{}", world.suffix));
+    let run_jobs = || {
+        if propagate {
+            world.run_jobs_with_state(sluice_controller::StateSettings {
+                dir: state_dir.clone(),
+                memory_bytes: 1024,
+            })
+        } else {
+            world.run_jobs()
+        }
+    };
+    let stores = || {
+        std::fs::read_dir(&state_dir)
+            .map(|dir| dir.filter_map(Result::ok).count())
+            .unwrap_or(0)
+    };
+    let jobs = run_jobs();
     let names: BTreeMap<String, String> = (0..50)
         .map(|c| (format!("c-{c}"), format!("name-{c}")))
         .collect();
@@ -614,9 +637,15 @@ async fn lookup_scenario(label: &str, propagate: bool) {
         "some orders have no customer"
     );
     assert_eq!(read().await, want);
+    assert_eq!(
+        stores(),
+        usize::from(propagate),
+        "tables on disk while the job runs"
+    );
 
     // Live: customers are renamed while the job is down, then new orders of 100 keys.
     jobs.stop().await;
+    assert_eq!(stores(), 0, "the on-disk store goes with the job");
     let mut renamed = names.clone();
     for c in 0..25 {
         let id = format!("c-{c}");
@@ -628,7 +657,7 @@ async fn lookup_scenario(label: &str, propagate: bool) {
         )
         .await;
     }
-    let jobs = world.run_jobs();
+    let jobs = run_jobs();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut want = if propagate {
         oracle(&latest, &renamed)

@@ -1446,6 +1446,7 @@ async fn postgres_store_uses_its_own_tables() {
             "audit_log",
             "job_leases",
             "job_reports",
+            "job_workers",
             "object_claims",
             "objects",
             "product_credentials",

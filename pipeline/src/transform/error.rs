@@ -34,12 +34,6 @@ impl fmt::Display for Site {
 /// out; compiling checks again rather than run something wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TransformError {
-    /// A `window` join (of the source with this alias); the runtime runs lookup joins only.
-    #[error("window joins (`right: {right}`) are not supported by the stream job runtime yet")]
-    WindowJoinsUnsupported {
-        /// The right alias of the window join.
-        right: String,
-    },
     /// A product reads exactly one driving source: the one that is never a join's `right`.
     #[error(
         "a product must read exactly one driving source (a source no join has as `right`), not {0}"

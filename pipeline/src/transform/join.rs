@@ -1,5 +1,6 @@
-//! Lookup joins: which sources a product reads (one driving stream, and the tables it looks
-//! rows up in) and how each join key is computed from what is bound before it.
+//! Joins: which sources a product reads (one driving stream, the tables it looks rows up in
+//! and at most one stream it joins in an event-time window) and how each join key is
+//! computed from what is bound before it.
 //!
 //! A join's `on` is an equality of one field path of the joined (right) source and one of a
 //! source in scope before it (the driving source, or a table joined earlier), either way
@@ -8,6 +9,7 @@
 
 use cel::Env;
 use serde_json::Value as Json;
+use sluice_schemas::time::parse_positive_duration;
 use sluice_schemas::validate::expr::{FieldRef, analyze};
 use sluice_schemas::{DataProductSpec, JoinType};
 
@@ -27,13 +29,29 @@ pub struct LookupTable {
     pub propagate: bool,
 }
 
+/// The stream a product joins in an event-time window (`type: window`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowJoin {
+    /// The right source alias of the window join (e.g. `p`).
+    pub alias: String,
+    /// The joined stream's field the join matches (e.g. `order_id` for
+    /// `o.id == p.order_id`); records are kept by its value as text (integers in decimal).
+    pub key_field: String,
+    /// `within`: how far apart in event time two records may be and still meet, in
+    /// milliseconds.
+    pub within_ms: i64,
+}
+
 /// How one lookup is run on a record.
 #[derive(Debug)]
 pub(crate) struct LookupPlan {
     /// The left side of `on`, evaluated on the rows bound before this join.
     pub left: Compiled,
-    /// `inner: true`: a record without a partner has no row.
+    /// `inner: true` (always for a window join): a record without a partner has no row.
     pub inner: bool,
+    /// A window join: its partner is the record the runtime pairs the record with, not a
+    /// table row.
+    pub window: bool,
     /// The table's JSON Schema, if stated: guides number conversion into CEL.
     pub schema: Option<Json>,
 }
@@ -45,22 +63,18 @@ pub(crate) struct Sources {
     /// each join's right alias in join order. A row's position in a record's rows is its
     /// alias's position here.
     pub aliases: Vec<String>,
-    /// The tables, in join order (`aliases[i + 1]` is `tables[i].alias`).
-    pub tables: Vec<LookupTable>,
-    /// How each table is looked up, parallel to `tables`.
+    /// Every join's right side, in join order (`aliases[i + 1]` is `joins[i].alias`); a
+    /// window join's as a [`LookupTable`] that never propagates.
+    pub joins: Vec<LookupTable>,
+    /// How each join is run, parallel to `joins`.
     pub plans: Vec<LookupPlan>,
+    /// The window join, if there is one.
+    pub window: Option<WindowJoin>,
 }
 
-/// Finds the driving source and plans the lookups of `spec`. Window joins are refused
-/// first, whatever else is wrong.
+/// Finds the driving source and plans the joins of `spec`: any number of lookups and at most
+/// one window join.
 pub(crate) fn plan(spec: &DataProductSpec, env: &Env) -> Result<Sources, TransformError> {
-    for join in &spec.joins {
-        if join.join_type == JoinType::Window {
-            return Err(TransformError::WindowJoinsUnsupported {
-                right: join.right.clone(),
-            });
-        }
-    }
     if let Some(join) = spec
         .joins
         .iter()
@@ -82,8 +96,9 @@ pub(crate) fn plan(spec: &DataProductSpec, env: &Env) -> Result<Sources, Transfo
     };
 
     let mut aliases = vec![(*driving).to_owned()];
-    let mut tables = Vec::with_capacity(spec.joins.len());
+    let mut joins = Vec::with_capacity(spec.joins.len());
     let mut plans = Vec::with_capacity(spec.joins.len());
+    let mut window = None;
     for join in &spec.joins {
         let right = join.right.as_str();
         let refuse = |reason: String| TransformError::Join {
@@ -96,22 +111,44 @@ pub(crate) fn plan(spec: &DataProductSpec, env: &Env) -> Result<Sources, Transfo
         let in_scope: Vec<&str> = aliases.iter().map(String::as_str).collect();
         let (left, key_field) = condition(&join.on, right, &in_scope).map_err(refuse)?;
         let left = Compiled::new(env, Site::Join(right.to_owned()), &left.dotted(), &in_scope)?;
+        let is_window = join.join_type == JoinType::Window;
+        if is_window {
+            if window.is_some() {
+                return Err(refuse(
+                    "a product can join one stream in a window; this is the second".to_owned(),
+                ));
+            }
+            let within = join
+                .within
+                .as_deref()
+                .ok_or_else(|| refuse("a window join needs `within`".to_owned()))?;
+            let within =
+                parse_positive_duration(within).map_err(|e| refuse(format!("`within`: {e}")))?;
+            window = Some(WindowJoin {
+                alias: right.to_owned(),
+                key_field: key_field.clone(),
+                within_ms: i64::try_from(within.as_millis()).unwrap_or(i64::MAX),
+            });
+        }
         aliases.push(right.to_owned());
-        tables.push(LookupTable {
+        joins.push(LookupTable {
             alias: right.to_owned(),
             key_field,
-            propagate: join.propagate == Some(true),
+            propagate: !is_window && join.propagate == Some(true),
         });
         plans.push(LookupPlan {
             left,
-            inner: join.inner == Some(true),
+            // Window joins are inner (DESIGN §3): a record without a partner has no row.
+            inner: is_window || join.inner == Some(true),
+            window: is_window,
             schema: None,
         });
     }
     Ok(Sources {
         aliases,
-        tables,
+        joins,
         plans,
+        window,
     })
 }
 

@@ -10,9 +10,10 @@
 //! and only records that pass the filter are written.
 //!
 //! `lookup` joins are run (DESIGN §3): each record of the driving stream is joined with the
-//! current row of each table for its join key, a left join unless `inner: true`. The runtime
-//! keeps the tables; this module only says which ones and reads them through a function.
-//! `window` joins and `propagate: true` are refused when compiled.
+//! current row of each table for its join key, a left join unless `inner: true`. A `window`
+//! join (at most one) is an inner join with a record of another stream that the runtime
+//! pairs the record with ([`CompiledProduct::window`]). The runtime keeps the tables and the
+//! window state; this module only says which ones and reads them through a function.
 
 mod convert;
 mod error;
@@ -29,7 +30,7 @@ use sluice_schemas::output::OutputSchema;
 use sluice_schemas::{DataProductSpec, FieldType, WriteMode};
 
 pub use error::{RecordError, Site, TransformError};
-pub use join::LookupTable;
+pub use join::{LookupTable, WindowJoin};
 
 use convert::{cel_kind, cel_to_output, json_kind, json_to_cel, json_to_output};
 use error::shorten;
@@ -81,13 +82,17 @@ struct FieldPlan {
 pub struct CompiledProduct {
     /// The driving source alias.
     source: String,
-    /// The driving source alias, then each lookup's right alias in join order: the position
+    /// The driving source alias, then each join's right alias in join order: the position
     /// of each alias's row in a record's rows.
     aliases: Vec<String>,
-    /// The tables looked up, in join order.
-    lookups: Vec<LookupTable>,
-    /// How each table is looked up, parallel to `lookups`.
+    /// Every join's right side, in join order.
+    joins: Vec<LookupTable>,
+    /// How each join is run, parallel to `joins`.
     plans: Vec<LookupPlan>,
+    /// The lookup joins' tables only, in join order.
+    lookups: Vec<LookupTable>,
+    /// The window join, if any.
+    window: Option<WindowJoin>,
     mode: WriteMode,
     /// The CEL context every record's scope is a child of.
     base: Context<'static, 'static>,
@@ -103,7 +108,8 @@ impl std::fmt::Debug for CompiledProduct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompiledProduct")
             .field("source", &self.source)
-            .field("lookups", &self.lookups)
+            .field("joins", &self.joins)
+            .field("window", &self.window)
             .field("plans", &self.plans)
             .field("mode", &self.mode)
             .field("filter", &self.filter)
@@ -116,12 +122,12 @@ impl std::fmt::Debug for CompiledProduct {
 impl CompiledProduct {
     /// Compiles `spec` whose validated output schema is `output`.
     ///
-    /// A product reads one driving stream source (the one that is never a join's `right`)
-    /// and looks rows up in the tables its `lookup` joins name ([`CompiledProduct::lookups`]).
-    /// `window` joins are refused with [`TransformError::WindowJoinsUnsupported`]; lookups
-    /// with `propagate: true` compile, and the runtime recomputes what they affect. Each
-    /// join's `on` must compare a field path of a source in scope before it with a top-level
-    /// field of the joined table. Upsert products need a key of type string or integer.
+    /// A product reads one driving stream source (the one that is never a join's `right`),
+    /// looks rows up in the tables its `lookup` joins name ([`CompiledProduct::lookups`]) and
+    /// joins at most one other stream in an event-time window ([`CompiledProduct::window`]).
+    /// Lookups with `propagate: true` compile, and the runtime recomputes what they affect.
+    /// Each join's `on` must compare a field path of a source in scope before it with a
+    /// top-level field of the joined source. Upsert products need a key of type string or integer.
     /// Every expression is parsed, checked to read only the product's sources and call only
     /// functions the runtime provides, and compiled here, never per record.
     ///
@@ -194,11 +200,20 @@ impl CompiledProduct {
             })
             .collect::<Result<Vec<_>, TransformError>>()?;
 
+        let lookups = sources
+            .joins
+            .iter()
+            .zip(&sources.plans)
+            .filter(|(_, plan)| !plan.window)
+            .map(|(join, _)| join.clone())
+            .collect();
         Ok(CompiledProduct {
             source: sources.aliases[0].clone(),
             aliases: sources.aliases.clone(),
-            lookups: sources.tables,
+            joins: sources.joins,
             plans: sources.plans,
+            lookups,
+            window: sources.window,
             mode: spec.target.mode,
             base,
             filter,
@@ -235,11 +250,11 @@ impl CompiledProduct {
         self
     }
 
-    /// States the JSON Schema (its current version) of the table looked up as `alias`, as
-    /// [`CompiledProduct::with_source_schema`] does for the driving source. An alias that is
-    /// not a lookup's is ignored.
+    /// States the JSON Schema (its current version) of the table looked up as `alias` (or of
+    /// the stream joined in a window as `alias`), as [`CompiledProduct::with_source_schema`]
+    /// does for the driving source. An alias that is not a join's is ignored.
     pub fn with_table_schema(mut self, alias: &str, schema: Json) -> Self {
-        if let Some(i) = self.lookups.iter().position(|t| t.alias == alias) {
+        if let Some(i) = self.joins.iter().position(|t| t.alias == alias) {
             self.plans[i].schema = Some(schema);
         }
         self
@@ -250,9 +265,16 @@ impl CompiledProduct {
         &self.source
     }
 
-    /// The tables this product looks rows up in, in join order (empty without joins).
+    /// The tables this product looks rows up in, in join order (empty without lookups).
     pub fn lookups(&self) -> &[LookupTable] {
         &self.lookups
+    }
+
+    /// The stream this product joins in an event-time window, if any. Its partner rows come
+    /// through the same `lookup` function as table rows: for the window join's alias and the
+    /// record's join key, the runtime answers with the partner it pairs the record with.
+    pub fn window(&self) -> Option<&WindowJoin> {
+        self.window.as_ref()
     }
 
     /// The write mode the product was compiled for.
@@ -336,7 +358,7 @@ impl CompiledProduct {
         let mut rows: Vec<Option<&Json>> = Vec::with_capacity(self.aliases.len());
         rows.push(Some(value));
         let mut partnerless = false;
-        for (table, plan) in self.lookups.iter().zip(&self.plans) {
+        for (table, plan) in self.joins.iter().zip(&self.plans) {
             let row = match self.join_key(plan, &rows, &scope)? {
                 Some(key) => {
                     let row = Self::partner(table, &key, lookup)?;

@@ -20,20 +20,24 @@ const SELECT_CREDENTIALS: &str =
 const DELETE_CREDENTIALS: &str = "DELETE FROM product_credentials WHERE team = $1 AND name = $2";
 
 const UPSERT_JOB_REPORT: &str = "INSERT INTO job_reports \
-     (team, name, version, report, updated_at) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (team, name, version) DO UPDATE SET report = excluded.report, \
+     (team, name, version, slice, report, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (team, name, version, slice) DO UPDATE SET report = excluded.report, \
      updated_at = excluded.updated_at";
-const SELECT_JOB_REPORT: &str =
-    "SELECT report FROM job_reports WHERE team = $1 AND name = $2 AND version = $3";
+const SELECT_JOB_REPORTS: &str = "SELECT slice, report FROM job_reports \
+     WHERE team = $1 AND name = $2 AND version = $3 ORDER BY slice";
 const DELETE_JOB_REPORTS: &str = "DELETE FROM job_reports WHERE team = $1 AND name = $2";
 
-const TAKE_JOB_LEASE: &str = "INSERT INTO job_leases (team, name, version, holder, expires_ms) \
-     VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (team, name, version) DO UPDATE SET holder = excluded.holder, \
+const TAKE_JOB_LEASE: &str = "INSERT INTO job_leases \
+     (team, name, version, slice, holder, expires_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (team, name, version, slice) DO UPDATE SET holder = excluded.holder, \
      expires_ms = excluded.expires_ms \
-     WHERE job_leases.holder = excluded.holder OR job_leases.expires_ms < $6";
-const RELEASE_JOB_LEASE: &str =
-    "DELETE FROM job_leases WHERE team = $1 AND name = $2 AND version = $3 AND holder = $4";
+     WHERE job_leases.holder = excluded.holder OR job_leases.expires_ms < $7";
+const RELEASE_JOB_LEASE: &str = "DELETE FROM job_leases \
+     WHERE team = $1 AND name = $2 AND version = $3 AND slice = $4 AND holder = $5";
+const BEAT_JOB_WORKER: &str = "INSERT INTO job_workers (holder, expires_ms) VALUES ($1, $2) \
+     ON CONFLICT (holder) DO UPDATE SET expires_ms = excluded.expires_ms";
+const LIVE_JOB_WORKERS: &str = "SELECT COUNT(*) FROM job_workers WHERE expires_ms >= $1";
+const FORGET_JOB_WORKERS: &str = "DELETE FROM job_workers WHERE expires_ms < $1 OR holder = $2";
 const DELETE_JOB_LEASES: &str = "DELETE FROM job_leases WHERE team = $1 AND name = $2";
 
 /// The one advisory lock key every Sluice controller competes for on PostgreSQL
@@ -154,19 +158,20 @@ impl Store {
         Ok(())
     }
 
-    /// Records what the job of version `version` of the product at `key` reports (any
-    /// JSON, by convention the job's progress). Telemetry, not a decision: not audited; the
-    /// controller audits the status changes it derives from it.
+    /// Records the latest report of slice `slice` of the job of version `version` of the
+    /// product at `key` (a job in one slice reports as slice 0).
     pub async fn put_job_report(
         &self,
         key: &ObjectKey,
         version: u32,
+        slice: u32,
         report: &Value,
     ) -> Result<(), StoreError> {
         sqlx::query(UPSERT_JOB_REPORT)
             .bind(key.team())
             .bind(key.name())
             .bind(i64::from(version))
+            .bind(i64::from(slice))
             .bind(report.to_string())
             .bind(rfc3339(now()))
             .execute(&self.pool)
@@ -174,35 +179,39 @@ impl Store {
         Ok(())
     }
 
-    /// The last report of the job of version `version` of the product at `key`.
-    pub async fn job_report(
+    /// The last report of each slice of the job of version `version` of the product at
+    /// `key`, by slice.
+    pub async fn job_reports(
         &self,
         key: &ObjectKey,
         version: u32,
-    ) -> Result<Option<Value>, StoreError> {
-        let text: Option<String> = sqlx::query_scalar(SELECT_JOB_REPORT)
+    ) -> Result<Vec<(u32, Value)>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(SELECT_JOB_REPORTS)
             .bind(key.team())
             .bind(key.name())
             .bind(i64::from(version))
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        text.map(|text| {
-            serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
-                row: format!("job report {version} of {key}"),
-                column: "report",
-                source: CorruptValue::Json(source),
+        rows.into_iter()
+            .map(|(slice, text)| {
+                let report = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+                    row: format!("job report {version}/{slice} of {key}"),
+                    column: "report",
+                    source: CorruptValue::Json(source),
+                })?;
+                Ok((u32::try_from(slice).unwrap_or(u32::MAX), report))
             })
-        })
-        .transpose()
+            .collect()
     }
 
-    /// Takes or renews the lease on the job of version `version` of the product at `key`
-    /// for `holder` until `ttl` from now: granted when nobody holds it, `holder` does, or
-    /// the holder's lease expired. Returns whether `holder` holds it now.
+    /// Takes or renews the lease on slice `slice` of the job of version `version` of the
+    /// product at `key` for `holder` until `ttl` from now: granted when nobody holds it,
+    /// `holder` does, or the holder's lease expired. Returns whether `holder` holds it now.
     pub async fn take_job_lease(
         &self,
         key: &ObjectKey,
         version: u32,
+        slice: u32,
         holder: &str,
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError> {
@@ -212,6 +221,7 @@ impl Store {
             .bind(key.team())
             .bind(key.name())
             .bind(i64::from(version))
+            .bind(i64::from(slice))
             .bind(holder)
             .bind(expires)
             .bind(now)
@@ -221,17 +231,52 @@ impl Store {
         Ok(taken == 1)
     }
 
-    /// Gives up `holder`'s lease on the job of version `version` of the product at `key`.
+    /// Gives up `holder`'s lease on slice `slice` of the job of version `version` of the
+    /// product at `key`.
     pub async fn release_job_lease(
         &self,
         key: &ObjectKey,
         version: u32,
+        slice: u32,
         holder: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(RELEASE_JOB_LEASE)
             .bind(key.team())
             .bind(key.name())
             .bind(i64::from(version))
+            .bind(i64::from(slice))
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the job-running process `holder` lives until `ttl` from now, and
+    /// returns how many such processes live (itself included).
+    pub async fn job_worker_beat(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<u32, StoreError> {
+        let now = now().timestamp_millis();
+        let expires = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        sqlx::query(BEAT_JOB_WORKER)
+            .bind(holder)
+            .bind(expires)
+            .execute(&self.pool)
+            .await?;
+        let live: i64 = sqlx::query_scalar(LIVE_JOB_WORKERS)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u32::try_from(live).unwrap_or(1).max(1))
+    }
+
+    /// Forgets the job-running process `holder` (it stops), and every one whose time ran
+    /// out.
+    pub async fn job_worker_gone(&self, holder: &str) -> Result<(), StoreError> {
+        sqlx::query(FORGET_JOB_WORKERS)
+            .bind(now().timestamp_millis())
             .bind(holder)
             .execute(&self.pool)
             .await?;

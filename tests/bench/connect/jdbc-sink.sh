@@ -55,9 +55,9 @@ set -euo pipefail
 
 NAME=connect-jdbc-sink
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../../services/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../../services/lib.sh
 source "$HERE/../../services/lib.sh"
-# shellcheck source=../../services/jvm.sh
+# shellcheck source-path=SCRIPTDIR source=../../services/jvm.sh
 source "$HERE/../../services/jvm.sh"
 # stdout carries only the result line.
 say() { echo "[$NAME] $*" >&2; }
@@ -372,7 +372,7 @@ cleanup() {
   if ((STARTED)); then
     probe delete-group "$BOOTSTRAP" "$GROUP" >/dev/null 2>&1 || err "could not delete consumer group $GROUP"
   fi
-  if ((rc != 0)) || [[ "${SLUICE_CONNECT_KEEP:-0}" == 1 ]]; then
+  if [[ -f "$RUN_DIR/worker.log" ]] && { ((rc != 0)) || [[ "${SLUICE_CONNECT_KEEP:-0}" == 1 ]]; }; then
     err "run dir kept: $RUN_DIR (worker.log, configs)"
   else
     rm -rf "$RUN_DIR"

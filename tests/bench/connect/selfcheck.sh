@@ -17,7 +17,7 @@ set -euo pipefail
 
 NAME=connect-selfcheck
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../../services/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../../services/lib.sh
 source "$HERE/../../services/lib.sh"
 say() { echo "[$NAME] $*" >&2; }
 

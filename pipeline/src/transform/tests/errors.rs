@@ -6,15 +6,33 @@ use super::*;
 use crate::transform::{RecordError, Site};
 
 #[test]
-fn window_joins_are_refused_and_propagating_lookups_compile() {
+fn window_joins_and_propagating_lookups_compile() {
+    // The window join is described for the runtime, apart from the lookups.
+    let (spec, output) = validated(&retail_product("orders-enriched"));
+    let compiled = CompiledProduct::compile(&spec, &output).unwrap();
     assert_eq!(
-        compile_err(&retail_product("orders-enriched")),
-        TransformError::WindowJoinsUnsupported { right: "p".into() }
+        compiled.window(),
+        Some(&crate::transform::WindowJoin {
+            alias: "p".into(),
+            key_field: "order_id".into(),
+            within_ms: 3_600_000,
+        })
     );
-    assert_eq!(
-        TransformError::WindowJoinsUnsupported { right: "p".into() }.to_string(),
-        "window joins (`right: p`) are not supported by the stream job runtime yet"
-    );
+    assert_eq!(compiled.lookups().len(), 1);
+    assert_eq!(compiled.lookups()[0].alias, "c");
+    // A second window join is refused, naming it.
+    let mut two = spec.clone();
+    let mut second = two.joins[1].clone();
+    second.right = "q".into();
+    second.on = "o.id == q.order_id".into();
+    two.joins.push(second);
+    let mut q = two.sources[2].clone();
+    q.name = "q".into();
+    two.sources.push(q);
+    assert!(matches!(
+        CompiledProduct::compile(&two, &output).unwrap_err(),
+        TransformError::Join { right, reason } if right == "q" && reason.contains("one stream in a window")
+    ));
     // Propagating lookups compile; the runtime recomputes the rows a table change affects.
     let (spec, output) = validated(&retail_product("order-search"));
     let compiled = CompiledProduct::compile(&spec, &output).unwrap();

@@ -498,3 +498,79 @@ fn a_join_key_reads_only_sources_joined_before_it() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_window_join_pairs_the_record_with_the_partner_the_runtime_gives_and_is_inner() {
+    // `orders-enriched`: lookup `c`, window `p` on `o.id == p.order_id`, a filter reading
+    // both, `paid_at` from `p`.
+    let (spec, output) = validated(&retail_product("orders-enriched"));
+    let p = CompiledProduct::compile(&spec, &output).unwrap();
+    let customer = json!({"id": "c-1", "name": "Ada"});
+    let payment = json!({"id": "p-1", "order_id": "o-1", "amount": 20.0,
+                         "created_at": "2026-01-02T03:04:05Z"});
+    let asked = RefCell::new(Vec::new());
+    let paired = |alias: &str, key: &str| -> Option<&Value> {
+        asked.borrow_mut().push((alias.to_owned(), key.to_owned()));
+        match alias {
+            "c" => Some(&customer),
+            "p" => Some(&payment),
+            _ => None,
+        }
+    };
+    let emit = p
+        .apply_with(None, Some(&order("o-1", json!("c-1"), "PAID")), &paired)
+        .unwrap()
+        .unwrap();
+    assert_eq!(emit.key, "o-1");
+    let row = emit.row.unwrap();
+    assert_eq!(row["customer_name"], json!("Ada"));
+    assert_eq!(row["paid_at"], json!("2026-01-02T03:04:05Z"));
+    // The partner is asked for by the window join's key, after the lookup.
+    assert_eq!(
+        asked.take(),
+        [
+            ("c".to_owned(), "c-1".to_owned()),
+            ("p".to_owned(), "o-1".to_owned())
+        ]
+    );
+
+    // No partner: the window join is inner, so the key has no row (even though `c` joins).
+    let unpaired = |alias: &str, _: &str| -> Option<&Value> { (alias == "c").then_some(&customer) };
+    let mut joined = Vec::new();
+    let emit = p
+        .apply_traced(
+            None,
+            Some(&order("o-1", json!("c-1"), "PAID")),
+            &unpaired,
+            &mut joined,
+        )
+        .unwrap();
+    assert_eq!(
+        emit,
+        Some(Emit {
+            key: "o-1".into(),
+            row: None
+        })
+    );
+    // The trace names the window join's key, which is how the runtime finds partners.
+    assert!(joined.contains(&("p".to_owned(), "o-1".to_owned())));
+
+    // The filter reads the partner: a payment below the order's amount drops the row.
+    let small = json!({"id": "p-2", "order_id": "o-1", "amount": 1.0});
+    let small_pair = |alias: &str, _: &str| -> Option<&Value> {
+        match alias {
+            "c" => Some(&customer),
+            _ => Some(&small),
+        }
+    };
+    let emit = p
+        .apply_with(None, Some(&order("o-1", json!("c-1"), "PAID")), &small_pair)
+        .unwrap();
+    assert_eq!(
+        emit,
+        Some(Emit {
+            key: "o-1".into(),
+            row: None
+        })
+    );
+}

@@ -182,11 +182,6 @@ fn emit(key: &str, value: Option<Value>) -> Option<Emit> {
     })
 }
 
-fn compile_err(doc: &Value) -> TransformError {
-    let (spec, output) = validated(doc);
-    CompiledProduct::compile(&spec, &output).unwrap_err()
-}
-
 #[test]
 fn compiled_products_and_errors_cross_threads() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}

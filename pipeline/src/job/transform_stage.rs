@@ -1,0 +1,1045 @@
+//! The transform stage of a job: reads the product's streams (the driving source and, with a
+//! window join, the joined stream) and its lookup tables, transforms, and writes each result
+//! to the output topic in Kafka transactions together with the offsets that produced it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value as Json;
+
+use super::{
+    BATCH, BATCH_WINDOW, JobConfig, JobError, JobSlice, KAFKA_TIMEOUT, Shared, Tables, kafka,
+    key_text, load_tables, output_end_offsets, partitions_of,
+};
+use typed_arena::Arena;
+
+use crate::state::StateError;
+use crate::transform::{CompiledProduct, Emit};
+use crate::window::{Side, WindowState};
+
+/// Index of the driving stream in [`TransformStage::streams`].
+const DRIVING: usize = 0;
+/// Index of the window-joined stream, when there is one.
+const JOINED: usize = 1;
+
+/// One stream the stage reads.
+#[derive(Debug)]
+struct Stream {
+    topic: String,
+    /// The dataset field holding the event time; `None`: the Kafka record timestamp.
+    time_field: Option<String>,
+    /// Per partition: (start offset of the backfill, high watermark at start).
+    bounds: BTreeMap<i32, (i64, i64)>,
+}
+
+/// A kept stream record: its record key, value and event time.
+type Record = (Option<Vec<u8>>, Json, Option<i64>);
+
+/// What `propagate` needs: the latest stream record of each product key, and which product
+/// keys each table row was joined with.
+#[derive(Debug, Default)]
+struct Joined {
+    /// Product key → its latest stream record: record key, value, event time.
+    latest: HashMap<String, Record>,
+    /// Product key → the (alias, join key) pairs its latest record was joined with.
+    partners: HashMap<String, Vec<(String, String)>>,
+    /// (alias, join key) → the product keys joined with that table row.
+    by_partner: HashMap<(String, String), BTreeSet<String>>,
+}
+
+impl Joined {
+    /// Records that `key`'s latest record is `record`, joined with `partners`
+    /// (`None`: a tombstone; the key is forgotten).
+    fn remember(&mut self, key: &str, record: Option<Record>, partners: Vec<(String, String)>) {
+        for old in self.partners.remove(key).unwrap_or_default() {
+            if let Some(keys) = self.by_partner.get_mut(&old) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.by_partner.remove(&old);
+                }
+            }
+        }
+        match record {
+            Some(record) => {
+                for partner in &partners {
+                    self.by_partner
+                        .entry(partner.clone())
+                        .or_default()
+                        .insert(key.to_owned());
+                }
+                self.latest.insert(key.to_owned(), record);
+                self.partners.insert(key.to_owned(), partners);
+            }
+            None => {
+                self.latest.remove(key);
+            }
+        }
+    }
+
+    /// The product keys joined with row `key` of table `alias`.
+    fn joined_with(&self, alias: &str, key: &str) -> Vec<String> {
+        self.by_partner
+            .get(&(alias.to_owned(), key.to_owned()))
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Why a driving record is transformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// A record read for the first time: it joins, is kept for later partners, and its
+    /// results are written.
+    Live,
+    /// A record processed before a restart, read again to rebuild the state: kept, nothing
+    /// written (its results already are).
+    Replay,
+    /// A kept record computed again because a table row it was joined with changed.
+    Recompute,
+}
+
+/// Reads the streams, transforms, writes to the output topic in transactions.
+pub(super) struct TransformStage {
+    config: JobConfig,
+    transform: CompiledProduct,
+    consumer: BaseConsumer,
+    producer: BaseProducer,
+    /// The driving stream, then the window-joined one.
+    streams: Vec<Stream>,
+    /// The lookup tables, loaded before the streams are assigned.
+    tables: RefCell<Tables>,
+    /// For `propagate`: what each product key was last joined with.
+    joined: RefCell<Joined>,
+    /// Whether any lookup propagates.
+    propagates: bool,
+    /// The window join's state, with a window join.
+    window: Option<RefCell<WindowState>>,
+    /// The stream paused to let the other catch up in event time, if any.
+    paused: Cell<Option<usize>>,
+    /// A failure of the table store met while transforming: the batch is not committed.
+    broken: RefCell<Option<StateError>>,
+    /// Where each stream partition was assigned from (the consumer tells no position for a
+    /// partition before it fetched from it).
+    assigned: BTreeMap<(usize, i32), i64>,
+}
+
+/// The side of a window join stream `i` is.
+fn side_of(i: usize) -> Side {
+    if i == DRIVING {
+        Side::Driving
+    } else {
+        Side::Joined
+    }
+}
+
+/// Where a job starts reading a stream.
+struct StreamStart {
+    bounds: BTreeMap<i32, (i64, i64)>,
+    /// Per partition, the position to read from (committed, else the backfill start).
+    positions: BTreeMap<i32, i64>,
+}
+
+/// The backfill bounds of `topic` (from `from_ms`, up to the high watermarks now) and where
+/// the job resumes reading it.
+fn stream_start(
+    consumer: &BaseConsumer,
+    topic: &str,
+    from_ms: Option<i64>,
+    slice: JobSlice,
+) -> Result<StreamStart, JobError> {
+    let partitions: Vec<i32> = partitions_of(consumer, topic)?
+        .into_iter()
+        .filter(|p| slice.owns(*p))
+        .collect();
+    let mut all = TopicPartitionList::new();
+    for p in &partitions {
+        all.add_partition(topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(all, KAFKA_TIMEOUT)
+        .map_err(kafka("reading the job's committed source offsets"))?;
+    let from = match from_ms {
+        Some(ms) => {
+            let mut wanted = TopicPartitionList::new();
+            for p in &partitions {
+                wanted
+                    .add_partition_offset(topic, *p, Offset::Offset(ms))
+                    .map_err(kafka("finding the offsets of `from`"))?;
+            }
+            Some(
+                consumer
+                    .offsets_for_times(wanted, KAFKA_TIMEOUT)
+                    .map_err(kafka("finding the offsets of `from`"))?,
+            )
+        }
+        None => None,
+    };
+    let mut bounds = BTreeMap::new();
+    let mut positions = BTreeMap::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, KAFKA_TIMEOUT)
+            .map_err(kafka("reading the source watermarks"))?;
+        let resumed = committed
+            .find_partition(topic, p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        let start_of_backfill = match from
+            .as_ref()
+            .and_then(|f| f.find_partition(topic, p))
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) => o.max(low),
+            Some(Offset::End) => high,
+            _ => low,
+        };
+        bounds.insert(p, (start_of_backfill, high));
+        positions.insert(p, resumed.unwrap_or(start_of_backfill));
+    }
+    Ok(StreamStart { bounds, positions })
+}
+
+/// The event time of `value`: its `field` (an RFC 3339 date-time), else the Kafka record
+/// timestamp.
+fn event_time(field: Option<&str>, value: &Json, kafka_ms: Option<i64>) -> Result<i64, String> {
+    match field {
+        Some(field) => value
+            .get(field)
+            .and_then(Json::as_str)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.timestamp_millis())
+            .ok_or_else(|| {
+                format!("the event time field `{field}` is missing or not an RFC 3339 date-time")
+            }),
+        None => kafka_ms.ok_or_else(|| "the record has no timestamp".to_owned()),
+    }
+}
+
+impl TransformStage {
+    pub(super) fn new(config: &JobConfig, transform: CompiledProduct) -> Result<Self, JobError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap)
+            .set("group.id", format!("{}.transform", config.group))
+            // A transaction's worth of records read ahead is enough, not librdkafka's
+            // default 64 MiB of prefetched records (see the sink's consumer).
+            .set("queued.max.messages.kbytes", "16384")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set("allow.auto.create.topics", "false")
+            .create()
+            .map_err(kafka("creating the source consumer"))?;
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap)
+            .set("transactional.id", format!("{}.transform", config.group))
+            .set("allow.auto.create.topics", "false")
+            .create()
+            .map_err(kafka("creating the transactional producer"))?;
+        producer
+            .init_transactions(KAFKA_TIMEOUT)
+            .map_err(kafka("initialising transactions"))?;
+
+        let mut wanted = vec![(
+            config.source_topic.clone(),
+            config.source_time_field.clone(),
+            config.from_ms,
+        )];
+        if let Some(window) = &config.window {
+            wanted.push((
+                window.topic.clone(),
+                window.time_field.clone(),
+                window.from_ms,
+            ));
+        }
+        let mut streams = Vec::with_capacity(wanted.len());
+        let mut positions: BTreeMap<(usize, i32), i64> = BTreeMap::new();
+        let mut resumed: BTreeMap<(usize, i32), (i64, i64)> = BTreeMap::new();
+        let mut assignment = TopicPartitionList::new();
+        for (i, (topic, time_field, from_ms)) in wanted.into_iter().enumerate() {
+            // A window join's job runs in one slice; the joined stream is read whole.
+            let slice = if i == DRIVING {
+                config.slice
+            } else {
+                JobSlice::WHOLE
+            };
+            let start = stream_start(&consumer, &topic, from_ms, slice)?;
+            for (p, position) in &start.positions {
+                positions.insert((i, *p), *position);
+                let (start_of_backfill, _) = start.bounds[p];
+                if *position > start_of_backfill {
+                    resumed.insert((i, *p), (start_of_backfill, *position));
+                }
+                assignment
+                    .add_partition_offset(&topic, *p, Offset::Offset(*position))
+                    .map_err(kafka("assigning the source partitions"))?;
+            }
+            streams.push(Stream {
+                topic,
+                time_field,
+                bounds: start.bounds,
+            });
+        }
+
+        // Tables first: read up to the offsets the job committed (else to their high
+        // watermarks) before any stream record is joined, so backfilled rows see the tables
+        // as they were at load time, never empty; reading goes on from there.
+        let mut table_ends = BTreeMap::new();
+        let mut uncommitted_tables = false;
+        for table in &config.tables {
+            let mut all = TopicPartitionList::new();
+            let partitions = partitions_of(&consumer, &table.topic)?;
+            for p in &partitions {
+                all.add_partition(&table.topic, *p);
+            }
+            let committed = consumer
+                .committed_offsets(all, KAFKA_TIMEOUT)
+                .map_err(kafka("reading the job's committed table offsets"))?;
+            for p in partitions {
+                let end = match committed
+                    .find_partition(&table.topic, p)
+                    .map(|e| e.offset())
+                {
+                    Some(Offset::Offset(o)) => o,
+                    _ => {
+                        uncommitted_tables = true;
+                        consumer
+                            .fetch_watermarks(&table.topic, p, KAFKA_TIMEOUT)
+                            .map_err(kafka("reading the table watermarks"))?
+                            .1
+                    }
+                };
+                table_ends.insert((table.topic.clone(), p), end);
+                assignment
+                    .add_partition_offset(&table.topic, p, Offset::Offset(end))
+                    .map_err(kafka("assigning the table partitions"))?;
+            }
+        }
+        let tables = load_tables(&consumer, config, &table_ends)?;
+        let propagates = transform.lookups().iter().any(|l| l.propagate);
+        let window = config.window.as_ref().map(|w| {
+            let positions = &positions;
+            let backfilling = streams.iter().enumerate().flat_map(|(i, s)| {
+                s.bounds
+                    .iter()
+                    .filter(move |(p, (_, high))| {
+                        positions.get(&(i, **p)).is_some_and(|at| at < high)
+                    })
+                    .map(move |(p, _)| (side_of(i), *p))
+            });
+            RefCell::new(WindowState::new(
+                w.within_ms,
+                backfilling.collect::<Vec<_>>(),
+            ))
+        });
+        let stage = TransformStage {
+            config: config.clone(),
+            transform,
+            consumer,
+            producer,
+            streams,
+            tables: RefCell::new(tables),
+            joined: RefCell::new(Joined::default()),
+            propagates,
+            window,
+            paused: Cell::new(None),
+            broken: RefCell::new(None),
+            assigned: positions.clone(),
+        };
+        if stage.propagates || stage.window.is_some() {
+            stage.rebuild(&resumed)?;
+        }
+        stage
+            .consumer
+            .assign(&assignment)
+            .map_err(kafka("assigning the source partitions"))?;
+        if uncommitted_tables {
+            // Record how far the tables were loaded, so a restart loads them to the same
+            // point and propagates every later change, even one made while it was down.
+            let metadata = stage.consumer.group_metadata().ok_or(JobError::Kafka {
+                context: "recording the table load",
+                source: rdkafka::error::KafkaError::Canceled,
+            })?;
+            stage
+                .producer
+                .begin_transaction()
+                .and_then(|()| {
+                    stage.producer.send_offsets_to_transaction(
+                        &assignment,
+                        &metadata,
+                        KAFKA_TIMEOUT,
+                    )
+                })
+                .and_then(|()| stage.producer.commit_transaction(KAFKA_TIMEOUT))
+                .map_err(kafka("recording the table load"))?;
+        }
+        Ok(stage)
+    }
+
+    /// Which stream a topic is, if it is one.
+    fn stream_of(&self, topic: &str) -> Option<usize> {
+        self.streams.iter().position(|s| s.topic == topic)
+    }
+
+    /// Rebuilds the state a restart lost — what `propagate` needs and the window join's
+    /// records — by reading the stream records the job already processed (from the backfill
+    /// start to the committed offsets) again, writing nothing.
+    fn rebuild(&self, resumed: &BTreeMap<(usize, i32), (i64, i64)>) -> Result<(), JobError> {
+        if resumed.is_empty() {
+            return Ok(());
+        }
+        let mut assignment = TopicPartitionList::new();
+        for ((i, p), (start, _)) in resumed {
+            assignment
+                .add_partition_offset(&self.streams[*i].topic, *p, Offset::Offset(*start))
+                .map_err(kafka("re-reading the processed streams"))?;
+        }
+        self.consumer
+            .assign(&assignment)
+            .map_err(kafka("re-reading the processed streams"))?;
+        let mut left: BTreeMap<(usize, i32), i64> =
+            resumed.iter().map(|(at, (_, end))| (*at, *end)).collect();
+        let mut quiet_since = Instant::now();
+        while !left.is_empty() {
+            match self.consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => {
+                    quiet_since = Instant::now();
+                    let Some(i) = self.stream_of(message.topic()) else {
+                        continue;
+                    };
+                    let at = (i, message.partition());
+                    let Some(end) = left.get(&at).copied() else {
+                        continue;
+                    };
+                    if message.offset() < end {
+                        // Errors were dead-lettered the first time; nothing to keep.
+                        let _ = self.stream_record(i, &message, Pass::Replay);
+                    }
+                    if message.offset() + 1 >= end {
+                        left.remove(&at);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(JobError::Kafka {
+                        context: "re-reading the processed streams",
+                        source: e,
+                    });
+                }
+                None => {
+                    // A transaction marker may be the last offset before the end: it is
+                    // never delivered, but the position passes it.
+                    let positions = self
+                        .consumer
+                        .position()
+                        .map_err(kafka("re-reading the processed streams"))?;
+                    left.retain(|(i, p), end| {
+                        !positions
+                            .find_partition(&self.streams[*i].topic, *p)
+                            .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+                    });
+                    if quiet_since.elapsed() > KAFKA_TIMEOUT {
+                        return Err(JobError::Kafka {
+                            context: "re-reading the processed streams (no records arrive)",
+                            source: rdkafka::error::KafkaError::Canceled,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(window) = &self.window {
+            window.borrow_mut().sweep();
+        }
+        match self.broken.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn run(self, stop: &AtomicBool, shared: &Shared) {
+        let started = Instant::now();
+        let mut positions = self.assigned.clone();
+        let mut dead_letters = 0u64;
+        let mut first_done: Vec<Option<u64>> = vec![None; self.streams.len()];
+        let mut transform_done: Option<BTreeMap<i32, i64>> = None;
+        while !stop.load(Ordering::SeqCst) {
+            match self.one_batch(&mut positions, &mut dead_letters) {
+                Ok(()) => {}
+                Err(message) => {
+                    // The transaction was aborted. The job ends here and is started again
+                    // from what was committed (offsets, tables, join state): the one path
+                    // that rebuilds state, used at every start.
+                    tracing::warn!(job = %self.config.label, "{message}; restarting the job");
+                    shared.progress.send_modify(|p| p.error = Some(message));
+                    return;
+                }
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let mut all_caught_up = true;
+            let mut figures = Vec::with_capacity(self.streams.len());
+            for (i, first) in first_done.iter_mut().enumerate() {
+                let (done, total) = self.backfilled(i, &positions);
+                let first = *first.get_or_insert(done);
+                let rate = (elapsed > 0.5).then(|| (done.saturating_sub(first)) as f64 / elapsed);
+                let eta = rate
+                    .filter(|r| *r > 0.0)
+                    .map(|r| ((total.saturating_sub(done)) as f64 / r).ceil() as u64);
+                let caught_up = done >= total;
+                all_caught_up &= caught_up;
+                figures.push((done, total, rate, if caught_up { Some(0) } else { eta }));
+            }
+            self.align(&positions);
+            if let Some(window) = &self.window {
+                let mut window = window.borrow_mut();
+                for (i, stream) in self.streams.iter().enumerate() {
+                    for (p, (_, high)) in &stream.bounds {
+                        if positions.get(&(i, *p)).is_some_and(|at| at >= high) {
+                            window.backfilled(side_of(i), *p);
+                        }
+                    }
+                }
+            }
+            if all_caught_up
+                && transform_done.is_none()
+                && shared
+                    .sink_target
+                    .lock()
+                    .map(|t| t.is_none())
+                    .unwrap_or(false)
+            {
+                match output_end_offsets(&self.consumer, &self.config.output_topic) {
+                    // A job in several slices waits for every slice's transform: the sink
+                    // target comes from all of them (`Job::set_sink_target`).
+                    Ok(end) if self.config.slice.count > 1 => {
+                        if transform_done.is_none() {
+                            transform_done = Some(end);
+                        }
+                    }
+                    Ok(end) => {
+                        if let Ok(mut target) = shared.sink_target.lock() {
+                            *target = Some(end);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %self.config.label, error = %e, "output watermarks")
+                    }
+                }
+            }
+            shared.progress.send_modify(|p| {
+                for (source, (done, total, rate, eta)) in p.sources.iter_mut().zip(&figures) {
+                    source.done = *done;
+                    source.total = *total;
+                    source.rate = *rate;
+                    source.eta_seconds = *eta;
+                }
+                p.dead_letters = dead_letters;
+                p.error = None;
+                if p.transform_done.is_none() {
+                    p.transform_done.clone_from(&transform_done);
+                }
+            });
+        }
+    }
+
+    /// Events done and to do of stream `i`'s backfill, from the positions.
+    fn backfilled(&self, i: usize, positions: &BTreeMap<(usize, i32), i64>) -> (u64, u64) {
+        let mut done = 0u64;
+        let mut total = 0u64;
+        for (p, (start, high)) in &self.streams[i].bounds {
+            let span = u64::try_from(high - start).unwrap_or(0);
+            let at = positions
+                .get(&(i, *p))
+                .copied()
+                .unwrap_or(*start)
+                .min(*high);
+            done += u64::try_from(at - start).unwrap_or(0);
+            total += span;
+        }
+        (done, total)
+    }
+
+    /// Keeps the two streams of a window join near each other in event time while both
+    /// backfill: the stream more than `within` ahead of the other is paused until the other
+    /// catches up or runs out of backfill, so the state holds about one window of records
+    /// rather than whatever one stream read ahead.
+    fn align(&self, positions: &BTreeMap<(usize, i32), i64>) {
+        let (Some(window), Some(config)) = (&self.window, &self.config.window) else {
+            return;
+        };
+        let (driving, joined) = {
+            let w = window.borrow();
+            (w.max_ms(Side::Driving), w.max_ms(Side::Joined))
+        };
+        let backfilling = |i: usize| {
+            self.streams[i].bounds.iter().any(|(p, (start, high))| {
+                positions.get(&(i, *p)).copied().unwrap_or(*start) < *high
+            })
+        };
+        let ahead = match (driving, joined) {
+            (Some(d), Some(j)) if d > j.saturating_add(config.within_ms) && backfilling(JOINED) => {
+                Some(DRIVING)
+            }
+            (Some(d), Some(j))
+                if j > d.saturating_add(config.within_ms) && backfilling(DRIVING) =>
+            {
+                Some(JOINED)
+            }
+            _ => None,
+        };
+        if ahead == self.paused.get() {
+            return;
+        }
+        let partitions = |i: usize| {
+            let mut list = TopicPartitionList::new();
+            for p in self.streams[i].bounds.keys() {
+                list.add_partition(&self.streams[i].topic, *p);
+            }
+            list
+        };
+        if let Some(i) = self.paused.get()
+            && let Err(e) = self.consumer.resume(&partitions(i))
+        {
+            tracing::warn!(job = %self.config.label, error = %e, "resuming a stream");
+            return;
+        }
+        self.paused.set(None);
+        if let Some(i) = ahead {
+            match self.consumer.pause(&partitions(i)) {
+                Ok(()) => self.paused.set(Some(i)),
+                Err(e) => tracing::warn!(job = %self.config.label, error = %e, "pausing a stream"),
+            }
+        }
+    }
+
+    /// Reads up to a batch, writes it and its offsets in one transaction.
+    fn one_batch(
+        &self,
+        positions: &mut BTreeMap<(usize, i32), i64>,
+        dead_letters: &mut u64,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + BATCH_WINDOW;
+        let mut messages = Vec::new();
+        while messages.len() < BATCH {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.consumer.poll(left) {
+                Some(Ok(message)) => messages.push(message),
+                Some(Err(e)) => return Err(format!("reading the source: {e}")),
+                None => break,
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.producer
+            .begin_transaction()
+            .map_err(|e| format!("beginning a transaction: {e}"))?;
+        let mut next: BTreeMap<(usize, i32), i64> = BTreeMap::new();
+        let mut table_next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut rejected = 0u64;
+        for message in &messages {
+            if let Some(table) = self
+                .config
+                .tables
+                .iter()
+                .find(|t| t.topic == message.topic())
+            {
+                table_next.insert(
+                    (table.topic.clone(), message.partition()),
+                    message.offset() + 1,
+                );
+                let changed = self
+                    .tables
+                    .borrow_mut()
+                    .apply(table, message.key(), message.payload())
+                    .map_err(|e| e.to_string())?;
+                if let Some(row) = changed
+                    && self.propagates_from(&table.alias)
+                {
+                    self.propagate(&table.alias, &row)?;
+                }
+                continue;
+            }
+            let Some(i) = self.stream_of(message.topic()) else {
+                continue;
+            };
+            next.insert((i, message.partition()), message.offset() + 1);
+            match self.stream_record(i, message, Pass::Live) {
+                Ok(emits) => {
+                    for Emit { key, row } in emits {
+                        self.emit(&key, row, message.timestamp().to_millis())?;
+                    }
+                }
+                Err(reason) => {
+                    rejected += 1;
+                    self.dead_letter(message, &reason)?;
+                }
+            }
+        }
+        drop(messages);
+        if let Some(window) = &self.window {
+            window.borrow_mut().sweep();
+        }
+        let flushed = self.tables.borrow_mut().flush();
+        if let Some(e) = self.broken.take().map(Err).unwrap_or(flushed).err() {
+            let _ = self.producer.abort_transaction(KAFKA_TIMEOUT);
+            return Err(format!("lookup tables: {e}"));
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((i, p), o) in &next {
+            offsets
+                .add_partition_offset(&self.streams[*i].topic, *p, Offset::Offset(*o))
+                .map_err(|e| format!("recording offsets: {e}"))?;
+        }
+        // Table offsets are committed too: a restart loads each table up to them and reads
+        // on from there, so a table change is propagated exactly once.
+        for ((topic, p), o) in &table_next {
+            offsets
+                .add_partition_offset(topic, *p, Offset::Offset(*o))
+                .map_err(|e| format!("recording offsets: {e}"))?;
+        }
+        let metadata = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| "the source consumer has no group metadata".to_owned())?;
+        let committed = if offsets.count() == 0 {
+            self.producer.commit_transaction(KAFKA_TIMEOUT)
+        } else {
+            self.producer
+                .send_offsets_to_transaction(&offsets, &metadata, KAFKA_TIMEOUT)
+                .and_then(|()| self.producer.commit_transaction(KAFKA_TIMEOUT))
+        };
+        if let Err(e) = committed {
+            let _ = self.producer.abort_transaction(KAFKA_TIMEOUT);
+            return Err(format!("committing a transaction: {e}"));
+        }
+        positions.extend(next);
+        *dead_letters += rejected;
+        Ok(())
+    }
+
+    /// Sends a record that cannot be processed to the dead-letter topic, with the reason
+    /// and where it came from in headers.
+    fn dead_letter(&self, message: &BorrowedMessage<'_>, reason: &str) -> Result<(), String> {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "sluice-error",
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: "sluice-source-topic",
+                value: Some(message.topic()),
+            })
+            .insert(Header {
+                key: "sluice-source-partition",
+                value: Some(&message.partition().to_string()),
+            })
+            .insert(Header {
+                key: "sluice-source-offset",
+                value: Some(&message.offset().to_string()),
+            });
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(&self.config.dead_letter_topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        self.send(record)
+    }
+
+    /// What a record of stream `i` means for the output (nothing written on a replay).
+    fn stream_record(
+        &self,
+        i: usize,
+        message: &BorrowedMessage<'_>,
+        pass: Pass,
+    ) -> Result<Vec<Emit>, String> {
+        let value = match message.payload() {
+            None => None,
+            Some(bytes) => Some(
+                serde_json::from_slice::<Json>(bytes)
+                    .map_err(|e| format!("the value is not JSON: {e}"))?,
+            ),
+        };
+        let kafka_ms = message.timestamp().to_millis();
+        let event_ms = match (&self.window, &value) {
+            (Some(_), Some(value)) => Some(event_time(
+                self.streams[i].time_field.as_deref(),
+                value,
+                kafka_ms,
+            )?),
+            _ => None,
+        };
+        let partition = message.partition();
+        if i == DRIVING {
+            self.transform_one(message.key(), value, event_ms, partition, pass)
+        } else {
+            self.joined_record(message.key(), value, event_ms, partition, pass)
+        }
+    }
+
+    /// Transforms one driving record (`value` `None`: a tombstone): joined with the lookup
+    /// tables and, with a window join, with every record of the joined stream it meets —
+    /// one result per pair, or "no row" for its key when it meets none (window joins are
+    /// inner). Remembers what it was joined with when lookups propagate.
+    fn transform_one(
+        &self,
+        record_key: Option<&[u8]>,
+        value: Option<Json>,
+        event_ms: Option<i64>,
+        partition: i32,
+        pass: Pass,
+    ) -> Result<Vec<Emit>, String> {
+        let tables = self.tables.borrow();
+        let arena = Arena::new();
+        let lookup = tables.lookup(&arena, &self.broken);
+        let mut partners = Vec::new();
+        let alone = self
+            .transform
+            .apply_traced(record_key, value.as_ref(), &lookup, &mut partners)
+            .map_err(|e| e.reason())?;
+        let mut emitted = Vec::new();
+        match (self.transform.window(), &self.window, &value, event_ms) {
+            (Some(join), Some(state), Some(value), Some(at)) => {
+                let join_key = partners
+                    .iter()
+                    .find(|(alias, _)| *alias == join.alias)
+                    .map(|(_, key)| key.clone());
+                let mut state = state.borrow_mut();
+                if pass != Pass::Recompute {
+                    state.observe(Side::Driving, partition, at);
+                }
+                let met: Vec<Json> = match (&join_key, pass) {
+                    (Some(key), Pass::Live | Pass::Recompute) => state
+                        .partners(Side::Driving, key, at)
+                        .into_iter()
+                        .map(|k| k.value.clone())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if met.is_empty() {
+                    emitted.extend(alone);
+                }
+                for partner in &met {
+                    let paired = |alias: &str, key: &str| {
+                        if alias == join.alias {
+                            Some(partner)
+                        } else {
+                            lookup(alias, key)
+                        }
+                    };
+                    if let Some(emit) = self
+                        .transform
+                        .apply_with(record_key, Some(value), &paired)
+                        .map_err(|e| e.reason())?
+                    {
+                        emitted.push(emit);
+                    }
+                }
+                if pass != Pass::Recompute {
+                    match join_key {
+                        Some(key) => state.keep(
+                            Side::Driving,
+                            key,
+                            record_key.map(<[u8]>::to_vec),
+                            value.clone(),
+                            at,
+                        ),
+                        None => {
+                            if let Some(record_key) = record_key {
+                                state.forget(Side::Driving, record_key);
+                            }
+                        }
+                    }
+                }
+            }
+            (Some(_), Some(state), None, _) => {
+                if pass != Pass::Recompute
+                    && let Some(record_key) = record_key
+                {
+                    state.borrow_mut().forget(Side::Driving, record_key);
+                }
+                emitted.extend(alone);
+            }
+            _ => emitted.extend(alone),
+        }
+        if self.propagates && pass != Pass::Recompute {
+            let keys: BTreeSet<&str> = emitted.iter().map(|e| e.key.as_str()).collect();
+            for key in keys {
+                let record = value
+                    .clone()
+                    .map(|v| (record_key.map(<[u8]>::to_vec), v, event_ms));
+                self.joined
+                    .borrow_mut()
+                    .remember(key, record, partners.clone());
+            }
+        }
+        Ok(emitted)
+    }
+
+    /// A record of the window-joined stream: kept for later driving records, and joined
+    /// with every kept driving record it meets (one result per pair). A tombstone forgets
+    /// the record of its key; a record without a join key meets nothing.
+    fn joined_record(
+        &self,
+        record_key: Option<&[u8]>,
+        value: Option<Json>,
+        event_ms: Option<i64>,
+        partition: i32,
+        pass: Pass,
+    ) -> Result<Vec<Emit>, String> {
+        let (Some(join), Some(state)) = (self.transform.window(), &self.window) else {
+            return Ok(Vec::new());
+        };
+        let mut state = state.borrow_mut();
+        let (Some(value), Some(at)) = (value, event_ms) else {
+            if let Some(record_key) = record_key {
+                state.forget(Side::Joined, record_key);
+            }
+            return Ok(Vec::new());
+        };
+        if !value.is_object() {
+            return Err("the value is not a JSON object".to_owned());
+        }
+        state.observe(Side::Joined, partition, at);
+        let Some(join_key) = key_text(value.get(&join.key_field)) else {
+            if let Some(record_key) = record_key {
+                state.forget(Side::Joined, record_key);
+            }
+            return Ok(Vec::new());
+        };
+        let mut emitted = Vec::new();
+        if pass == Pass::Live {
+            let met: Vec<(Option<Vec<u8>>, Json)> = state
+                .partners(Side::Joined, &join_key, at)
+                .into_iter()
+                .map(|k| (k.record_key.clone(), k.value.clone()))
+                .collect();
+            let tables = self.tables.borrow();
+            let arena = Arena::new();
+            let lookup = tables.lookup(&arena, &self.broken);
+            let paired = |alias: &str, key: &str| {
+                if alias == join.alias {
+                    Some(&value)
+                } else {
+                    lookup(alias, key)
+                }
+            };
+            for (driving_key, driving) in &met {
+                if let Some(emit) = self
+                    .transform
+                    .apply_with(driving_key.as_deref(), Some(driving), &paired)
+                    .map_err(|e| e.reason())?
+                {
+                    emitted.push(emit);
+                }
+            }
+        }
+        state.keep(
+            Side::Joined,
+            join_key,
+            record_key.map(<[u8]>::to_vec),
+            value,
+            at,
+        );
+        Ok(emitted)
+    }
+
+    /// Whether changes of table `alias` are propagated.
+    fn propagates_from(&self, alias: &str) -> bool {
+        self.transform
+            .lookups()
+            .iter()
+            .any(|l| l.alias == alias && l.propagate)
+    }
+
+    /// Computes again the output rows joined with row `row` of table `alias`.
+    fn propagate(&self, alias: &str, row: &str) -> Result<(), String> {
+        let keys = self.joined.borrow().joined_with(alias, row);
+        for key in keys {
+            let Some((record_key, value, event_ms)) =
+                self.joined.borrow().latest.get(&key).cloned()
+            else {
+                continue;
+            };
+            // The partition is only read when a record is observed, which a recompute is not.
+            match self.transform_one(
+                record_key.as_deref(),
+                Some(value),
+                event_ms,
+                0,
+                Pass::Recompute,
+            ) {
+                Ok(emits) => {
+                    for Emit { key, row } in emits {
+                        self.emit(&key, row, None)?;
+                    }
+                }
+                // The record transformed before; with the new partner it does not (a type
+                // the table now holds): its key has no row rather than a stale one.
+                Err(reason) => {
+                    tracing::warn!(job = %self.config.label, %key, %reason, "propagation failed");
+                    self.emit(&key, None, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the result for `key` to the output topic (in the open transaction).
+    /// `event_ms` is the source event's time, carried to the output record so the sink can
+    /// tell how far behind the events the target is.
+    fn emit(
+        &self,
+        key: &str,
+        row: Option<serde_json::Map<String, Json>>,
+        event_ms: Option<i64>,
+    ) -> Result<(), String> {
+        let payload = row.map(|r| Json::Object(r).to_string());
+        let mut record: BaseRecord<'_, str, str> = BaseRecord::to(&self.config.output_topic);
+        if let Some(ms) = event_ms {
+            record = record.timestamp(ms);
+        }
+        if !self.config.append {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload.as_deref() {
+            record = record.payload(payload);
+        }
+        self.send(record)
+    }
+
+    /// Sends one record, waiting while the producer's queue is full.
+    fn send<K, P>(&self, record: BaseRecord<'_, K, P>) -> Result<(), String>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
+                    self.producer.poll(Duration::from_millis(50));
+                    record = back;
+                }
+                Err((e, _)) => return Err(format!("producing: {e}")),
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Where a job keeps the rows of its lookup tables: in memory up to a budget, then in an
+//! embedded [redb](https://docs.rs/redb) database on local disk.
+//!
+//! Rows are kept as the JSON bytes the table topic holds and parsed when looked up, so the
+//! memory a table takes is close to its size in Kafka rather than the several times more a
+//! parsed document takes. A table that outgrows the budget moves to disk as a whole and stays
+//! there for the job's life: lookups then read a B-tree through the page cache, and changes
+//! are buffered and written in one transaction per batch.
+//!
+//! The store is a cache of the table topics, never their record: a job rebuilds it from
+//! Kafka whenever it starts, so the database is created empty for each run, written without
+//! waiting for the disk (`Durability::None`), and deleted when the job ends.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use redb::{Database, ReadOnlyTable, ReadableDatabase, TableDefinition};
+use serde_json::Value as Json;
+
+/// The one redb table: `alias \0 key` → row JSON.
+const ROWS: TableDefinition<&str, &[u8]> = TableDefinition::new("rows");
+/// Changes buffered before they are written to disk.
+const PENDING_MAX: usize = 10_000;
+/// Bytes counted per row besides its key and value (map entry, boxes).
+const ROW_OVERHEAD: usize = 48;
+
+/// How much memory a job's tables may take before they go to disk, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSettings {
+    /// The directory of the on-disk store (a file per job run, removed when it ends).
+    pub dir: PathBuf,
+    /// Bytes of table rows kept in memory before they move to disk.
+    pub memory_bytes: usize,
+}
+
+impl Default for StateSettings {
+    /// The system's temporary directory; 256 MiB in memory.
+    fn default() -> Self {
+        StateSettings {
+            dir: std::env::temp_dir().join("sluice-state"),
+            memory_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Why the table store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The on-disk store could not be created, read or written.
+    #[error("the on-disk table store at {path}: {reason}")]
+    Disk {
+        /// Its file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The on-disk part: the database, the changes not written yet and a reader of the last
+/// written state.
+struct Disk {
+    db: Database,
+    path: PathBuf,
+    /// `alias \0 key` → the row, or `None` for a removed one.
+    pending: HashMap<String, Option<Box<[u8]>>>,
+    reader: ReadOnlyTable<&'static str, &'static [u8]>,
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The rows of a job's lookup tables, by alias and join key.
+pub(crate) struct TableRows {
+    memory: HashMap<String, HashMap<Box<str>, Box<[u8]>>>,
+    /// Bytes the rows in memory take, roughly.
+    bytes: usize,
+    settings: StateSettings,
+    /// Names the database file.
+    label: String,
+    disk: Option<Disk>,
+}
+
+impl std::fmt::Debug for TableRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableRows")
+            .field("bytes", &self.bytes)
+            .field("on_disk", &self.disk.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn composite(alias: &str, key: &str) -> String {
+    let mut k = String::with_capacity(alias.len() + key.len() + 1);
+    k.push_str(alias);
+    k.push('\0');
+    k.push_str(key);
+    k
+}
+
+impl TableRows {
+    /// An empty store; `label` names its database file should it need one.
+    pub(crate) fn new(settings: StateSettings, label: &str) -> Self {
+        TableRows {
+            memory: HashMap::new(),
+            bytes: 0,
+            settings,
+            label: label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect(),
+            disk: None,
+        }
+    }
+
+    /// Whether the rows moved to disk.
+    pub(crate) fn on_disk(&self) -> bool {
+        self.disk.is_some()
+    }
+
+    /// Bytes the rows in memory take, roughly (0 once on disk).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Sets the row of `key` in table `alias`.
+    pub(crate) fn put(&mut self, alias: &str, key: &str, row: &[u8]) -> Result<(), StateError> {
+        if let Some(disk) = &mut self.disk {
+            disk.pending.insert(composite(alias, key), Some(row.into()));
+            return self.flush_if_full();
+        }
+        let rows = self.memory.entry(alias.to_owned()).or_default();
+        if let Some(old) = rows.insert(key.into(), row.into()) {
+            self.bytes = self
+                .bytes
+                .saturating_sub(old.len() + key.len() + ROW_OVERHEAD);
+        }
+        self.bytes += row.len() + key.len() + ROW_OVERHEAD;
+        if self.bytes > self.settings.memory_bytes {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Removes the row of `key` from table `alias`.
+    pub(crate) fn remove(&mut self, alias: &str, key: &str) -> Result<(), StateError> {
+        if let Some(disk) = &mut self.disk {
+            disk.pending.insert(composite(alias, key), None);
+            return self.flush_if_full();
+        }
+        if let Some(old) = self.memory.get_mut(alias).and_then(|rows| rows.remove(key)) {
+            self.bytes = self
+                .bytes
+                .saturating_sub(old.len() + key.len() + ROW_OVERHEAD);
+        }
+        Ok(())
+    }
+
+    /// The row of `key` in table `alias`, parsed; `None` when it has none (or it is not JSON,
+    /// which a table row written by [`TableRows::put`] always is).
+    pub(crate) fn get(&self, alias: &str, key: &str) -> Result<Option<Json>, StateError> {
+        let parse = |bytes: &[u8]| serde_json::from_slice(bytes).ok();
+        let Some(disk) = &self.disk else {
+            return Ok(self
+                .memory
+                .get(alias)
+                .and_then(|rows| rows.get(key))
+                .and_then(|b| parse(b)));
+        };
+        let k = composite(alias, key);
+        if let Some(pending) = disk.pending.get(&k) {
+            return Ok(pending.as_deref().and_then(parse));
+        }
+        let found = disk
+            .reader
+            .get(k.as_str())
+            .map_err(|e| self.disk_error(e))?;
+        Ok(found.and_then(|guard| parse(guard.value())))
+    }
+
+    /// Writes the buffered changes to disk (nothing to do while the rows are in memory).
+    pub(crate) fn flush(&mut self) -> Result<(), StateError> {
+        let Some(disk) = &mut self.disk else {
+            return Ok(());
+        };
+        if disk.pending.is_empty() {
+            return Ok(());
+        }
+        let path = disk.path.clone();
+        let fail = |e: &dyn std::fmt::Display| StateError::Disk {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let mut write = disk.db.begin_write().map_err(|e| fail(&e))?;
+        write
+            .set_durability(redb::Durability::None)
+            .map_err(|e| fail(&e))?;
+        {
+            let mut table = write.open_table(ROWS).map_err(|e| fail(&e))?;
+            for (k, row) in disk.pending.drain() {
+                match row {
+                    Some(row) => {
+                        table.insert(k.as_str(), &*row).map_err(|e| fail(&e))?;
+                    }
+                    None => {
+                        table.remove(k.as_str()).map_err(|e| fail(&e))?;
+                    }
+                }
+            }
+        }
+        write.commit().map_err(|e| fail(&e))?;
+        disk.reader = disk
+            .db
+            .begin_read()
+            .map_err(|e| fail(&e))?
+            .open_table(ROWS)
+            .map_err(|e| fail(&e))?;
+        Ok(())
+    }
+
+    fn flush_if_full(&mut self) -> Result<(), StateError> {
+        if self
+            .disk
+            .as_ref()
+            .is_some_and(|d| d.pending.len() >= PENDING_MAX)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn disk_error(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::Disk {
+            path: self
+                .disk
+                .as_ref()
+                .map(|d| d.path.clone())
+                .unwrap_or_default(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Moves every row to a new database on disk.
+    fn spill(&mut self) -> Result<(), StateError> {
+        let path = self.settings.dir.join(format!(
+            "{}-{}-{:x}.redb",
+            self.label,
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        let fail = |e: &dyn std::fmt::Display| StateError::Disk {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(&self.settings.dir).map_err(|e| fail(&e))?;
+        let db = Database::create(&path).map_err(|e| fail(&e))?;
+        let mut write = db.begin_write().map_err(|e| fail(&e))?;
+        write
+            .set_durability(redb::Durability::None)
+            .map_err(|e| fail(&e))?;
+        {
+            let mut table = write.open_table(ROWS).map_err(|e| fail(&e))?;
+            for (alias, rows) in self.memory.drain() {
+                for (key, row) in rows {
+                    table
+                        .insert(composite(&alias, &key).as_str(), &*row)
+                        .map_err(|e| fail(&e))?;
+                }
+            }
+        }
+        write.commit().map_err(|e| fail(&e))?;
+        let reader = db
+            .begin_read()
+            .map_err(|e| fail(&e))?
+            .open_table(ROWS)
+            .map_err(|e| fail(&e))?;
+        tracing::info!(path = %path.display(), bytes = self.bytes, "lookup tables moved to disk");
+        self.bytes = 0;
+        self.memory = HashMap::new();
+        self.disk = Some(Disk {
+            db,
+            path,
+            pending: HashMap::new(),
+            reader,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    fn settings(dir: &std::path::Path, memory_bytes: usize) -> StateSettings {
+        StateSettings {
+            dir: dir.to_owned(),
+            memory_bytes,
+        }
+    }
+
+    fn row(n: usize) -> Vec<u8> {
+        json!({"id": format!("c-{n}"), "name": format!("name-{n}"), "tier": "gold"})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// The same changes give the same lookups in memory and after moving to disk, and the
+    /// database file is gone when the store is dropped.
+    #[test]
+    fn rows_read_the_same_in_memory_and_on_disk() {
+        let dir = std::env::temp_dir().join(format!("sluice-state-test-{}", std::process::id()));
+        let mut small = TableRows::new(settings(&dir, 20_000), "job a/b v1");
+        let mut large = TableRows::new(settings(&dir, usize::MAX), "job");
+        for store in [&mut small, &mut large] {
+            for n in 0..30_000 {
+                store.put("c", &format!("c-{n}"), &row(n)).unwrap();
+            }
+            for n in (0..30_000).step_by(3) {
+                store.remove("c", &format!("c-{n}")).unwrap();
+            }
+            store.put("c", "c-1", &row(7)).unwrap();
+            store.put("other", "c-1", b"{\"x\":1}").unwrap();
+        }
+        assert!(small.on_disk() && !large.on_disk());
+        assert_eq!(small.memory_bytes(), 0);
+        assert!(large.memory_bytes() > 20_000);
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| e.file_name().to_string_lossy().starts_with("job_a_b_v1-"))
+            .unwrap()
+            .path();
+        // Before and after the buffered changes are written.
+        for round in 0..2 {
+            for key in ["c-0", "c-1", "c-2", "c-29999", "c-30000"] {
+                assert_eq!(
+                    small.get("c", key).unwrap(),
+                    large.get("c", key).unwrap(),
+                    "{key} in round {round}"
+                );
+            }
+            assert_eq!(small.get("c", "c-1").unwrap().unwrap()["name"], "name-7");
+            assert_eq!(small.get("c", "c-3").unwrap(), None);
+            assert_eq!(small.get("other", "c-1").unwrap(), Some(json!({"x": 1})));
+            assert_eq!(small.get("other", "c-2").unwrap(), None);
+            small.flush().unwrap();
+        }
+        assert!(file.exists());
+        drop(small);
+        assert!(!file.exists());
+    }
+}
