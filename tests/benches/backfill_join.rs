@@ -32,10 +32,11 @@
 //!    the reader sees it: p50, p99, max. These events are rows too: a later target's
 //!    backfill reads them, its throughput counts them.
 //!
-//! Memory: the job's lookup state is the customers table; its size is estimated from the
-//! parsed rows (heap bytes of keys and JSON values plus map overhead) and compared with the
-//! rise of this process's RSS over the first phase (the process holds the API and the
-//! controller too, which are there before the approval).
+//! Memory: the job's lookup state is the customers table, kept as JSON bytes per join key
+//! (in memory up to `SLUICE_JOB_STATE_MEMORY`, then on disk); its size is counted as the
+//! job counts it (key + value bytes + 48 per row) and compared with the rise of this
+//! process's RSS over each phase (the process holds the API and the controller too, which
+//! are there before the approval).
 //!
 //! Checks (exits non-zero otherwise): each target holds N rows plus the freshness phases'
 //! so far, each baseline N, and 1,000 sampled rows equal the bench's own join. Ratios are
@@ -378,23 +379,6 @@ fn text_of(value: &Value) -> Option<String> {
     }
 }
 
-/// Heap bytes of a parsed JSON value, roughly as serde_json holds it with `preserve_order`
-/// (an `IndexMap` per object: entries of key, 32-byte value and hash, plus its index table
-/// and growth slack, about 1.5× the entries).
-fn json_heap(value: &Value) -> usize {
-    match value {
-        Value::String(s) => s.capacity(),
-        Value::Array(a) => a.len() * 32 + a.iter().map(json_heap).sum::<usize>(),
-        Value::Object(o) => {
-            o.iter()
-                .map(|(k, v)| (24 + k.capacity() + 32) * 3 / 2 + json_heap(v))
-                .sum::<usize>()
-                + 64
-        }
-        _ => 0,
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Producing
 
@@ -456,11 +440,12 @@ async fn produce_customers(names: &Names, topic: &str, m: usize) -> usize {
         for delivered in futures_util::future::join_all(sends).await {
             delivered.map_err(|(e, _)| e).unwrap();
         }
-        // The job keeps, per customer, its join key (a String) and the parsed row in a
-        // hash map (about 64 bytes per entry with its control bytes and slack).
+        // The job keeps each row as its JSON bytes under its join key, and counts 48 bytes
+        // per row besides (`sluice_pipeline::state`); the same accounting here.
         state += batch
             .iter()
-            .map(|(k, v)| 24 + k.capacity() + 32 + 16 + json_heap(v))
+            .zip(&payloads)
+            .map(|((k, _), p)| k.len() + p.len() + 48)
             .sum::<usize>();
     }
     state
@@ -2038,7 +2023,25 @@ async fn cleanup(names: &Names) {
         .delete(format!("{}/{alias}_v*", services.opensearch_url))
         .send()
         .await;
-    if let Ok(mut redis) = names.ns.redis().await {
+    // Redis may be slow to answer right after millions of writes (a snapshot, eviction of
+    // the baseline's keys): retry the connection for a minute rather than leave keys behind.
+    let mut redis = None;
+    for _ in 0..30 {
+        match names.ns.redis().await {
+            Ok(connection) => {
+                redis = Some(connection);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
+    if redis.is_none() {
+        eprintln!(
+            "cleanup: Redis unreachable; keys {}* remain",
+            names.target_name(Target::Redis)
+        );
+    }
+    if let Some(mut redis) = redis {
         let prefix = names.target_name(Target::Redis);
         if let Err(e) = delete_keys(&mut redis, &format!("{prefix}*")).await {
             eprintln!("cleanup: Redis keys: {e}");
