@@ -72,3 +72,4 @@ bench: services claim-target
 	$(CARGO) bench -p sluice-tests --bench api_load
 	$(CARGO) bench -p sluice-tests --bench controller_load
 	$(CARGO) bench -p sluice-tests --bench job_load
+	$(CARGO) bench -p sluice-tests --bench backfill_join

@@ -14,8 +14,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value as Json;
 
 use super::{
-    BATCH, BATCH_WINDOW, JobConfig, JobError, JobSlice, KAFKA_TIMEOUT, Shared, Tables, kafka,
-    key_text, load_tables, output_end_offsets, partitions_of,
+    BATCH, BATCH_WINDOW, EVENT_TIME_HEADER, JobConfig, JobError, JobSlice, KAFKA_TIMEOUT, Shared,
+    Tables, kafka, key_text, load_tables, output_end_offsets, partitions_of,
 };
 use typed_arena::Arena;
 
@@ -228,6 +228,9 @@ impl TransformStage {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
             .set("group.id", format!("{}.transform", config.group))
+            // A transaction's worth of records read ahead is enough, not librdkafka's
+            // default 64 MiB of prefetched records (see the sink's consumer).
+            .set("queued.max.messages.kbytes", "16384")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")
@@ -1009,8 +1012,12 @@ impl TransformStage {
     ) -> Result<(), String> {
         let payload = row.map(|r| Json::Object(r).to_string());
         let mut record: BaseRecord<'_, str, str> = BaseRecord::to(&self.config.output_topic);
-        if let Some(ms) = event_ms {
-            record = record.timestamp(ms);
+        let event = event_ms.map(|ms| ms.to_string());
+        if let Some(ms) = event.as_deref() {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: EVENT_TIME_HEADER,
+                value: Some(ms),
+            }));
         }
         if !self.config.append {
             record = record.key(key);

@@ -1,5 +1,6 @@
 //! The PostgreSQL sink: one transaction per batch, with at most one conditional `DELETE`
-//! and one conditional `INSERT … ON CONFLICT` over `unnest`ed arrays.
+//! and one conditional `INSERT … ON CONFLICT`, over `unnest`ed arrays for small batches and
+//! from a `COPY`-loaded temporary staging table for large ones (backfill).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,17 @@ use sluice_provisioners::{RowIdentity, TargetConnection};
 use sqlx::AssertSqlSafe;
 
 use super::{SinkError, SinkRecord, error_text, latest_per_key};
+
+/// Batches with at least this many rows to write are loaded with `COPY` into a staging
+/// table; smaller ones with the `unnest` upsert (one statement, fewer round trips).
+///
+/// Measured (`postgres_copy_vs_unnest_timing`, local PostgreSQL 15): at 10,000 and 50,000
+/// rows both paths write 65–80k rows/s, within noise of each other — the guarded upsert,
+/// not the transfer, is the cost. Below that COPY loses: sqlx flushes the data and the
+/// end of the COPY as two small writes, and with Nagle's algorithm and the server's delayed
+/// ACK the second waits ~40 ms (100 rows: 2k rows/s against 39k; 1,000 rows: 43k against
+/// 49k). So only backfill-sized batches take it.
+pub const COPY_MIN_ROWS: usize = 10_000;
 
 /// Writes one version's table (`<schema>.<name>_v<N>`, not the view).
 ///
@@ -30,6 +42,13 @@ use super::{SinkError, SinkRecord, error_text, latest_per_key};
 ///   (re-)delivery the table is exactly right, but readers may briefly see the older row
 ///   between those two batches. Within one batch this cannot happen (only the last record
 ///   per key is written).
+///
+/// **Loading.** A batch with fewer rows to write than the COPY threshold binds them as
+/// arrays and writes them with one `INSERT … SELECT … FROM unnest(…)` (one round trip). A
+/// larger one — the backfill — is sent with `COPY … FROM STDIN` (text format) into a
+/// temporary staging table of text columns (per session, `ON COMMIT DELETE ROWS`, not
+/// WAL-logged), then written by the same guarded `INSERT … SELECT … ON CONFLICT` from it, in
+/// the same transaction as the delete: both paths give the same rows and guarantees.
 ///
 /// **Append** (`_sluice_partition`, `_sluice_offset` as primary key): one
 /// `INSERT … ON CONFLICT DO NOTHING` per batch; re-delivered records are skipped, and
@@ -55,6 +74,22 @@ pub struct PostgresSink {
     write_sql: String,
     /// The conditional delete (upsert mode only).
     delete_sql: Option<String>,
+    /// The COPY path's statements.
+    copy: CopyStatements,
+    /// Batches with at least this many rows to write take the COPY path.
+    copy_min_rows: usize,
+}
+
+/// The COPY path: stage a batch's rows (as text) in a temporary table with `COPY`, then
+/// write them with one `INSERT … SELECT … ON CONFLICT`, guarded as the `unnest` upsert is.
+#[derive(Debug)]
+struct CopyStatements {
+    /// Creates the session's staging table when it is not there yet (simple protocol).
+    create: String,
+    /// `COPY <staging> FROM STDIN` (text format).
+    copy: String,
+    /// The upsert (or append insert) from the staging table.
+    insert: String,
 }
 
 #[derive(Debug)]
@@ -118,10 +153,12 @@ impl PostgresSink {
         };
 
         // Every array is bound as text[] (values, keys) or bigint[]/integer[] (versions,
-        // positions); `u.cN` are generated names, never user input.
+        // positions); `u.cN` are generated names, never user input. The COPY path stages the
+        // same columns, all as text, in a temporary table whose columns are `cN` too.
         let mut targets = Vec::new();
         let mut arrays = Vec::new();
         let mut selects = Vec::new();
+        let mut staged = Vec::new();
         let mut aliases = Vec::new();
         let mut push = |column: &str, array_type: &str, cast: &str| -> Result<(), SinkError> {
             let n = arrays.len();
@@ -129,6 +166,7 @@ impl PostgresSink {
             arrays.push(format!("${}::{array_type}[]", n + 1));
             aliases.push(format!("c{n}"));
             selects.push(format!("u.c{n}::{cast}"));
+            staged.push(format!("s.c{n}::{cast}"));
             Ok(())
         };
         for c in &columns {
@@ -150,14 +188,33 @@ impl PostgresSink {
             arrays.join(", "),
             aliases.join(", ")
         );
+        // One staging table per column count, per session: any sink of the pool with that
+        // many columns may use it, as it is emptied at every commit and only used inside one
+        // transaction. `ON COMMIT DELETE ROWS` and being temporary keep it out of the WAL.
+        let stage = format!("pg_temp._sluice_stage_{}", aliases.len());
+        let stage_create = format!(
+            "SET LOCAL client_min_messages = warning; \
+             CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ({}) ON COMMIT DELETE ROWS",
+            aliases
+                .iter()
+                .map(|a| format!("{a} text"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let stage_copy = format!("COPY {stage} FROM STDIN");
+        let stage_insert = format!(
+            "INSERT INTO {table} AS t ({}) SELECT {} FROM {stage} AS s",
+            targets.join(", "),
+            staged.join(", ")
+        );
         let version = quote(VERSION_FIELD)?;
         let key = match mode {
             Mode::KeyField(i) => Some((quote(&columns[i].name)?, columns[i].sql_type)),
             Mode::ComputedKey(key_type) => Some((quote(KEY_FIELD)?, key_type)),
             Mode::Append => None,
         };
-        let (write_sql, delete_sql) = match key {
-            None => (format!("{insert} ON CONFLICT DO NOTHING"), None),
+        let (conflict, delete_sql) = match key {
+            None => (" ON CONFLICT DO NOTHING".to_owned(), None),
             Some((key_column, key_type)) => {
                 let sets: Vec<String> = targets
                     .iter()
@@ -165,7 +222,7 @@ impl PostgresSink {
                     .map(|t| format!("{t} = EXCLUDED.{t}"))
                     .collect();
                 let upsert = format!(
-                    "{insert} ON CONFLICT ({key_column}) DO UPDATE SET {} \
+                    " ON CONFLICT ({key_column}) DO UPDATE SET {} \
                      WHERE t.{version} < EXCLUDED.{version}",
                     sets.join(", ")
                 );
@@ -176,6 +233,12 @@ impl PostgresSink {
                 (upsert, Some(delete))
             }
         };
+        let write_sql = format!("{insert}{conflict}");
+        let copy = CopyStatements {
+            create: stage_create,
+            copy: stage_copy,
+            insert: format!("{stage_insert}{conflict}"),
+        };
         Ok(PostgresSink {
             conn,
             plan: plan.clone(),
@@ -185,6 +248,8 @@ impl PostgresSink {
             mode,
             write_sql,
             delete_sql,
+            copy,
+            copy_min_rows: COPY_MIN_ROWS,
         })
     }
 
@@ -245,7 +310,25 @@ impl PostgresSink {
                 .await
                 .map_err(|e| self.db_error(e))?;
         }
-        if !versions.is_empty() {
+        if versions.len() >= self.copy_min_rows {
+            let text = copy_text(&values, &keys, &partitions, &offsets, &versions);
+            sqlx::raw_sql(AssertSqlSafe(self.copy.create.as_str()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db_error(e))?;
+            let mut copy = tx
+                .copy_in_raw(&self.copy.copy)
+                .await
+                .map_err(|e| self.db_error(e))?;
+            copy.send(text.into_bytes())
+                .await
+                .map_err(|e| self.db_error(e))?;
+            copy.finish().await.map_err(|e| self.db_error(e))?;
+            sqlx::query(AssertSqlSafe(self.copy.insert.as_str()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.db_error(e))?;
+        } else if !versions.is_empty() {
             let mut query = sqlx::query(AssertSqlSafe(self.write_sql.as_str()));
             for column in values {
                 query = query.bind(column);
@@ -262,6 +345,12 @@ impl PostgresSink {
                 .map_err(|e| self.db_error(e))?;
         }
         tx.commit().await.map_err(|e| self.db_error(e))
+    }
+
+    /// Sets from how many rows a batch takes the COPY path (0: always, `usize::MAX`:
+    /// never); the default is [`COPY_MIN_ROWS`].
+    pub fn set_copy_min_rows(&mut self, rows: usize) {
+        self.copy_min_rows = rows.max(1);
     }
 
     /// A bigint key must be a decimal integer.
@@ -359,6 +448,59 @@ impl PostgresSink {
                 target: self.target.clone(),
                 detail,
             }
+        }
+    }
+}
+
+/// The staged rows in `COPY`'s text format, columns in the order of the staging table
+/// (values, then the computed key or the partition and offset, then the version).
+fn copy_text(
+    values: &[Vec<Option<String>>],
+    keys: &[String],
+    partitions: &[i32],
+    offsets: &[i64],
+    versions: &[i64],
+) -> String {
+    let width: usize = values
+        .iter()
+        .map(|c| c.iter().flatten().map(String::len).sum::<usize>())
+        .sum();
+    let mut out = String::with_capacity(width + versions.len() * (values.len() + 3) * 4);
+    for (i, version) in versions.iter().enumerate() {
+        for column in values {
+            match &column[i] {
+                Some(text) => push_copy_escaped(&mut out, text),
+                None => out.push_str("\\N"),
+            }
+            out.push('\t');
+        }
+        if let Some(key) = keys.get(i) {
+            push_copy_escaped(&mut out, key);
+            out.push('\t');
+        }
+        if let (Some(partition), Some(offset)) = (partitions.get(i), offsets.get(i)) {
+            out.push_str(&partition.to_string());
+            out.push('\t');
+            out.push_str(&offset.to_string());
+            out.push('\t');
+        }
+        out.push_str(&version.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// Appends `text` escaped for `COPY`'s text format: a backslash, and the characters that
+/// separate columns and rows, are written as backslash sequences; everything else (quotes,
+/// any Unicode) goes as it is, since the text format knows no quoting.
+fn push_copy_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
         }
     }
 }
