@@ -1037,4 +1037,3 @@ async fn a_sink_needs_a_connection_of_its_plan_type() {
         Err(SinkError::PlanMismatch { .. })
     ));
 }
-
