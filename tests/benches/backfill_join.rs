@@ -55,13 +55,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::Api;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use axum::http::{Method, Request, header};
-use http_body_util::BodyExt;
+use axum::http::Method;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Map, Value, json};
 use sluice_api::AppState;
@@ -75,7 +76,6 @@ use sluice_tests::connect::{
 };
 use sluice_tests::{TestNamespace, quote_pg_ident};
 use tokio::sync::oneshot;
-use tower::ServiceExt;
 
 const ADMIN_TOKEN: &str = "slc_bench-join-admin-token";
 const ORDER_PARTITIONS: i32 = 6;
@@ -481,58 +481,6 @@ async fn produce_orders(names: &Names, topic: &str, n: usize, zipf: &Zipf, start
 
 // ---------------------------------------------------------------------------------------
 // The in-process API
-
-/// The real router over a SQLite store, as in the integration tests.
-struct Api {
-    router: axum::Router,
-    store: Store,
-}
-
-impl Api {
-    async fn send(&self, token: &str, method: Method, path: &str, body: Option<&Value>) -> Value {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let body = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        assert!(
-            status.is_success(),
-            "{path}: {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        value
-    }
-
-    async fn token(&self, role: Role, team: &str) -> String {
-        let token = format!("slc_bench-{role}-{team}");
-        self.store
-            .create_token(
-                sluice_store::NewToken {
-                    name: format!("{role}-{team}"),
-                    team: team.to_owned(),
-                    role: role.as_str().to_owned(),
-                    hash: sluice_api::auth::tokens::hash(&token),
-                    expires_at: None,
-                },
-                &sluice_store::Audit::new("bench", ""),
-            )
-            .await
-            .unwrap();
-        token
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Processes: CPU time and RSS of this process and of the services'.

@@ -21,13 +21,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::Api;
+
 use sluice_tests::bench::{clock_ticks, cpu_seconds, env_or};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Method, Request, header};
-use http_body_util::BodyExt;
+use axum::http::Method;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use serde_json::{Value, json};
 use sluice_api::AppState;
@@ -37,7 +38,6 @@ use sluice_schemas::Kind;
 use sluice_store::{AuditKey, ListQuery, ObjectKey, SecretBox, Store};
 use sluice_tests::{TestNamespace, sql_with_ident};
 use tokio::sync::oneshot;
-use tower::ServiceExt;
 
 const ADMIN_TOKEN: &str = "slc_bench-controller-admin-token";
 /// Partitions of the source topic, hence of every output topic.
@@ -118,58 +118,6 @@ impl Names {
                 "deletionPolicy": "Delete"
             }
         })
-    }
-}
-
-/// The in-process API (the real router over a SQLite store), as in the integration tests.
-struct Api {
-    router: axum::Router,
-    store: Store,
-}
-
-impl Api {
-    async fn send(&self, token: &str, method: Method, path: &str, body: Option<&Value>) -> Value {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let body = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        assert!(
-            status.is_success(),
-            "{path}: {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        value
-    }
-
-    async fn token(&self, role: Role, team: &str) -> String {
-        let token = format!("slc_bench-{role}-{team}");
-        self.store
-            .create_token(
-                sluice_store::NewToken {
-                    name: format!("{role}-{team}"),
-                    team: team.to_owned(),
-                    role: role.as_str().to_owned(),
-                    hash: sluice_api::auth::tokens::hash(&token),
-                    expires_at: None,
-                },
-                &sluice_store::Audit::new("bench", ""),
-            )
-            .await
-            .unwrap();
-        token
     }
 }
 

@@ -1,0 +1,72 @@
+//! What the benchmarks share beyond `sluice_tests::bench`: the in-process API (it needs the
+//! API crate and axum, which only the benches and tests depend on).
+
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sluice_api::auth::Role;
+use sluice_store::Store;
+use tower::ServiceExt;
+
+/// The in-process API (the real router over a SQLite store), as in the integration tests.
+pub struct Api {
+    /// The real router.
+    pub router: axum::Router,
+    /// Its metadata store.
+    pub store: Store,
+}
+
+impl Api {
+    /// Sends one request as `token`; panics unless it succeeds; the JSON body (or null).
+    pub async fn send(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Value {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert!(
+            status.is_success(),
+            "{path}: {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        value
+    }
+
+    /// A fresh API token of `role` for `team`.
+    pub async fn token(&self, role: Role, team: &str) -> String {
+        let token = format!("slc_bench-{role}-{team}");
+        self.store
+            .create_token(
+                sluice_store::NewToken {
+                    name: format!("{role}-{team}"),
+                    team: team.to_owned(),
+                    role: role.as_str().to_owned(),
+                    hash: sluice_api::auth::tokens::hash(&token),
+                    expires_at: None,
+                },
+                &sluice_store::Audit::new("bench", ""),
+            )
+            .await
+            .unwrap();
+        token
+    }
+}
