@@ -477,6 +477,50 @@ pub(crate) fn load_tables(
     Ok(tables)
 }
 
+/// Where the backfill of `partitions` of `topic` starts and ends: per partition, the offset
+/// of `from_ms` (offsets-for-times; the beginning without it, the end when nothing is that
+/// recent) and the high watermark now.
+pub(crate) fn backfill_bounds(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    from_ms: Option<i64>,
+) -> Result<BTreeMap<i32, (i64, i64)>, JobError> {
+    let from = match from_ms {
+        Some(ms) => {
+            let mut wanted = TopicPartitionList::new();
+            for p in partitions {
+                wanted
+                    .add_partition_offset(topic, *p, Offset::Offset(ms))
+                    .map_err(kafka("finding the offsets of `from`"))?;
+            }
+            Some(
+                consumer
+                    .offsets_for_times(wanted, KAFKA_TIMEOUT)
+                    .map_err(kafka("finding the offsets of `from`"))?,
+            )
+        }
+        None => None,
+    };
+    let mut bounds = BTreeMap::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, *p, KAFKA_TIMEOUT)
+            .map_err(kafka("reading the source watermarks"))?;
+        let start = match from
+            .as_ref()
+            .and_then(|f| f.find_partition(topic, *p))
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) => o.max(low),
+            Some(Offset::End) => high,
+            _ => low,
+        };
+        bounds.insert(*p, (start, high));
+    }
+    Ok(bounds)
+}
+
 /// The partitions of `topic`.
 pub(crate) fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, JobError> {
     let metadata = consumer

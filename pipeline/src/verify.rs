@@ -43,7 +43,7 @@ use sluice_provisioners::redis::RedisEncoding;
 use sluice_provisioners::{RowIdentity, TargetConnection, TargetPlan};
 use sqlx::AssertSqlSafe;
 
-use crate::job::{JobConfig, KAFKA_TIMEOUT, load_tables, partitions_of};
+use crate::job::{JobConfig, KAFKA_TIMEOUT, backfill_bounds, load_tables, partitions_of};
 use crate::transform::{CompiledProduct, Emit};
 
 /// Rows by product key (append mode: by output-topic position), without bookkeeping fields.
@@ -182,37 +182,11 @@ fn read_expected(
     let partitions =
         partitions_of(&consumer, topic).map_err(|e| VerifyError::Source(e.to_string()))?;
     // The watermarks first: they bound what is expected.
-    let from = match config.from_ms {
-        Some(ms) => {
-            let mut wanted = TopicPartitionList::new();
-            for p in &partitions {
-                wanted
-                    .add_partition_offset(topic, *p, Offset::Offset(ms))
-                    .map_err(source_error("finding the offsets of `from`"))?;
-            }
-            Some(
-                consumer
-                    .offsets_for_times(wanted, KAFKA_TIMEOUT)
-                    .map_err(source_error("finding the offsets of `from`"))?,
-            )
-        }
-        None => None,
-    };
+    let bounds = backfill_bounds(&consumer, topic, &partitions, config.from_ms)
+        .map_err(|e| VerifyError::Source(e.to_string()))?;
     let mut ends = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
-    for p in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, KAFKA_TIMEOUT)
-            .map_err(source_error("reading the source watermarks"))?;
-        let start = match from
-            .as_ref()
-            .and_then(|f| f.find_partition(topic, p))
-            .map(|e| e.offset())
-        {
-            Some(Offset::Offset(o)) => o.max(low),
-            Some(Offset::End) => high,
-            _ => low,
-        };
+    for (p, (start, high)) in bounds {
         if high > start {
             ends.insert(p, high);
         }

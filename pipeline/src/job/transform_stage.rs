@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 
 use super::{
     BATCH, BATCH_WINDOW, EVENT_TIME_HEADER, JobConfig, JobError, JobSlice, KAFKA_TIMEOUT, Shared,
-    Tables, kafka, key_text, load_tables, output_end_offsets, partitions_of,
+    Tables, backfill_bounds, kafka, key_text, load_tables, output_end_offsets, partitions_of,
 };
 use typed_arena::Arena;
 
@@ -164,46 +164,19 @@ fn stream_start(
     let committed = consumer
         .committed_offsets(all, KAFKA_TIMEOUT)
         .map_err(kafka("reading the job's committed source offsets"))?;
-    let from = match from_ms {
-        Some(ms) => {
-            let mut wanted = TopicPartitionList::new();
-            for p in &partitions {
-                wanted
-                    .add_partition_offset(topic, *p, Offset::Offset(ms))
-                    .map_err(kafka("finding the offsets of `from`"))?;
-            }
-            Some(
-                consumer
-                    .offsets_for_times(wanted, KAFKA_TIMEOUT)
-                    .map_err(kafka("finding the offsets of `from`"))?,
-            )
-        }
-        None => None,
-    };
-    let mut bounds = BTreeMap::new();
-    let mut positions = BTreeMap::new();
-    for p in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, KAFKA_TIMEOUT)
-            .map_err(kafka("reading the source watermarks"))?;
-        let resumed = committed
-            .find_partition(topic, p)
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            });
-        let start_of_backfill = match from
-            .as_ref()
-            .and_then(|f| f.find_partition(topic, p))
-            .map(|e| e.offset())
-        {
-            Some(Offset::Offset(o)) => o.max(low),
-            Some(Offset::End) => high,
-            _ => low,
-        };
-        bounds.insert(p, (start_of_backfill, high));
-        positions.insert(p, resumed.unwrap_or(start_of_backfill));
-    }
+    let bounds = backfill_bounds(consumer, topic, &partitions, from_ms)?;
+    let positions = bounds
+        .iter()
+        .map(|(p, (start_of_backfill, _))| {
+            let resumed = committed
+                .find_partition(topic, *p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            (*p, resumed.unwrap_or(*start_of_backfill))
+        })
+        .collect();
     Ok(StreamStart { bounds, positions })
 }
 
