@@ -242,6 +242,34 @@ impl TableRows {
         }
     }
 
+    /// Removes this job's store files left by processes that died without removing them
+    /// (a file is named `<label>-<pid>-<nanos>.redb`; only files of processes that no
+    /// longer run are removed, so a live sibling slice keeps its own).
+    fn remove_orphans(&self) {
+        let proc = std::path::Path::new("/proc");
+        let Ok(entries) = std::fs::read_dir(&self.settings.dir) else {
+            return;
+        };
+        if !proc.is_dir() {
+            return;
+        }
+        let prefix = format!("{}-", self.label);
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && name.ends_with(".redb")
+                && !proc.join(pid.to_string()).exists()
+            {
+                tracing::info!(file = %entry.path().display(), "removing a dead job's table store");
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Moves every row to a new database on disk.
     fn spill(&mut self) -> Result<(), StateError> {
         let path = self.settings.dir.join(format!(
@@ -258,6 +286,7 @@ impl TableRows {
             reason: e.to_string(),
         };
         std::fs::create_dir_all(&self.settings.dir).map_err(|e| fail(&e))?;
+        self.remove_orphans();
         let db = Database::create(&path).map_err(|e| fail(&e))?;
         let mut write = db.begin_write().map_err(|e| fail(&e))?;
         write
@@ -317,6 +346,12 @@ mod tests {
     #[test]
     fn rows_read_the_same_in_memory_and_on_disk() {
         let dir = std::env::temp_dir().join(format!("sluice-state-test-{}", std::process::id()));
+        // A store left by a process that no longer runs goes; one of a live process stays.
+        std::fs::create_dir_all(&dir).unwrap();
+        let orphan = dir.join("job_a_b_v1-4000000000-1.redb");
+        let live = dir.join(format!("job_a_b_v1-{}-1.redb", std::process::id()));
+        std::fs::write(&orphan, b"").unwrap();
+        std::fs::write(&live, b"").unwrap();
         let mut small = TableRows::new(settings(&dir, 20_000), "job a/b v1");
         let mut large = TableRows::new(settings(&dir, usize::MAX), "job");
         for store in [&mut small, &mut large] {
@@ -330,6 +365,8 @@ mod tests {
             store.put("other", "c-1", b"{\"x\":1}").unwrap();
         }
         assert!(small.on_disk() && !large.on_disk());
+        assert!(!orphan.exists() && live.exists());
+        std::fs::remove_file(&live).unwrap();
         assert_eq!(small.memory_bytes(), 0);
         assert!(large.memory_bytes() > 20_000);
         let file = std::fs::read_dir(&dir)
