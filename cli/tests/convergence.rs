@@ -565,8 +565,13 @@ async fn killed_20_times_while_provisioning_it_converges_to_exactly_the_plan() {
     let _ = admin
         .delete_topics(&[topic.as_str()], &AdminOptions::new())
         .await;
-    let schema = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", names.team);
-    let _ = sqlx::query(sqlx::AssertSqlSafe(schema)).execute(&pg).await;
+    drop_team_schema(&pg, &names.team).await;
+}
+
+/// Drops the team's schema and everything in it (the test's cleanup; errors are ignored).
+async fn drop_team_schema(pg: &sqlx::PgPool, team: &str) {
+    let statement = sluice_tests::sql_with_ident("DROP SCHEMA IF EXISTS ", team, " CASCADE");
+    let _ = sqlx::query(statement).execute(pg).await;
 }
 
 /// Produces `events` to `topic`, each key's records in order, and waits for every delivery.
@@ -740,8 +745,7 @@ async fn killed_20_times_while_syncing_every_target_ends_equal_to_the_oracle() {
         .connect(&sluice_tests::services().postgres_url)
         .await
         .unwrap();
-    let schema = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", names.team);
-    let _ = sqlx::query(sqlx::AssertSqlSafe(schema)).execute(&pg).await;
+    drop_team_schema(&pg, &names.team).await;
 }
 
 /// A `sluice worker` process, SIGKILLed when dropped.
@@ -868,6 +872,5 @@ async fn workers_run_the_jobs_and_take_over_from_a_dead_one() {
         .connect(&sluice_tests::services().postgres_url)
         .await
         .unwrap();
-    let schema = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", names.team);
-    let _ = sqlx::query(sqlx::AssertSqlSafe(schema)).execute(&pg).await;
+    drop_team_schema(&pg, &names.team).await;
 }

@@ -779,7 +779,8 @@ impl TransformStage {
         pass: Pass,
     ) -> Result<Vec<Emit>, String> {
         let tables = self.tables.borrow();
-        let arena = Arena::new();
+        // Sized for one row per lookup: a product without lookups allocates nothing here.
+        let arena = Arena::with_capacity(self.transform.lookups().len());
         let lookup = tables.lookup(&arena, &self.broken);
         let mut partners = Vec::new();
         let alone = self
@@ -904,7 +905,7 @@ impl TransformStage {
                 .map(|k| (k.record_key.clone(), k.value.clone()))
                 .collect();
             let tables = self.tables.borrow();
-            let arena = Arena::new();
+            let arena = Arena::with_capacity(self.transform.lookups().len());
             let lookup = tables.lookup(&arena, &self.broken);
             let paired = |alias: &str, key: &str| {
                 if alias == join.alias {
