@@ -585,16 +585,14 @@ async fn produce(topic: &str, events: &[Event]) {
         .iter()
         .map(|(_, v)| v.as_ref().map(Value::to_string))
         .collect();
-    let sends = events.iter().zip(&payloads).map(|((key, _), payload)| {
+    let records = events.iter().zip(&payloads).map(|((key, _), payload)| {
         let mut record = FutureRecord::<str, str>::to(topic).key(key.as_str());
         if let Some(payload) = payload.as_deref() {
             record = record.payload(payload);
         }
-        producer.send(record, Duration::from_secs(30))
+        record
     });
-    for delivered in futures::future::join_all(sends).await {
-        delivered.map_err(|(e, _)| e).unwrap();
-    }
+    sluice_tests::send_in_order(&producer, records).await;
 }
 
 /// What product `i`'s target holds, read as its readers read it.

@@ -612,6 +612,7 @@ impl SinkStage {
         consumer
             .assign(&assignment)
             .map_err(kafka("assigning the output partitions"))?;
+        tracing::debug!(job = %config.label, ?start, "sink starts");
         Ok(SinkStage {
             config: config.clone(),
             consumer: Arc::new(consumer),
@@ -669,6 +670,13 @@ impl SinkStage {
                         }
                     }
                 }
+                tracing::debug!(
+                    job = %self.config.label,
+                    records = batch.records.len(),
+                    first = ?batch.first,
+                    next = ?batch.next,
+                    "sink batch applied"
+                );
                 let mut offsets = TopicPartitionList::new();
                 for (p, o) in &batch.next {
                     let _ = offsets.add_partition_offset(
@@ -787,6 +795,8 @@ struct Batch {
     records: Vec<SinkRecord>,
     /// The newest event time of the batch's records (ms since the epoch).
     newest_ms: Option<i64>,
+    /// Per partition, the offset of the first record read.
+    first: BTreeMap<i32, i64>,
     /// Per partition, the offset after the last record read.
     next: BTreeMap<i32, i64>,
     /// Per partition, the consumer's position when the batch was read: past its records
@@ -797,12 +807,14 @@ struct Batch {
 fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
     let deadline = Instant::now() + BATCH_WINDOW;
     let mut records = Vec::new();
+    let mut first = BTreeMap::new();
     let mut next = BTreeMap::new();
     let mut newest_ms: Option<i64> = None;
     while records.len() < SINK_BATCH {
         let left = deadline.saturating_duration_since(Instant::now());
         match consumer.poll(left) {
             Some(Ok(message)) => {
+                first.entry(message.partition()).or_insert(message.offset());
                 next.insert(message.partition(), message.offset() + 1);
                 if let Some(ms) = event_ms(&message) {
                     newest_ms = Some(newest_ms.map_or(ms, |n| n.max(ms)));
@@ -857,6 +869,7 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
     Ok(Batch {
         records,
         newest_ms,
+        first,
         next,
         position,
     })

@@ -429,17 +429,16 @@ async fn produce_customers(names: &Names, topic: &str, m: usize) -> usize {
     for start in (0..m).step_by(50_000) {
         let batch: Vec<(String, Value)> = (start..(start + 50_000).min(m)).map(customer).collect();
         let payloads: Vec<String> = batch.iter().map(|(_, v)| v.to_string()).collect();
-        let sends = batch.iter().zip(&payloads).map(|((key, _), payload)| {
-            producer.send(
+        let records: Vec<FutureRecord<'_, str, str>> = batch
+            .iter()
+            .zip(&payloads)
+            .map(|((key, _), payload)| {
                 FutureRecord::<str, str>::to(topic)
                     .key(key)
-                    .payload(payload),
-                Duration::from_secs(120),
-            )
-        });
-        for delivered in futures_util::future::join_all(sends).await {
-            delivered.map_err(|(e, _)| e).unwrap();
-        }
+                    .payload(payload)
+            })
+            .collect();
+        sluice_tests::send_in_order(&producer, records).await;
         // The job keeps each row as its JSON bytes under its join key, and counts 48 bytes
         // per row besides (`sluice_pipeline::state`); the same accounting here.
         state += batch
@@ -459,18 +458,16 @@ async fn produce_orders(names: &Names, topic: &str, n: usize, zipf: &Zipf, start
         let batch: Vec<(String, String, i64)> = (start..(start + 50_000).min(n))
             .map(|i| order(i, n, zipf, start_ms))
             .collect();
-        let sends = batch.iter().map(|(key, value, at)| {
-            producer.send(
+        let records: Vec<FutureRecord<'_, str, str>> = batch
+            .iter()
+            .map(|(key, value, at)| {
                 FutureRecord::<str, str>::to(topic)
                     .key(key)
                     .payload(value)
-                    .timestamp(*at),
-                Duration::from_secs(120),
-            )
-        });
-        for delivered in futures_util::future::join_all(sends).await {
-            delivered.map_err(|(e, _)| e).unwrap();
-        }
+                    .timestamp(*at)
+            })
+            .collect();
+        sluice_tests::send_in_order(&producer, records).await;
         bytes += batch.iter().map(|(_, v, _)| v.len()).sum::<usize>();
         if start.is_multiple_of(1_000_000) && start > 0 {
             println!("  produced {start} orders");

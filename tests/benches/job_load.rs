@@ -176,15 +176,11 @@ async fn produce(names: &Names, topic: &str, n: usize) -> (Rows, usize) {
         let batch: Vec<(String, String)> = (start..(start + 20_000).min(n))
             .map(|i| event(i, keys))
             .collect();
-        let sends = batch.iter().map(|(key, value)| {
-            producer.send(
-                FutureRecord::<str, str>::to(topic).key(key).payload(value),
-                Duration::from_secs(60),
-            )
-        });
-        for delivered in futures_util::future::join_all(sends).await {
-            delivered.map_err(|(e, _)| e).unwrap();
-        }
+        let records: Vec<FutureRecord<'_, str, str>> = batch
+            .iter()
+            .map(|(key, value)| FutureRecord::<str, str>::to(topic).key(key).payload(value))
+            .collect();
+        sluice_tests::send_in_order(&producer, records).await;
         for (offset, (key, value)) in batch.into_iter().enumerate() {
             bytes += value.len();
             let value: Value = serde_json::from_str(&value).unwrap();

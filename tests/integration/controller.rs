@@ -96,6 +96,7 @@ impl World {
     }
 
     async fn build(ns: TestNamespace, redis_url: Option<String>, kafka: bool) -> World {
+        sluice_tests::log_from_env();
         let suffix = ns.id().rsplit('_').next().unwrap()[..10].to_owned();
         let team = format!("t{suffix}");
         let secrets = SecretBox::ephemeral();

@@ -129,8 +129,9 @@ async fn read(world: &World, cluster: Cluster) -> Result<Rows, oracle::ReadError
     }
 }
 
-/// Polls until the target of `cluster` holds exactly `want`, for up to `seconds`.
-async fn converge(world: &World, cluster: Cluster, want: &Rows, seconds: u64) {
+/// Polls until the target of `cluster` holds exactly `want` (the oracle's view of
+/// `events`), for up to `seconds`.
+async fn converge(world: &World, cluster: Cluster, events: &[Event], want: &Rows, seconds: u64) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
         let got = read(world, cluster).await;
@@ -138,8 +139,12 @@ async fn converge(world: &World, cluster: Cluster, want: &Rows, seconds: u64) {
             return;
         }
         if Instant::now() > deadline {
+            let trail = match &got {
+                Ok(got) => trail(world, cluster, events, got, want).await,
+                Err(_) => String::new(),
+            };
             panic!(
-                "{:?}: {}; status {:#}",
+                "{:?}: {}; status {:#}\n{trail}",
                 cluster,
                 match got {
                     Ok(got) => oracle::difference(&got, want),
@@ -150,6 +155,120 @@ async fn converge(world: &World, cluster: Cluster, want: &Rows, seconds: u64) {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// For a failed convergence: the trail of every key the target has wrong — the events
+/// produced for it, then the output topic's records of it as a `read_uncommitted` reader
+/// sees them, each marked whether a `read_committed` reader sees it too. It tells a record
+/// the job never wrote from one the sink never applied.
+async fn trail(
+    world: &World,
+    cluster: Cluster,
+    events: &[Event],
+    got: &Rows,
+    want: &Rows,
+) -> String {
+    let wrong: std::collections::BTreeSet<String> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .chain(got.keys().filter(|k| !want.contains_key(*k)).cloned())
+        .take(8)
+        .collect();
+    let topic = format!("sluice.{}.{}.v1", world.team, product_name(cluster));
+    let committed = output_records(world, &topic, "read_committed", &wrong).await;
+    let all = output_records(world, &topic, "read_uncommitted", &wrong).await;
+    let mut out = String::new();
+    for key in &wrong {
+        out.push_str(&format!(
+            "key {key}: target {:?}, oracle {:?}\n",
+            got.get(key),
+            want.get(key)
+        ));
+        for (i, (k, value)) in events.iter().enumerate() {
+            if k == key {
+                out.push_str(&format!("  event #{i}: {}\n", json_text(value.as_ref())));
+            }
+        }
+        for (partition, offset, k, value) in &all {
+            if k == key {
+                let seen = committed
+                    .iter()
+                    .any(|(p, o, _, _)| p == partition && o == offset);
+                out.push_str(&format!(
+                    "  output {partition}@{offset}{}: {}\n",
+                    if seen { "" } else { " (not committed)" },
+                    json_text(value.as_ref())
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn json_text(value: Option<&Value>) -> String {
+    value.map_or_else(|| "<tombstone>".to_owned(), Value::to_string)
+}
+
+/// The records of `keys` in `topic`, read to its end at `isolation`: partition, offset,
+/// key, value.
+async fn output_records(
+    world: &World,
+    topic: &str,
+    isolation: &str,
+    keys: &std::collections::BTreeSet<String>,
+) -> Vec<(i32, i64, String, Option<Value>)> {
+    use rdkafka::Message;
+    let consumer: BaseConsumer = world
+        .ns
+        .kafka_config()
+        .set("group.id", format!("test.{}.trail", world.ns.id()))
+        .set("isolation.level", isolation)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let (topic, keys) = (topic.to_owned(), keys.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut assignment = TopicPartitionList::new();
+        let mut ends = Vec::new();
+        for p in 0..64 {
+            let Ok((low, high)) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(5))
+            else {
+                break;
+            };
+            assignment
+                .add_partition_offset(&topic, p, Offset::Offset(low))
+                .unwrap();
+            ends.push((p, high));
+        }
+        consumer.assign(&assignment).unwrap();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let positions = consumer.position().unwrap();
+            let done = ends.iter().all(|(p, end)| {
+                *end == 0
+                    || positions
+                        .find_partition(&topic, *p)
+                        .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+            });
+            if done {
+                break;
+            }
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+                let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+                if keys.contains(&key) {
+                    let value = message
+                        .payload()
+                        .and_then(|p| serde_json::from_slice(p).ok());
+                    out.push((message.partition(), message.offset(), key, value));
+                }
+            }
+        }
+        out
+    })
+    .await
+    .unwrap()
 }
 
 /// The number of committed records in `topic` (read to its end, `read_committed`).
@@ -259,7 +378,7 @@ async fn outage(label: &str, kind: &str, during: During, outage: Duration, histo
         During::Live => {
             for cluster in targets {
                 wait_for(&world, product_name(*cluster), 90, |s| s["phase"] == "Live").await;
-                converge(&world, *cluster, &expected(&history), 30).await;
+                converge(&world, *cluster, &history, &expected(&history), 30).await;
             }
             // Events flowing as the system goes.
             produce(&world, before).await;
@@ -316,7 +435,7 @@ async fn outage(label: &str, kind: &str, during: During, outage: Duration, histo
         let name = product_name(*cluster);
         let status = wait_for(&world, name, 90, |s| s["phase"] == "Live").await;
         eprintln!("{label}: {name} Live again at {:?}", started.elapsed());
-        converge(&world, *cluster, &want, 60).await;
+        converge(&world, *cluster, &all, &want, 60).await;
         let progress = &status["backfill"][0];
         assert_eq!(progress["done"], progress["total"], "{status:#}");
         let dlq = format!("sluice.{}.{name}.v1.dlq", world.team);

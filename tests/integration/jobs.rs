@@ -17,22 +17,19 @@ use crate::controller::{Cluster, World, wait_for};
 pub(crate) async fn produce(world: &World, events: &[Event]) {
     let producer = world.ns.kafka_producer();
     let topic = world.ns.topic("orders");
-    // Sent without waiting one by one (the idempotent producer keeps each key's order),
-    // then every delivery awaited.
+    // In the oracle's order: the oracle reads the events as the topic holds them.
     let payloads: Vec<Option<String>> = events
         .iter()
         .map(|(_, value)| value.as_ref().map(Value::to_string))
         .collect();
-    let sends = events.iter().zip(&payloads).map(|((key, _), payload)| {
+    let records = events.iter().zip(&payloads).map(|((key, _), payload)| {
         let mut record = FutureRecord::<str, str>::to(&topic).key(key.as_str());
         if let Some(payload) = payload.as_deref() {
             record = record.payload(payload);
         }
-        producer.send(record, Duration::from_secs(30))
+        record
     });
-    for delivered in futures_util::future::join_all(sends).await {
-        delivered.map_err(|(e, _)| e).unwrap();
-    }
+    sluice_tests::send_in_order(&producer, records).await;
 }
 
 fn fields() -> Value {

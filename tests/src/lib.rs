@@ -14,12 +14,27 @@ mod namespace;
 pub mod oracle;
 mod own_kafka;
 mod own_postgres;
+mod produce;
 mod services;
 
 pub use namespace::{SearchEngine, TestNamespace};
 pub use own_kafka::{OwnKafka, OwnKafkaError};
 pub use own_postgres::{OwnPostgres, OwnPostgresError};
+pub use produce::send_in_order;
 pub use services::{HarnessError, Services, services};
+
+/// Sends the tracing events of the code under test to stderr, filtered by
+/// `SLUICE_TEST_LOG` (an `EnvFilter` directive such as `sluice_pipeline=debug`), when that
+/// variable is set; otherwise does nothing. For chasing a failure: run the test with
+/// `--nocapture`. Safe to call from every test; the first call wins.
+pub fn log_from_env() {
+    if let Ok(filter) = std::env::var("SLUICE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
 
 /// Quotes a PostgreSQL identifier (doubling embedded quotes), for the harness's own DDL.
 pub fn quote_pg_ident(ident: &str) -> String {

@@ -244,6 +244,7 @@ impl TransformStage {
                 JobSlice::WHOLE
             };
             let start = stream_start(&consumer, &topic, from_ms, slice)?;
+            tracing::debug!(job = %config.label, %topic, positions = ?start.positions, bounds = ?start.bounds, "transform starts");
             for (p, position) in &start.positions {
                 positions.insert((i, *p), *position);
                 let (start_of_backfill, _) = start.bounds[p];
@@ -699,6 +700,7 @@ impl TransformStage {
             let _ = self.producer.abort_transaction(KAFKA_TIMEOUT);
             return Err(format!("committing a transaction: {e}"));
         }
+        tracing::debug!(job = %self.config.label, ?next, "transaction committed");
         positions.extend(next);
         *dead_letters += rejected;
         Ok(())
