@@ -16,6 +16,12 @@ use clap::{CommandFactory, Parser};
 use args::{Cli, Command};
 use commands::Failure;
 
+/// jemalloc, not the system allocator: the job's threads (transform, sink, librdkafka's)
+/// allocate and free many small records each; glibc's per-thread arenas kept more memory
+/// and ran the `backfill_join` bench's PostgreSQL backfill ~12 % slower (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Exit code for usage errors and verbs this build does not have yet.
 const EXIT_USAGE: u8 = 2;
 /// Exit code for a refused spec or a failed request.

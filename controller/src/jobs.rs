@@ -44,6 +44,10 @@ struct Jobs {
     /// Who this process is in `job_leases`.
     holder: String,
     running: HashMap<Unit, Running>,
+    /// Jobs being started, in tasks of their own: a start blocks on Kafka (up to its
+    /// timeouts while the broker is away), and must hold up neither the other jobs nor
+    /// the renewal of this process's leases.
+    starting: HashMap<Unit, tokio::task::JoinHandle<Result<Job, String>>>,
     failed: HashMap<Unit, String>,
     /// When each slice's lease was last taken, renewed or asked for.
     leased: HashMap<Unit, (std::time::Instant, bool)>,
@@ -70,6 +74,7 @@ impl Controller {
                 rand_u32()
             ),
             running: HashMap::new(),
+            starting: HashMap::new(),
             failed: HashMap::new(),
             leased: HashMap::new(),
             slices: HashMap::new(),
@@ -93,6 +98,16 @@ impl Controller {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(SUPERVISE_EVERY) => {}
             }
+        }
+        for (key, starting) in jobs.starting.drain() {
+            if let Ok(Ok(job)) = starting.await {
+                job.stop().await;
+            }
+            let _ = self
+                .inner
+                .store
+                .release_job_lease(&key.0, key.1, key.2, &jobs.holder)
+                .await;
         }
         for (key, r) in jobs.running.drain() {
             r.job.stop().await;
@@ -141,7 +156,7 @@ async fn hold(
 }
 
 /// Starts missing jobs, stops unwanted ones, reports progress.
-async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::StoreError> {
+async fn supervise(inner: &Arc<Inner>, jobs: &mut Jobs) -> Result<(), sluice_store::StoreError> {
     let mut wanted: HashMap<(ObjectKey, u32), (StoredObject, ProvisionedVersion)> = HashMap::new();
     let mut query = ListQuery {
         limit: ListQuery::MAX_LIMIT,
@@ -192,6 +207,24 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
         }
     }
 
+    // A start of a job no longer wanted is let finish, and the job stopped then.
+    let unwanted_starts: Vec<Unit> = jobs
+        .starting
+        .iter()
+        .filter(|(k, handle)| !units.contains_key(*k) && handle.is_finished())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in unwanted_starts {
+        if let Some(handle) = jobs.starting.remove(&key) {
+            if let Ok(Ok(job)) = handle.await {
+                job.stop().await;
+            }
+            inner
+                .store
+                .release_job_lease(&key.0, key.1, key.2, &jobs.holder)
+                .await?;
+        }
+    }
     let unwanted: Vec<Unit> = jobs
         .running
         .keys()
@@ -220,12 +253,16 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
         let job = (key.0.clone(), key.1);
         let count = jobs.slices.get(&job).copied().unwrap_or(1);
         let share = count.div_ceil(jobs.workers.max(1));
+        // A slice being started is this process's as much as one running.
+        let held = |jobs: &Jobs, unit: &Unit| {
+            jobs.running.contains_key(unit) || jobs.starting.contains_key(unit)
+        };
         let mine = if count > 1 {
             (0..count)
-                .filter(|i| jobs.running.contains_key(&(key.0.clone(), key.1, *i)))
+                .filter(|i| held(jobs, &(key.0.clone(), key.1, *i)))
                 .count() as u32
         } else {
-            u32::from(jobs.running.contains_key(&key))
+            u32::from(held(jobs, &key))
         };
         if jobs.running.contains_key(&key) && mine > share && shed.insert(job.clone()) {
             if let Some(r) = jobs.running.remove(&key) {
@@ -241,7 +278,7 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
             }
             continue;
         }
-        if !jobs.running.contains_key(&key) && mine >= share {
+        if !held(jobs, &key) && mine >= share {
             continue;
         }
         if !hold(inner, jobs, &key).await? {
@@ -249,6 +286,14 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
             if let Some(r) = jobs.running.remove(&key) {
                 tracing::warn!(product = %key.0, version = key.1, slice = key.2, "lost the job's lease; stopping it");
                 r.job.stop().await;
+            }
+            if let Some(handle) = jobs.starting.remove(&key) {
+                // Let the start finish elsewhere than here, and stop what it started.
+                tokio::spawn(async move {
+                    if let Ok(Ok(job)) = handle.await {
+                        job.stop().await;
+                    }
+                });
             }
             continue;
         }
@@ -267,7 +312,26 @@ async fn supervise(inner: &Inner, jobs: &mut Jobs) -> Result<(), sluice_store::S
             r.job.stop().await;
         }
         if !running.contains_key(&key) {
-            match start(inner, &object, &version, slice).await {
+            let started = match jobs.starting.get(&key) {
+                Some(handle) if handle.is_finished() => match jobs.starting.remove(&key) {
+                    Some(handle) => handle
+                        .await
+                        .unwrap_or_else(|e| Err(format!("the job's start failed: {e}"))),
+                    None => continue,
+                },
+                // Still starting: asked again on the next pass.
+                Some(_) => continue,
+                None => {
+                    let (inner, object, version) =
+                        (Arc::clone(inner), object.clone(), version.clone());
+                    jobs.starting.insert(
+                        key.clone(),
+                        tokio::spawn(async move { start(&inner, &object, &version, slice).await }),
+                    );
+                    continue;
+                }
+            };
+            match started {
                 Ok(job) => {
                     tracing::info!(product = %key.0, version = key.1, slice = key.2, "job started");
                     failed.remove(&key);

@@ -28,16 +28,22 @@ use transform_stage::TransformStage;
 
 /// How long a Kafka call of the job may take.
 pub(crate) const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
-/// Records per transaction, at most. Each commit costs a near-constant ~100 ms with the
-/// local broker (measured: `send_offsets_to_transaction` a few ms, `commit_transaction`
-/// ~100 ms whatever the size), so larger transactions amortise it: 50,000 gave 27.7k
-/// events/s against 22.6k for 10,000 in `backfill_join` (500k events), for ~80 MiB more RSS.
-const BATCH: usize = 50_000;
+/// Records per transaction, at most. A commit costs 1–5 ms with the local broker once the
+/// transform waits for its own deliveries (`TransformStage::deliver`), so at ~50k events/s
+/// a 20,000-record transaction spends about 1 % of its time committing, while every record
+/// of the open transaction (read, parsed, produced) is held in memory: 50,000 cost ~80 MiB
+/// more RSS than 10,000 in `backfill_join`.
+const BATCH: usize = 20_000;
 /// Records per sink batch, at most: large enough for the COPY path, small enough that two
 /// batches (one written, one read ahead) stay a few tens of MiB.
 const SINK_BATCH: usize = 20_000;
 /// How long a batch waits to fill.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
+/// Once the sink has records, how long a pause in their arrival ends its batch: a
+/// transaction's records arrive together, so live records wait for no more than this
+/// (not the whole window), while a backfill, read from librdkafka's prefetched queue, still
+/// fills whole batches.
+const SINK_IDLE: Duration = Duration::from_millis(10);
 /// How long the sink waits for the output topic's watermarks before asking again.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -811,7 +817,10 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
     let mut next = BTreeMap::new();
     let mut newest_ms: Option<i64> = None;
     while records.len() < SINK_BATCH {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let mut left = deadline.saturating_duration_since(Instant::now());
+        if !records.is_empty() {
+            left = left.min(SINK_IDLE);
+        }
         match consumer.poll(left) {
             Some(Ok(message)) => {
                 first.entry(message.partition()).or_insert(message.offset());

@@ -24,8 +24,8 @@
 //!    with the same fields.
 //!
 //! 3. **Freshness** (`SLUICE_BENCH_FRESHNESS_SECS`, default 300; 0 skips it): new orders at
-//!    a steady 10,000 events/s (`SLUICE_BENCH_RATE`) while this target's job is the only
-//!    one still to catch up (earlier targets' jobs are Live and read the same events); every
+//!    a steady 10,000 events/s (`SLUICE_BENCH_RATE`) with this target's job the only one
+//!    running (each target's product is deleted once its phases are done); every
 //!    50th is a tracer whose key a reader polls every 20 ms (PostgreSQL: the view by primary
 //!    key; OpenSearch: an `ids` search on the alias, so refresh counts; Redis: the pointer's
 //!    version keys), measuring from the moment the event was handed to the producer until
@@ -57,6 +57,10 @@
 
 mod common;
 use common::Api;
+
+/// The allocator of the `sluice` binary: the job's memory is measured as it ships.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -935,8 +939,7 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
             }
         }
 
-        // Freshness of this target while its job is the only one (earlier products'
-        // jobs run too, but they are Live and idle but for these events).
+        // Freshness of this target, its job the only one running.
         if settings.freshness_secs > 0 {
             let meter = Meter::start(&procs, ticks);
             let measured = freshness_phase(
@@ -960,6 +963,23 @@ async fn bench(names: Arc<Names>, settings: Settings) -> Result<(), String> {
                 meter.stop(),
             ));
             freshness.push(measured);
+        }
+
+        // Each target is measured with its own job alone: the product is deleted (its job
+        // stops, its target is dropped) before the next target's product is approved.
+        // Its rows were checked above.
+        api.send(ADMIN_TOKEN, Method::DELETE, &path, None).await;
+        controller.waker().wake();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let (status, _) = api.exchange(ADMIN_TOKEN, Method::GET, &path, None).await;
+            if status == axum::http::StatusCode::NOT_FOUND {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{product} not deleted after 180 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -24,6 +24,10 @@
 mod common;
 use common::Api;
 
+/// The allocator of the `sluice` binary: the job is measured as it ships.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use sluice_tests::bench::{clock_ticks, cpu_seconds, env_or};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

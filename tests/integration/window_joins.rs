@@ -112,7 +112,7 @@ fn oracle(produced: &[Produced]) -> BTreeMap<String, (f64, f64)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn window_joins_pair_records_within_the_window_in_either_order_across_a_restart() {
-    let world = World::new("job_window").await;
+    let world = World::with_kafka("job_window").await;
     let orders = world.ns.create_topic("w_orders", 3).await.unwrap();
     let payments = world.ns.create_topic("w_payments", 2).await.unwrap();
     let dataset = |name: &str, topic: &str, properties: Value| {
@@ -194,6 +194,39 @@ async fn window_joins_pair_records_within_the_window_in_either_order_across_a_re
         }
     });
     world.submit(&doc).await;
+
+    // The plan's preview pairs the latest orders with the latest payments as the job does:
+    // every row is an order record with a payment of that order within the hour that the
+    // filter keeps; orders whose payment is outside the window, missing or too small show
+    // no row.
+    let plan = world.plan(name).await;
+    let preview = plan["preview"].as_array().cloned().unwrap_or_default();
+    assert!(!preview.is_empty(), "no preview rows: {plan:#}");
+    for row in &preview {
+        let (id, amount, paid) = (&row["order_id"], &row["amount"], &row["paid"]);
+        let orders: Vec<&Value> = all
+            .iter()
+            .filter(|(side, _, v)| *side == "o" && v["id"] == *id && v["amount"] == *amount)
+            .map(|(_, _, v)| v)
+            .collect();
+        let paired = all.iter().any(|(side, _, p)| {
+            *side == "p"
+                && p["order_id"] == *id
+                && p["amount"] == *paid
+                && p["amount"].as_f64() >= amount.as_f64()
+                && orders.iter().any(|o| (time(p) - time(o)).abs() <= HOUR)
+        });
+        assert!(
+            paired,
+            "preview row {row} pairs no order with a payment of it in the window"
+        );
+        let i: i64 = id.as_str().unwrap()[2..].parse().unwrap();
+        assert!(
+            ![2, 3, 4].contains(&(i % 7)),
+            "preview row {row}: its order meets no payment"
+        );
+    }
+
     let controller = world.run_controller();
     let jobs = world.run_jobs();
     let read = || async {

@@ -432,8 +432,9 @@ async fn plan_of(
 /// How many rows a plan previews.
 const PREVIEW_ROWS: usize = 5;
 
-/// A few output rows of the spec run on the latest records of the driving source, PII
-/// masked; empty (with a warning saying why) when they cannot be computed.
+/// A few output rows of the spec run on the latest records of the driving source (and of
+/// a window join's stream), PII masked; empty (with a warning saying why) when they cannot
+/// be computed.
 async fn preview_of(
     state: &AppState,
     product: &DataProduct,
@@ -462,9 +463,27 @@ async fn preview_of(
     let Some(dataset) = ctx.dataset(&source.dataset) else {
         return Vec::new();
     };
-    let transform = transform
+    // A window join's stream is read too, and paired with the driving records.
+    let window = transform.window().and_then(|join| {
+        let source = product.spec.sources.iter().find(|s| s.name == join.alias)?;
+        let stream = ctx.dataset(&source.dataset)?;
+        Some((
+            join.alias.clone(),
+            stream.spec.schema.clone(),
+            sluice_pipeline::preview::PreviewWindow {
+                topic: stream.spec.topic.clone(),
+                time_field: stream.spec.timestamp_field.clone(),
+                driving_time_field: dataset.spec.timestamp_field.clone(),
+            },
+        ))
+    });
+    let mut transform = transform
         .with_source_key(dataset.spec.key.as_deref())
         .with_source_schema(dataset.spec.schema.clone());
+    if let Some((alias, schema, _)) = &window {
+        transform = transform.with_table_schema(alias, schema.clone());
+    }
+    let window = window.map(|(_, _, window)| window);
     let pii: Vec<String> = output
         .fields
         .iter()
@@ -477,6 +496,7 @@ async fn preview_of(
         sluice_pipeline::preview::preview(
             &bootstrap,
             &topic,
+            window.as_ref(),
             &transform,
             &pii,
             PREVIEW_ROWS,

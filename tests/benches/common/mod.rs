@@ -26,6 +26,19 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> Value {
+        let (status, value) = self.exchange(token, method, path, body).await;
+        assert!(status.is_success(), "{path}: {status}: {value}");
+        value
+    }
+
+    /// Sends one request as `token`; its status and JSON body (or null), whatever they are.
+    pub async fn exchange(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (axum::http::StatusCode, Value) {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -42,13 +55,9 @@ impl Api {
             .unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        assert!(
-            status.is_success(),
-            "{path}: {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        value
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
     }
 
     /// A fresh API token of `role` for `team`.
