@@ -40,6 +40,10 @@ pub struct ElasticsearchSink {
     append: bool,
 }
 
+/// Batches of at least twice this many documents are split over two concurrent `_bulk`
+/// requests.
+const PARALLEL_BULK_MIN: usize = 2_000;
+
 /// One bulk item's outcome.
 enum Outcome {
     Applied,
@@ -70,8 +74,25 @@ impl ElasticsearchSink {
         if records.is_empty() {
             return Ok(());
         }
+        // A large batch goes as two `_bulk` requests at once, so the engine indexes one
+        // while the sink builds or reads the other. A batch holds each key once, so the
+        // two cannot race on a document's version.
+        if records.len() >= 2 * PARALLEL_BULK_MIN {
+            let (left, right) = records.split_at(records.len() / 2);
+            let (a, b) = tokio::join!(self.bulk(search, left), self.bulk(search, right));
+            return a.and(b);
+        }
+        self.bulk(search, &records).await
+    }
+
+    /// Sends `records` in one `_bulk` request and reads every item's outcome.
+    async fn bulk(
+        &self,
+        search: &sluice_provisioners::elasticsearch::provision::ElasticsearchProvisioner,
+        records: &[&SinkRecord],
+    ) -> Result<(), SinkError> {
         let mut body = String::new();
-        for record in &records {
+        for record in records {
             let id = if self.append {
                 format!("{}-{}", record.partition, record.version)
             } else {
