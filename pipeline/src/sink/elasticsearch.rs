@@ -1,4 +1,5 @@
-//! The Elasticsearch/OpenSearch sink: one `_bulk` request per batch with external versions.
+//! The Elasticsearch/OpenSearch sink: `_bulk` requests with external versions, one per
+//! batch (two concurrent ones for a large batch).
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use sluice_provisioners::{RowIdentity, TargetConnection};
 use super::{SinkError, SinkRecord, error_text, latest_per_key};
 
 /// Writes one version's index (`<name>_v<N>`, not the alias) with one `_bulk` request per
-/// batch.
+/// batch, or two at once for a batch of at least 4,000 documents (each key in one of them).
 ///
 /// **Upsert**: the document `_id` is the key; a row is indexed and a key without a row is
 /// deleted, both with `version` = the record's offset and `version_type: external`, and the
