@@ -1,9 +1,10 @@
 //! Where a job keeps the rows of its lookup tables: in memory up to a budget, then in an
 //! embedded [redb](https://docs.rs/redb) database on local disk.
 //!
-//! Rows are kept as the JSON bytes the table topic holds and parsed when looked up, so the
-//! memory a table takes is close to its size in Kafka rather than the several times more a
-//! parsed document takes. A table that outgrows the budget moves to disk as a whole and stays
+//! Rows are kept as the JSON bytes the table topic holds and parsed when looked up, packed
+//! into large buffers behind a hash index of positions ([`packed`]), so the memory a table
+//! takes is close to its size in Kafka rather than the several times more a parsed document
+//! (or even a map of boxed rows) takes. A table that outgrows the budget moves to disk as a whole and stays
 //! there for the job's life: lookups then read a B-tree through the page cache, and changes
 //! are buffered and written in one transaction per batch.
 //!
@@ -11,8 +12,12 @@
 //! Kafka whenever it starts, so the database is created empty for each run, written without
 //! waiting for the disk (`Durability::None`), and deleted when the job ends.
 
+mod packed;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+use packed::PackedRows;
 
 use redb::{Database, ReadOnlyTable, ReadableDatabase, TableDefinition};
 use serde_json::Value as Json;
@@ -74,7 +79,7 @@ impl Drop for Disk {
 
 /// The rows of a job's lookup tables, by alias and join key.
 pub(crate) struct TableRows {
-    memory: HashMap<String, HashMap<Box<str>, Box<[u8]>>>,
+    memory: HashMap<String, PackedRows>,
     /// Bytes the rows in memory take, roughly.
     bytes: usize,
     settings: StateSettings,
@@ -132,10 +137,8 @@ impl TableRows {
             return self.flush_if_full();
         }
         let rows = self.memory.entry(alias.to_owned()).or_default();
-        if let Some(old) = rows.insert(key.into(), row.into()) {
-            self.bytes = self
-                .bytes
-                .saturating_sub(old.len() + key.len() + ROW_OVERHEAD);
+        if let Some(old) = rows.insert(key, row) {
+            self.bytes = self.bytes.saturating_sub(old + key.len() + ROW_OVERHEAD);
         }
         self.bytes += row.len() + key.len() + ROW_OVERHEAD;
         if self.bytes > self.settings.memory_bytes {
@@ -151,9 +154,7 @@ impl TableRows {
             return self.flush_if_full();
         }
         if let Some(old) = self.memory.get_mut(alias).and_then(|rows| rows.remove(key)) {
-            self.bytes = self
-                .bytes
-                .saturating_sub(old.len() + key.len() + ROW_OVERHEAD);
+            self.bytes = self.bytes.saturating_sub(old + key.len() + ROW_OVERHEAD);
         }
         Ok(())
     }
@@ -167,7 +168,7 @@ impl TableRows {
                 .memory
                 .get(alias)
                 .and_then(|rows| rows.get(key))
-                .and_then(|b| parse(b)));
+                .and_then(&parse));
         };
         let k = composite(alias, key);
         if let Some(pending) = disk.pending.get(&k) {
@@ -295,9 +296,10 @@ impl TableRows {
         {
             let mut table = write.open_table(ROWS).map_err(|e| fail(&e))?;
             for (alias, rows) in self.memory.drain() {
-                for (key, row) in rows {
+                for (key, row) in rows.iter() {
+                    let key = String::from_utf8_lossy(key);
                     table
-                        .insert(composite(&alias, &key).as_str(), &*row)
+                        .insert(composite(&alias, &key).as_str(), row)
                         .map_err(|e| fail(&e))?;
                 }
             }
