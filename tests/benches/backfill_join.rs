@@ -56,7 +56,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::Api;
+use common::{Api, Names};
 
 /// The allocator of the `sluice` binary: the job's memory is measured as it ships.
 #[global_allocator]
@@ -78,7 +78,7 @@ use sluice_tests::connect::{
     ConnectField, ConnectRun, ConnectType, Envelope, JdbcSinkOptions, KEY_STRUCT, VALUE_STRUCT,
     run_jdbc_sink,
 };
-use sluice_tests::{TestNamespace, quote_pg_ident};
+use sluice_tests::quote_pg_ident;
 use tokio::sync::oneshot;
 
 const ADMIN_TOKEN: &str = "slc_bench-join-admin-token";
@@ -114,10 +114,6 @@ const TRACER_EVERY: usize = 50;
 const SAMPLE: usize = 1_000;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let settings = Settings {
         events: env_or("SLUICE_BENCH_EVENTS", 10_000_000),
         customers: env_or("SLUICE_BENCH_CUSTOMERS", 1_000_000),
@@ -130,35 +126,13 @@ fn main() {
             .filter_map(|t| Target::parse(t.trim()))
             .collect(),
     };
-    let ns = TestNamespace::new("joinbench");
-    let suffix = ns.id().rsplit('_').next().unwrap()[..10].to_owned();
-    let team = format!("t{suffix}");
-    let dir = std::env::temp_dir().join(format!("sluice-join-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let names = Arc::new(Names {
-        ns,
-        team,
-        suffix,
-        dir,
-    });
-    let outcome = runtime.block_on({
-        let names = Arc::clone(&names);
-        async move { tokio::spawn(bench(names, settings)).await }
-    });
-    println!("cleaning up (topics, groups, schemas, roles, indices, keys, ACL users, files)");
-    runtime.block_on(cleanup(&names));
-    runtime.shutdown_timeout(Duration::from_secs(10));
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(message)) => {
-            eprintln!("backfill_join FAILED: {message}");
-            std::process::exit(1);
-        }
-        Err(panic) => {
-            eprintln!("backfill_join panicked: {panic}");
-            std::process::exit(2);
-        }
-    }
+    let names = Names::new("joinbench");
+    common::run(
+        "backfill_join",
+        &names,
+        bench(Arc::clone(&names), settings),
+        || cleanup(&names),
+    );
 }
 
 /// What the run measures.
@@ -204,14 +178,6 @@ impl Target {
             Target::Redis => "rd",
         }
     }
-}
-
-/// Everything the run creates is named after these.
-struct Names {
-    ns: TestNamespace,
-    team: String,
-    suffix: String,
-    dir: std::path::PathBuf,
 }
 
 impl Names {
@@ -1597,23 +1563,32 @@ async fn redis_phase(ctx: &Ctx, sluice: f64, lines: &mut Vec<Line>) -> Result<()
     }
 }
 
+/// One `SCAN` step over the keys matching `pattern`: the next cursor (0 at the end) and the
+/// keys of this step.
+async fn scan_step(
+    redis: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+    cursor: u64,
+) -> Result<(u64, Vec<String>), String> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(10_000)
+        .query_async(redis)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Keys matching `pattern`, counted with SCAN.
 async fn count_keys(
     redis: &mut redis::aio::MultiplexedConnection,
     pattern: &str,
 ) -> Result<usize, String> {
-    let mut cursor = 0u64;
-    let mut count = 0;
+    let (mut cursor, mut count) = (0u64, 0);
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(redis)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (next, keys) = scan_step(redis, pattern, cursor).await?;
         count += keys.len();
         cursor = next;
         if cursor == 0 {
@@ -1629,15 +1604,7 @@ async fn delete_keys(
 ) -> Result<(), String> {
     let mut cursor = 0u64;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(10_000)
-            .query_async(redis)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (next, keys) = scan_step(redis, pattern, cursor).await?;
         if !keys.is_empty() {
             redis::cmd("UNLINK")
                 .arg(&keys)

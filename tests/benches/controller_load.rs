@@ -22,7 +22,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::Api;
+use common::{Api, Names};
 
 /// The allocator of the `sluice` binary: the job is measured as it ships.
 #[global_allocator]
@@ -40,7 +40,7 @@ use sluice_api::auth::Role;
 use sluice_controller::{Controller, ControllerConfig, MetricsSnapshot};
 use sluice_schemas::Kind;
 use sluice_store::{AuditKey, ListQuery, ObjectKey, SecretBox, Store};
-use sluice_tests::{TestNamespace, sql_with_ident};
+use sluice_tests::sql_with_ident;
 use tokio::sync::oneshot;
 
 const ADMIN_TOKEN: &str = "slc_bench-controller-admin-token";
@@ -50,50 +50,15 @@ const SOURCE_PARTITIONS: i32 = 1;
 const CONVERGE_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let products: usize = env_or("SLUICE_BENCH_PRODUCTS", 1000);
     let idle: u64 = env_or("SLUICE_BENCH_IDLE_SECONDS", 60);
-    let ns = TestNamespace::new("ctlbench");
-    let suffix = ns.id().rsplit('_').next().unwrap()[..10].to_owned();
-    let team = format!("t{suffix}");
-    let dir = std::env::temp_dir().join(format!("sluice-ctl-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let names = Names {
-        ns,
-        team,
-        suffix,
-        dir,
-    };
-    let names = Arc::new(names);
-    let outcome = runtime.block_on({
-        let names = Arc::clone(&names);
-        async move { tokio::spawn(bench(names, products, Duration::from_secs(idle))).await }
-    });
-    println!("cleaning up (topics, schemas, roles, temp dir)");
-    runtime.block_on(cleanup(&names));
-    runtime.shutdown_timeout(Duration::from_secs(10));
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(message)) => {
-            eprintln!("controller_load FAILED: {message}");
-            std::process::exit(1);
-        }
-        Err(panic) => {
-            eprintln!("controller_load panicked: {panic}");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Everything the run creates is named after these.
-struct Names {
-    ns: TestNamespace,
-    team: String,
-    suffix: String,
-    dir: std::path::PathBuf,
+    let names = Names::new("ctlbench");
+    common::run(
+        "controller_load",
+        &names,
+        bench(Arc::clone(&names), products, Duration::from_secs(idle)),
+        || cleanup(&names),
+    );
 }
 
 impl Names {

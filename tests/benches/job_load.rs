@@ -31,7 +31,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::Api;
+use common::{Api, Names};
 
 /// The allocator of the `sluice` binary: the job is measured as it ships.
 #[global_allocator]
@@ -49,7 +49,7 @@ use sluice_api::AppState;
 use sluice_api::auth::Role;
 use sluice_controller::{Controller, ControllerConfig};
 use sluice_store::{AuditKey, ObjectKey, SecretBox, Store};
-use sluice_tests::{TestNamespace, quote_pg_ident, sql_with_ident};
+use sluice_tests::{quote_pg_ident, sql_with_ident};
 use tokio::sync::oneshot;
 
 const ADMIN_TOKEN: &str = "slc_bench-job-admin-token";
@@ -64,48 +64,14 @@ const STATUSES: [&str; 4] = ["PLACED", "PAID", "SHIPPED", "CANCELLED"];
 type Rows = BTreeMap<String, (f64, String, u64)>;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let events: usize = env_or("SLUICE_BENCH_EVENTS", 200_000);
-    let ns = TestNamespace::new("jobbench");
-    let suffix = ns.id().rsplit('_').next().unwrap()[..10].to_owned();
-    let team = format!("t{suffix}");
-    let dir = std::env::temp_dir().join(format!("sluice-job-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let names = Arc::new(Names {
-        ns,
-        team,
-        suffix,
-        dir,
-    });
-    let outcome = runtime.block_on({
-        let names = Arc::clone(&names);
-        async move { tokio::spawn(bench(names, events)).await }
-    });
-    println!("cleaning up (topics, consumer groups, schemas, roles, temp dir)");
-    runtime.block_on(cleanup(&names));
-    runtime.shutdown_timeout(Duration::from_secs(10));
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(message)) => {
-            eprintln!("job_load FAILED: {message}");
-            std::process::exit(1);
-        }
-        Err(panic) => {
-            eprintln!("job_load panicked: {panic}");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Everything the run creates is named after these.
-struct Names {
-    ns: TestNamespace,
-    team: String,
-    suffix: String,
-    dir: std::path::PathBuf,
+    let names = Names::new("jobbench");
+    common::run(
+        "job_load",
+        &names,
+        bench(Arc::clone(&names), events),
+        || cleanup(&names),
+    );
 }
 
 impl Names {
