@@ -16,6 +16,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use serde::Serialize;
+use sluice_provisioners::kafka::CloseAside;
 use tokio::sync::watch;
 
 use crate::sink::{Sink, SinkRecord};
@@ -44,6 +45,9 @@ const BATCH_WINDOW: Duration = Duration::from_millis(100);
 /// (not the whole window), while a backfill, read from librdkafka's prefetched queue, still
 /// fills whole batches.
 const SINK_IDLE: Duration = Duration::from_millis(10);
+/// How long [`Job::stop`] waits for each stage: a stage notices the stop between Kafka
+/// calls, each bounded by [`KAFKA_TIMEOUT`].
+const STOP_WAIT: Duration = Duration::from_secs(60);
 /// How long the sink waits for the output topic's watermarks before asking again.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -298,6 +302,7 @@ fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> Jo
 pub struct Job {
     stop: Arc<AtomicBool>,
     shared: Arc<Shared>,
+    label: String,
     slice: JobSlice,
     progress: watch::Receiver<JobProgress>,
     transform: Option<std::thread::JoinHandle<()>>,
@@ -364,6 +369,7 @@ impl Job {
         Ok(Job {
             stop,
             shared,
+            label: config.label.clone(),
             slice: config.slice,
             progress,
             transform: Some(transform),
@@ -399,14 +405,26 @@ impl Job {
             && self.sink.as_ref().is_some_and(|s| !s.is_finished())
     }
 
-    /// Stops both stages and waits for them.
+    /// Stops both stages and waits for them, each for at most [`STOP_WAIT`]: a stage that
+    /// has not ended by then is left to end by itself (it stops at its next check, and what
+    /// it might still write is fenced or version-guarded against its successor's writes).
     pub async fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(sink) = self.sink.take() {
-            let _ = sink.await;
+        if let Some(sink) = self.sink.take()
+            && tokio::time::timeout(STOP_WAIT, sink).await.is_err()
+        {
+            tracing::warn!(job = %self.label, "the sink did not stop within {STOP_WAIT:?}; left to end by itself");
         }
         if let Some(transform) = self.transform.take() {
-            let _ = tokio::task::spawn_blocking(move || transform.join()).await;
+            let deadline = Instant::now() + STOP_WAIT;
+            while !transform.is_finished() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if transform.is_finished() {
+                let _ = transform.join();
+            } else {
+                tracing::warn!(job = %self.label, "the transform did not stop within {STOP_WAIT:?}; left to end by itself");
+            }
         }
     }
 }
@@ -562,7 +580,7 @@ fn output_end_offsets(
 /// Reads the output topic and applies it to the target.
 struct SinkStage {
     config: JobConfig,
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<CloseAside>,
     sink: Sink,
     /// Per output partition, where the sink starts: its committed offset, else the
     /// partition's first offset.
@@ -584,6 +602,7 @@ impl SinkStage {
             .set("allow.auto.create.topics", "false")
             .create()
             .map_err(kafka("creating the sink consumer"))?;
+        let consumer = CloseAside::new(consumer);
         let partitions: Vec<i32> = partitions_of(&consumer, &config.output_topic)?
             .into_iter()
             .filter(|p| config.slice.owns(*p))
@@ -637,7 +656,7 @@ impl SinkStage {
         let mut goal: Option<BTreeMap<i32, i64>> = None;
         // The next batch is read (and its JSON parsed) on a blocking thread while the
         // current one is written, so the target and the broker work at the same time.
-        let poll = |consumer: &Arc<BaseConsumer>| {
+        let poll = |consumer: &Arc<CloseAside>| {
             let polling = Arc::clone(consumer);
             tokio::task::spawn_blocking(move || poll_batch(&polling))
         };

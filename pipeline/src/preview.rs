@@ -9,6 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Map, Value};
+use sluice_provisioners::kafka::CloseAside;
 
 use crate::transform::{CompiledProduct, Emit};
 
@@ -184,6 +185,7 @@ fn latest_records(
         .set("allow.auto.create.topics", "false")
         .create()
         .map_err(|e| format!("Kafka: {e}"))?;
+    let consumer = CloseAside::new(consumer);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| format!("Kafka: {e}"))?;

@@ -36,6 +36,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use sluice_provisioners::kafka::CloseAside;
 use sluice_provisioners::plan::{KEY_FIELD, OFFSET_FIELD, PARTITION_FIELD, VERSION_FIELD};
 use sluice_provisioners::postgres::fit_identifier;
 use sluice_provisioners::quote::pg_ident;
@@ -178,6 +179,7 @@ fn read_expected(
         .set("allow.auto.create.topics", "false")
         .create()
         .map_err(source_error("creating a consumer"))?;
+    let consumer = CloseAside::new(consumer);
     let topic = &config.source_topic;
     let partitions =
         partitions_of(&consumer, topic).map_err(|e| VerifyError::Source(e.to_string()))?;

@@ -41,6 +41,10 @@ pub(crate) struct World {
     approver: String,
 }
 
+/// How long a stopping controller or job supervisor may take: its jobs' Kafka calls are
+/// bounded by 30 s each.
+const STOP_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// A controller loop or job supervisor of a world, running until stopped.
 pub(crate) struct Background {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -59,10 +63,14 @@ impl Background {
         }
     }
 
-    /// Stops it and waits until it has.
+    /// Stops it and waits until it has; panics if it has not within [`STOP_LIMIT`] (a
+    /// worker that cannot stop is a failure, not a reason for the test to hang).
     pub async fn stop(self) {
         let _ = self.stop.send(());
-        self.task.await.unwrap();
+        match tokio::time::timeout(STOP_LIMIT, self.task).await {
+            Ok(done) => done.unwrap(),
+            Err(_) => panic!("the controller or job supervisor did not stop within {STOP_LIMIT:?}"),
+        }
     }
 }
 
@@ -1001,10 +1009,7 @@ impl OwnRedis {
     }
 
     fn start_with(durable: bool) -> OwnRedis {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
+        let port = sluice_tests::reserve_port().unwrap();
         let dir = std::env::temp_dir().join(format!("sluice-redis-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut redis = OwnRedis {

@@ -3,7 +3,7 @@
 //! a message naming the system that does not answer (its address, never a password), come
 //! back to `Live` by itself when the system returns, and end with a target equal to the
 //! independent oracle's view of every event produced (nothing lost, nothing duplicated,
-//! nothing dead-lettered).
+//! nothing dead-lettered). And jobs stopped while Kafka is away stop promptly.
 //!
 //! The stopped systems are the test's own — a Kafka broker ([`sluice_tests::OwnKafka`]), a
 //! PostgreSQL cluster ([`sluice_tests::OwnPostgres`]), a Redis server ([`OwnRedis`]) — so
@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use sluice_tests::oracle::{self, Event, Rows, expected, workload};
@@ -448,6 +449,31 @@ async fn outage(label: &str, kind: &str, during: During, outage: Duration, histo
     world.cleanup().await;
 }
 
+/// The longest a fault scenario may take: each of its waits is bounded, and this bounds
+/// their sum, so that a scenario that cannot finish fails instead of holding the run.
+const FAULT_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs `scenario` on a runtime of its own, failing it past [`FAULT_LIMIT`], and shuts that
+/// runtime down without waiting for a thread that still waits on the stopped system (a
+/// `#[tokio::test]` runtime would wait for it for ever).
+fn bounded(scenario: impl std::future::Future<Output = ()>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            if tokio::time::timeout(FAULT_LIMIT, scenario).await.is_err() {
+                panic!("the scenario did not finish within {FAULT_LIMIT:?}: see its log above");
+            }
+        })
+    }));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// Enough events that the backfill lasts seconds: `n` of them, over 3,000 keys. (The
 /// test's own broker is slower than the shared one: 60,000 take it some 5 s in a debug
 /// build; the shared one needs 150,000.)
@@ -455,74 +481,213 @@ fn big_history(seed: u64, n: usize) -> Vec<Event> {
     workload(seed, n, 3_000)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kafka_stopped_30s_during_backfill_degrades_then_recovers_exactly() {
-    outage(
+#[test]
+fn kafka_stopped_30s_during_backfill_degrades_then_recovers_exactly() {
+    bounded(outage(
         "fault_kafka_backfill",
         "kafka",
         During::Backfill,
         Duration::from_secs(30),
         big_history(101, 60_000),
-    )
-    .await;
+    ));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kafka_stopped_30s_during_live_sync_degrades_then_recovers_exactly() {
-    outage(
+#[test]
+fn kafka_stopped_30s_during_live_sync_degrades_then_recovers_exactly() {
+    bounded(outage(
         "fault_kafka_live",
         "kafka",
         During::Live,
         Duration::from_secs(30),
         workload(102, 4_000, 600),
-    )
-    .await;
+    ));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn redis_stopped_60s_during_backfill_degrades_then_recovers_exactly() {
-    outage(
+#[test]
+fn redis_stopped_60s_during_backfill_degrades_then_recovers_exactly() {
+    bounded(outage(
         "fault_redis_backfill",
         "redis",
         During::Backfill,
         Duration::from_secs(60),
         big_history(103, 150_000),
-    )
-    .await;
+    ));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn redis_stopped_60s_during_live_sync_degrades_then_recovers_exactly() {
-    outage(
+#[test]
+fn redis_stopped_60s_during_live_sync_degrades_then_recovers_exactly() {
+    bounded(outage(
         "fault_redis_live",
         "redis",
         During::Live,
         Duration::from_secs(60),
         workload(104, 4_000, 600),
-    )
-    .await;
+    ));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn postgres_stopped_60s_during_backfill_degrades_then_recovers_exactly() {
-    outage(
+#[test]
+fn postgres_stopped_60s_during_backfill_degrades_then_recovers_exactly() {
+    bounded(outage(
         "fault_pg_backfill",
         "postgres",
         During::Backfill,
         Duration::from_secs(60),
         big_history(105, 150_000),
-    )
-    .await;
+    ));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn postgres_stopped_60s_during_live_sync_degrades_then_recovers_exactly() {
-    outage(
+#[test]
+fn postgres_stopped_60s_during_live_sync_degrades_then_recovers_exactly() {
+    bounded(outage(
         "fault_pg_live",
         "postgres",
         During::Live,
         Duration::from_secs(60),
         workload(106, 4_000, 600),
-    )
-    .await;
+    ));
+}
+
+/// Jobs stop promptly while their Kafka is away, and the API answers meanwhile: no thread
+/// waits for the broker to come back. (A group consumer's close waits for its open requests
+/// — the sink's last offset commit — for as long as the broker is away; the jobs close
+/// theirs aside.)
+#[test]
+fn jobs_stop_promptly_while_kafka_is_away() {
+    bounded(async {
+        let label = "fault_kafka_stop";
+        let mut system = Stopped::start("kafka");
+        let world = World::with_services(label, system.services()).await;
+        let history = workload(108, 2_000, 300);
+        produce(&world, &history).await;
+        world
+            .submit(&filtered(&world, "pg-orders", Cluster::Postgres))
+            .await;
+        let controller = world.run_controller();
+        let jobs = world.run_jobs();
+        wait_for(&world, "pg-orders", 90, |s| s["phase"] == "Live").await;
+        converge(&world, Cluster::Postgres, &history, &expected(&history), 30).await;
+
+        // Events flowing as Kafka goes: the sink is committing offsets when it does.
+        let flowing = {
+            let (producer, topic) = (world.ns.kafka_producer(), world.ns.topic("orders"));
+            let events = workload(109, 20_000, 300);
+            tokio::spawn(async move {
+                for chunk in events.chunks(100) {
+                    for (key, value) in chunk {
+                        let payload = value.as_ref().map(Value::to_string);
+                        let mut record = FutureRecord::<str, str>::to(&topic).key(key.as_str());
+                        if let Some(payload) = payload.as_deref() {
+                            record = record.payload(payload);
+                        }
+                        let _ = producer.send_result(record);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        system.kill();
+        wait_for(&world, "pg-orders", 30, |s| s["phase"] == "Degraded").await;
+        flowing.abort();
+        let asking = Instant::now();
+        world.status("pg-orders").await;
+        assert!(
+            asking.elapsed() < Duration::from_secs(2),
+            "the API took {:?} to answer while Kafka is away",
+            asking.elapsed()
+        );
+        let stopping = Instant::now();
+        jobs.stop().await;
+        eprintln!("{label}: jobs stopped in {:?}", stopping.elapsed());
+        // Each stage notices the stop between Kafka calls (at most 30 s each); the job's
+        // own bound of 60 s per stage is a backstop this must not need.
+        assert!(
+            stopping.elapsed() < Duration::from_secs(45),
+            "stopping the jobs took {:?} while Kafka is away",
+            stopping.elapsed()
+        );
+        controller.stop().await;
+        system.resume();
+        world.cleanup().await;
+    });
+}
+
+/// A group consumer with an offset commit open when its broker goes away: dropped as is,
+/// it waits for the broker (the reason consumers are closed aside); closed aside, the drop
+/// returns at once.
+#[test]
+fn a_consumer_closed_aside_does_not_wait_for_an_absent_broker() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::CommitMode;
+    use sluice_provisioners::kafka::CloseAside;
+
+    bounded(async {
+        let mut kafka = tokio::task::block_in_place(|| OwnKafka::start().unwrap());
+        let config = |group: Option<&str>| {
+            let mut config = rdkafka::ClientConfig::new();
+            config.set("bootstrap.servers", kafka.bootstrap());
+            if let Some(group) = group {
+                config
+                    .set("group.id", group)
+                    .set("enable.auto.commit", "false");
+            }
+            config
+        };
+        let admin: AdminClient<DefaultClientContext> = config(None).create().unwrap();
+        admin
+            .create_topics(
+                &[NewTopic::new("t", 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .unwrap();
+        drop(admin);
+        let committing = |group: &str| {
+            let consumer: BaseConsumer = config(Some(group)).create().unwrap();
+            let mut at = TopicPartitionList::new();
+            at.add_partition_offset("t", 0, Offset::Beginning).unwrap();
+            consumer.assign(&at).unwrap();
+            consumer.poll(Duration::from_millis(500));
+            let mut offsets = TopicPartitionList::new();
+            offsets
+                .add_partition_offset("t", 0, Offset::Offset(0))
+                .unwrap();
+            consumer.commit(&offsets, CommitMode::Sync).unwrap();
+            consumer
+        };
+        let (plain, aside) = (committing("plain"), CloseAside::new(committing("aside")));
+        kafka.kill();
+        for consumer in [&plain, &*aside] {
+            let mut offsets = TopicPartitionList::new();
+            offsets
+                .add_partition_offset("t", 0, Offset::Offset(0))
+                .unwrap();
+            consumer.commit(&offsets, CommitMode::Async).unwrap();
+        }
+
+        let dropping = Instant::now();
+        drop(aside);
+        assert!(
+            dropping.elapsed() < Duration::from_millis(500),
+            "dropping the consumer closed aside took {:?}",
+            dropping.elapsed()
+        );
+        // The premise: the same consumer dropped as is waits for the broker.
+        let closing = std::thread::spawn(move || drop(plain));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(
+            !closing.is_finished(),
+            "a plain consumer's close no longer waits for its absent broker"
+        );
+        tokio::task::block_in_place(|| kafka.resume().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !closing.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the close did not end with the broker back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
 }

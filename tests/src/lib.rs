@@ -14,12 +14,14 @@ mod namespace;
 pub mod oracle;
 mod own_kafka;
 mod own_postgres;
+mod ports;
 mod produce;
 mod services;
 
 pub use namespace::{SearchEngine, TestNamespace};
 pub use own_kafka::{OwnKafka, OwnKafkaError};
 pub use own_postgres::{OwnPostgres, OwnPostgresError};
+pub use ports::reserve_port;
 pub use produce::send_in_order;
 pub use services::{HarnessError, Services, services};
 

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
+
+use crate::reserve_port;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 /// The Kafka versions `tests/services/kafka.sh` tries, in its order.
@@ -67,8 +69,8 @@ impl OwnKafka {
     /// serves metadata. Blocks (a JVM start takes seconds).
     pub fn start() -> Result<OwnKafka, OwnKafkaError> {
         let libs = jars()?;
-        let port = free_port().map_err(io("finding a free port"))?;
-        let controller_port = free_port().map_err(io("finding a free port"))?;
+        let port = reserve_port().map_err(io("finding a free port"))?;
+        let controller_port = reserve_port().map_err(io("finding a free port"))?;
         let dir = std::env::temp_dir().join(format!("sluice-kafka-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).map_err(io("creating the data directory"))?;
@@ -269,12 +271,6 @@ fn jars() -> Result<PathBuf, OwnKafkaError> {
 
 fn classpath(libs: &Path) -> String {
     format!("{}/*", libs.display())
-}
-
-/// A loopback port nothing listens on (free when asked; the broker binds it soon after).
-pub(crate) fn free_port() -> Result<u16, std::io::Error> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 fn write(path: &Path, text: &str) -> Result<(), OwnKafkaError> {

@@ -57,7 +57,7 @@ impl OwnPostgres {
     /// loopback port and starts it. Blocks (initdb takes seconds).
     pub fn start() -> Result<OwnPostgres, OwnPostgresError> {
         let bin = binaries()?;
-        let port = crate::own_kafka::free_port().map_err(io("finding a free port"))?;
+        let port = crate::reserve_port().map_err(io("finding a free port"))?;
         let dir = std::env::temp_dir().join(format!("sluice-pg-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("run")).map_err(io("creating the cluster directory"))?;

@@ -12,6 +12,7 @@ use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value as Json;
+use sluice_provisioners::kafka::CloseAside;
 
 use super::{
     BATCH, BATCH_WINDOW, EVENT_TIME_HEADER, JobConfig, JobError, JobSlice, KAFKA_TIMEOUT, Shared,
@@ -113,7 +114,7 @@ enum Pass {
 pub(super) struct TransformStage {
     config: JobConfig,
     transform: CompiledProduct,
-    consumer: BaseConsumer,
+    consumer: CloseAside,
     producer: BaseProducer,
     /// The driving stream, then the window-joined one.
     streams: Vec<Stream>,
@@ -215,6 +216,7 @@ impl TransformStage {
             .set("allow.auto.create.topics", "false")
             .create()
             .map_err(kafka("creating the source consumer"))?;
+        let consumer = CloseAside::new(consumer);
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
             .set("transactional.id", format!("{}.transform", config.group))

@@ -125,18 +125,20 @@ fn estimate_blocking(
     partitions: i32,
     from_ms: Option<i64>,
 ) -> Result<SourceEstimate> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "sluice-backfill-estimate")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .map_err(|source| KafkaProvisionError::Client {
-            bootstrap: bootstrap.to_owned(),
-            source,
-        })?;
+    let consumer = super::CloseAside::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "sluice-backfill-estimate")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .map_err(|source| KafkaProvisionError::Client {
+                bootstrap: bootstrap.to_owned(),
+                source,
+            })?,
+    );
     let request = |operation: &'static str| {
         move |source: KafkaError| KafkaProvisionError::Request { operation, source }
     };
