@@ -6,7 +6,8 @@
 //! nothing dead-lettered). And jobs stopped while Kafka is away stop promptly.
 //!
 //! The stopped systems are the test's own — a Kafka broker ([`sluice_tests::OwnKafka`]), a
-//! PostgreSQL cluster ([`sluice_tests::OwnPostgres`]), a Redis server ([`OwnRedis`]) — so
+//! PostgreSQL cluster ([`sluice_tests::OwnPostgres`]), an OpenSearch node
+//! ([`sluice_tests::OwnSearch`]), a Redis server ([`OwnRedis`]) — so
 //! the shared services of `make services` keep serving every other test.
 
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use sluice_tests::oracle::{self, Event, Rows, expected, workload};
-use sluice_tests::{OwnKafka, OwnPostgres, Services};
+use sluice_tests::{OwnKafka, OwnPostgres, OwnSearch, Services};
 
 use crate::controller::{Cluster, OwnRedis, World, wait_for};
 use crate::jobs::{filtered, produce};
@@ -26,6 +27,7 @@ enum Stopped {
     Kafka(OwnKafka),
     Redis(OwnRedis),
     Postgres(OwnPostgres),
+    Search(OwnSearch),
 }
 
 impl Stopped {
@@ -34,6 +36,7 @@ impl Stopped {
         tokio::task::block_in_place(|| match kind {
             "kafka" => Stopped::Kafka(OwnKafka::start().unwrap()),
             "redis" => Stopped::Redis(OwnRedis::start_durable()),
+            "search" => Stopped::Search(OwnSearch::start().unwrap()),
             _ => Stopped::Postgres(OwnPostgres::start().unwrap()),
         })
     }
@@ -54,6 +57,10 @@ impl Stopped {
                 postgres_url: pg.url(),
                 ..shared
             },
+            Stopped::Search(search) => Services {
+                opensearch_url: search.url(),
+                ..shared
+            },
         }
     }
 
@@ -63,6 +70,7 @@ impl Stopped {
             Stopped::Kafka(_) => "Kafka",
             Stopped::Redis(_) => "Redis",
             Stopped::Postgres(_) => "PostgreSQL",
+            Stopped::Search(_) => "OpenSearch",
         }
     }
 
@@ -71,6 +79,7 @@ impl Stopped {
             Stopped::Kafka(kafka) => kafka.port,
             Stopped::Redis(redis) => redis.port,
             Stopped::Postgres(pg) => pg.port,
+            Stopped::Search(search) => search.port,
         };
         format!("127.0.0.1:{port}")
     }
@@ -81,6 +90,7 @@ impl Stopped {
             Stopped::Kafka(_) => &[Cluster::Postgres, Cluster::Redis],
             Stopped::Redis(_) => &[Cluster::Redis],
             Stopped::Postgres(_) => &[Cluster::Postgres],
+            Stopped::Search(_) => &[Cluster::Search],
         }
     }
 
@@ -89,6 +99,7 @@ impl Stopped {
             Stopped::Kafka(kafka) => kafka.kill(),
             Stopped::Redis(redis) => redis.kill(),
             Stopped::Postgres(pg) => pg.kill().unwrap(),
+            Stopped::Search(search) => search.kill(),
         }
     }
 
@@ -97,6 +108,7 @@ impl Stopped {
             Stopped::Kafka(kafka) => kafka.resume().unwrap(),
             Stopped::Redis(redis) => redis.spawn(),
             Stopped::Postgres(pg) => pg.resume().unwrap(),
+            Stopped::Search(search) => search.resume().unwrap(),
         });
     }
 }
@@ -522,6 +534,28 @@ fn redis_stopped_60s_during_live_sync_degrades_then_recovers_exactly() {
         During::Live,
         Duration::from_secs(60),
         workload(104, 4_000, 600),
+    ));
+}
+
+#[test]
+fn opensearch_stopped_60s_during_backfill_degrades_then_recovers_exactly() {
+    bounded(outage(
+        "fault_search_backfill",
+        "search",
+        During::Backfill,
+        Duration::from_secs(60),
+        big_history(107, 150_000),
+    ));
+}
+
+#[test]
+fn opensearch_stopped_60s_during_live_sync_degrades_then_recovers_exactly() {
+    bounded(outage(
+        "fault_search_live",
+        "search",
+        During::Live,
+        Duration::from_secs(60),
+        workload(110, 4_000, 600),
     ));
 }
 

@@ -1,5 +1,5 @@
 //! A private Kafka broker for fault tests: one KRaft node (broker and controller in one
-//! process) on free loopback ports, with its data in a temporary directory of its own, so a
+//! process) on loopback ports of its own ([`reserve_port`]), with its data in a temporary directory of its own, so a
 //! test can stop it and start it again without touching the shared broker of
 //! `make services`. It runs from the jars `tests/services/kafka.sh` fetched into the cache.
 
@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::reserve_port;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 
 /// The Kafka versions `tests/services/kafka.sh` tries, in its order.
 const VERSIONS: [&str; 4] = ["4.4.0", "4.3.1", "4.2.0", "4.1.2"];
