@@ -581,10 +581,9 @@ fn postgres_stopped_60s_during_live_sync_degrades_then_recovers_exactly() {
     ));
 }
 
-/// Jobs stop promptly while their Kafka is away, and the API answers meanwhile: no thread
-/// waits for the broker to come back. (A group consumer's close waits for its open requests
-/// — the sink's last offset commit — for as long as the broker is away; the jobs close
-/// theirs aside.)
+/// Jobs stop promptly while their Kafka is away, events flowing as it went, and the API
+/// answers meanwhile: stopping waits for no broker to come back (see also
+/// `a_consumer_closed_aside_does_not_wait_for_an_absent_broker`).
 #[test]
 fn jobs_stop_promptly_while_kafka_is_away() {
     bounded(async {
