@@ -1,9 +1,12 @@
 //! The Elasticsearch/OpenSearch sink: `_bulk` requests with external versions, one per
 //! batch (two concurrent ones for a large batch).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde::Deserialize;
+
+use serde_json::json;
 use sluice_provisioners::elasticsearch::ElasticsearchPlan;
 use sluice_provisioners::plan::VERSION_FIELD;
 use sluice_provisioners::{RowIdentity, TargetConnection};
@@ -92,35 +95,16 @@ impl ElasticsearchSink {
         search: &sluice_provisioners::elasticsearch::provision::ElasticsearchProvisioner,
         records: &[&SinkRecord],
     ) -> Result<(), SinkError> {
-        let mut body = String::new();
-        for record in records {
-            let id = if self.append {
-                format!("{}-{}", record.partition, record.version)
-            } else {
-                record.key.clone()
-            };
-            let meta = json!({
-                "_index": self.index,
-                "_id": id,
-                "version": record.version,
-                "version_type": "external",
-            });
-            match &record.row {
-                Some(row) => {
-                    let mut doc = row.clone();
-                    doc.insert(VERSION_FIELD.to_owned(), json!(record.version));
-                    body.push_str(&json!({ "index": meta }).to_string());
-                    body.push('\n');
-                    body.push_str(&Value::Object(doc).to_string());
-                }
-                None => body.push_str(&json!({ "delete": meta }).to_string()),
-            }
-            body.push('\n');
-        }
-
+        let body = self.body(records)?;
+        // Only each item's status and error come back: the full answer repeats index,
+        // id, version, shards and sequence numbers for every document, which costs more to
+        // parse (and hold) than the documents cost to send.
         let response = search
             .http()
-            .post(format!("{}/_bulk", search.base_url()))
+            .post(format!(
+                "{}/_bulk?filter_path=items.*.status,items.*.error.type,items.*.error.reason",
+                search.base_url()
+            ))
             .header("Content-Type", "application/x-ndjson")
             .body(body)
             .send()
@@ -139,16 +123,15 @@ impl ElasticsearchSink {
                 self.refused(&detail)
             });
         }
-        let answer: Value = response.json().await.map_err(|e| self.transport(&e))?;
-        let items = answer
-            .get("items")
-            .and_then(Value::as_array)
-            .ok_or_else(|| self.refused("_bulk answered without items"))?;
+        let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
+        let answer: BulkAnswer = serde_json::from_slice(&bytes)
+            .map_err(|e| self.refused(&format!("_bulk answered unreadable JSON: {e}")))?;
+        let items = answer.items;
         if items.len() != records.len() {
             return Err(self.refused("_bulk answered a different number of items"));
         }
         let mut first_failure = None;
-        for (record, item) in records.iter().zip(items) {
+        for (record, item) in records.iter().zip(&items) {
             match outcome(item) {
                 Outcome::Applied => {}
                 Outcome::Retry(detail) => {
@@ -164,6 +147,47 @@ impl ElasticsearchSink {
             }
         }
         first_failure.map_or(Ok(()), Err)
+    }
+
+    /// The NDJSON body of one `_bulk` request: an action line per record and, for a row,
+    /// its document with the version field appended. The row is written as it is, not
+    /// copied into a new object first.
+    fn body(&self, records: &[&SinkRecord]) -> Result<String, SinkError> {
+        let mut body = String::with_capacity(records.len() * 320);
+        for record in records {
+            let id = if self.append {
+                format!("{}-{}", record.partition, record.version)
+            } else {
+                record.key.clone()
+            };
+            let meta = json!({
+                "_index": self.index,
+                "_id": id,
+                "version": record.version,
+                "version_type": "external",
+            });
+            let action = if record.row.is_some() {
+                "index"
+            } else {
+                "delete"
+            };
+            body.push_str(&json!({ action: meta }).to_string());
+            body.push('\n');
+            if let Some(row) = &record.row {
+                let doc = serde_json::to_string(row)
+                    .map_err(|e| self.refused(&format!("a row does not serialize: {e}")))?;
+                // `doc` is a JSON object: `{` … `}`, or `{}` for a row without fields.
+                let inner = &doc[1..doc.len() - 1];
+                body.push('{');
+                body.push_str(inner);
+                if !inner.is_empty() {
+                    body.push(',');
+                }
+                body.push_str(&format!("\"{VERSION_FIELD}\":{}}}", record.version));
+                body.push('\n');
+            }
+        }
+        Ok(body)
     }
 
     fn target(&self) -> String {
@@ -189,24 +213,45 @@ impl ElasticsearchSink {
     }
 }
 
+/// The part of a `_bulk` answer the sink reads (see the request's `filter_path`).
+#[derive(Deserialize)]
+struct BulkAnswer {
+    #[serde(default)]
+    items: Vec<HashMap<String, BulkItem>>,
+}
+
+/// One item's outcome: its HTTP status and, when it failed, the error's type and reason.
+#[derive(Deserialize)]
+struct BulkItem {
+    #[serde(default)]
+    status: u64,
+    error: Option<BulkError>,
+}
+
+#[derive(Deserialize)]
+struct BulkError {
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    reason: String,
+}
+
 /// What one `_bulk` item says: applied (including a version conflict: a version at least
 /// as new is there, and a delete of a missing document), retryable, or refused.
-fn outcome(item: &Value) -> Outcome {
-    let Some(result) = item.as_object().and_then(|o| o.values().next()) else {
+fn outcome(item: &HashMap<String, BulkItem>) -> Outcome {
+    let Some(result) = item.values().next() else {
         return Outcome::Failed("an unreadable _bulk item".to_owned());
     };
-    let status = result.get("status").and_then(Value::as_u64).unwrap_or(0);
-    let Some(error) = result.get("error") else {
+    let status = result.status;
+    let Some(error) = &result.error else {
         return if (200..300).contains(&status) || status == 404 {
             Outcome::Applied
         } else {
             Outcome::Failed(format!("status {status}"))
         };
     };
-    let kind = error.get("type").and_then(Value::as_str).unwrap_or("");
-    let reason = error.get("reason").and_then(Value::as_str).unwrap_or("");
-    let detail = format!("{kind}: {reason}");
-    match kind {
+    let detail = format!("{}: {}", error.kind, error.reason);
+    match error.kind.as_str() {
         "version_conflict_engine_exception" => Outcome::Applied,
         "index_not_found_exception" => Outcome::Refused(detail),
         _ if status == 429 || status >= 500 => Outcome::Retry(detail),
