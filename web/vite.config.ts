@@ -21,6 +21,14 @@ export default defineConfig({
       '/readyz': { target: api },
     },
   },
+  // `vite preview` answers like `sluice serve` does, CSP included, so a preview shows what
+  // production would block.
+  preview: {
+    headers: {
+      'Content-Security-Policy':
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    },
+  },
   test: {
     environment: 'jsdom',
     setupFiles: ['./src/test/setup.ts'],

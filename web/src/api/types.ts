@@ -237,9 +237,21 @@ export interface AuditVerification {
 export interface OidcConfig {
   issuer: string;
   audience: string;
+  /** null when the server knows the issuer but not where the console signs people in. */
+  authorizationEndpoint: string | null;
+  tokenEndpoint: string | null;
+  clientId: string | null;
+}
+
+/** An OIDC configuration the console can sign in with. */
+export interface UsableOidc extends OidcConfig {
   authorizationEndpoint: string;
   tokenEndpoint: string;
   clientId: string;
+}
+
+export function usableOidc(c: OidcConfig | null | undefined): UsableOidc | null {
+  return c && c.authorizationEndpoint && c.tokenEndpoint && c.clientId ? (c as UsableOidc) : null;
 }
 
 export interface AuthConfig {

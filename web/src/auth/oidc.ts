@@ -1,7 +1,7 @@
 // Sign-in with the organisation's OpenID Connect provider: authorization code + PKCE (S256).
 // The verifier and state live in sessionStorage until the provider redirects back to
 // /auth/callback; the resulting ID token (or access token) is the API bearer token.
-import type { OidcConfig } from '../api/types';
+import type { UsableOidc } from '../api/types';
 import { challengeS256, createVerifier, randomString } from './pkce';
 
 const PENDING_KEY = 'sluice.oidc.pending';
@@ -12,7 +12,7 @@ interface Pending {
   nonce: string;
   redirectUri: string;
   returnTo: string;
-  config: OidcConfig;
+  config: UsableOidc;
 }
 
 export function callbackUri(): string {
@@ -20,7 +20,7 @@ export function callbackUri(): string {
 }
 
 /** Builds the authorization URL and remembers what the callback needs. */
-export async function beginOidcSignIn(config: OidcConfig, returnTo = '/'): Promise<string> {
+export async function beginOidcSignIn(config: UsableOidc, returnTo = '/'): Promise<string> {
   const verifier = createVerifier();
   const state = randomString(16);
   const nonce = randomString(16);
@@ -53,7 +53,7 @@ export interface TokenResponse {
 }
 
 /** Which token the API should get: the one whose audience is Sluice's. */
-export function pickBearer(tokens: TokenResponse, config: OidcConfig): string | null {
+export function pickBearer(tokens: TokenResponse, config: UsableOidc): string | null {
   if (config.audience === config.clientId) return tokens.id_token ?? tokens.access_token ?? null;
   return tokens.access_token ?? tokens.id_token ?? null;
 }

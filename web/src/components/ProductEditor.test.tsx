@@ -121,9 +121,12 @@ describe('ProductEditor: YAML → form', () => {
     stubFetch({});
     renderEditor({ initialTab: 'yaml' });
     typeYaml(validYaml);
+    const view = editorView();
     const broken = validYaml.replace('  key: o.id\n', '  key: [o.id\n');
     typeYaml(broken);
     expect(editorView().state.doc.toString()).toBe(broken);
+    // The same editor goes on (a new one would lose the cursor and the typing).
+    expect(editorView()).toBe(view);
     const alert = screen.getByRole('alert');
     expect(alert.textContent).toMatch(/YAML error on line (9|1\d)/);
     // The form shows the last valid version, read-only.
@@ -194,5 +197,19 @@ describe('ProductEditor: problem+json field errors', () => {
     expect(cluster.getAttribute('aria-invalid')).toBe('true');
     expect(screen.getByText('team-a may not use cluster shared-pg')).toBeTruthy();
     expect(onSubmitted).not.toHaveBeenCalled();
+  });
+});
+
+describe('ProductEditor: plan preview', () => {
+  it('asks for the plan only once the request has sources, fields and a target', async () => {
+    const calls = stubFetch({});
+    const user = userEvent.setup();
+    renderEditor();
+    await user.type(screen.getByLabelText('Name'), 'x');
+    expect(screen.getByTestId('plan-status').textContent).toBe(
+      'To see the plan, add a source, an output field, a target cluster and a target name.',
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    expect(calls.filter((c) => c.url.endsWith('/plan'))).toEqual([]);
   });
 });

@@ -367,7 +367,7 @@ export function ProductForm({ doc, onChange, datasets, clusters, errors, teamLoc
               {i === 0 ? ' (driving stream)' : ''}
             </legend>
             <GroupErrors errors={reg.at(p)} />
-            <div className="grid-3">
+            <div className="grid-source">
               <Field id={controlId(`${p}/dataset`)} label={<><SrOnly>Source {i + 1} </SrOnly>Dataset</>} errors={reg.at(`${p}/dataset`)}>
                 {(aria) => (
                   <select {...aria} value={src.dataset ?? ''} onChange={(e) => setSource(i, { dataset: e.target.value })}>

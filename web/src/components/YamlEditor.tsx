@@ -2,7 +2,7 @@
 // API's field errors, and a value kept in sync with the parent (external changes replace
 // only the text that differs, so the cursor stays where it was).
 import { useEffect, useRef } from 'react';
-import { EditorState, Annotation } from '@codemirror/state';
+import { Annotation, Compartment, EditorState } from '@codemirror/state';
 import type { Extension } from '@codemirror/state';
 import {
   EditorView,
@@ -79,6 +79,14 @@ const theme = EditorView.theme({
   '.cm-diagnostic-warning': { borderLeftColor: 'var(--warning)' },
 });
 
+function contentAttributes(label: string, describedBy?: string, id?: string): Extension {
+  return EditorView.contentAttributes.of({
+    'aria-label': label,
+    ...(describedBy ? { 'aria-describedby': describedBy } : {}),
+    ...(id ? { id } : {}),
+  });
+}
+
 function commonEdit(a: string, b: string): { from: number; to: number; insert: string } | null {
   if (a === b) return null;
   let start = 0;
@@ -98,6 +106,7 @@ export function YamlEditor({ id, value, onChange, diagnostics, completion, readO
   const view = useRef<EditorView | null>(null);
   const onChangeRef = useRef(onChange);
   const completionRef = useRef(completion);
+  const attributes = useRef(new Compartment());
   onChangeRef.current = onChange;
   completionRef.current = completion;
 
@@ -150,11 +159,7 @@ export function YamlEditor({ id, value, onChange, diagnostics, completion, readO
       theme,
       EditorState.tabSize.of(2),
       EditorView.lineWrapping,
-      EditorView.contentAttributes.of({
-        'aria-label': label,
-        ...(describedBy ? { 'aria-describedby': describedBy } : {}),
-        ...(id ? { id } : {}),
-      }),
+      attributes.current.of(contentAttributes(label, describedBy, id)),
       EditorState.readOnly.of(!!readOnly),
       EditorView.editable.of(!readOnly),
       EditorView.updateListener.of((u) => {
@@ -169,9 +174,13 @@ export function YamlEditor({ id, value, onChange, diagnostics, completion, readO
       v.destroy();
       view.current = null;
     };
-    // The view is created once; value and diagnostics are synced below.
+    // The view is created once; value, diagnostics and attributes are synced below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [readOnly, label, describedBy, id]);
+  }, [readOnly]);
+
+  useEffect(() => {
+    view.current?.dispatch({ effects: attributes.current.reconfigure(contentAttributes(label, describedBy, id)) });
+  }, [label, describedBy, id]);
 
   useEffect(() => {
     const v = view.current;

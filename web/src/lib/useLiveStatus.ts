@@ -59,10 +59,16 @@ export function useLiveStatus(team: string, name: string, initial: DataProductSt
         setStatus(s);
         setError(null);
         const now = Date.now();
-        // At most one sample a second, whatever the stream's pace.
-        if (now - last.current < 1000) return;
-        last.current = now;
-        setSamples((prev) => [...prev.filter((p) => p.t >= now - WINDOW_MS), sampleOf(s, now)]);
+        // At most one sample a second, whatever the stream's pace: a change within the
+        // second replaces the sample taken at its start.
+        const replace = now - last.current < 1000;
+        if (!replace) last.current = now;
+        setSamples((prev) => {
+          const kept = prev.filter((p) => p.t >= now - WINDOW_MS);
+          if (replace && kept.length) kept[kept.length - 1] = { ...sampleOf(s, kept[kept.length - 1].t) };
+          else kept.push(sampleOf(s, now));
+          return kept;
+        });
       },
       onDeleted: () => setDeleted(true),
       onMode: setMode,

@@ -16,6 +16,20 @@ export type PlanState =
 
 export const PLAN_DEBOUNCE_MS = 400;
 
+/**
+ * What the request still lacks before a dry run can say anything useful. Until these are
+ * there the plan is not asked for (each answer would be the same 422 about them).
+ */
+export function missingForPlan(doc: ProductDoc): string[] {
+  const s = doc.spec ?? {};
+  const missing: string[] = [];
+  if (!(s.sources ?? []).some((x) => x.dataset)) missing.push('a source');
+  if (!Object.keys(s.fields ?? {}).length) missing.push('an output field');
+  if (!s.target?.cluster && !s.target?.dedicated) missing.push('a target cluster');
+  if (!s.target?.name) missing.push('a target name');
+  return missing;
+}
+
 export function usePlan(doc: ProductDoc, revision: number, yamlInvalid: boolean, debounceMs = PLAN_DEBOUNCE_MS): PlanState {
   const [st, setSt] = useState<PlanState>({ state: 'idle', message: 'Enter a team and a name to check the request.' });
   const seq = useRef(0);
@@ -34,6 +48,11 @@ export function usePlan(doc: ProductDoc, revision: number, yamlInvalid: boolean,
     }
     if (!DNS_LABEL.test(team) || !DNS_LABEL.test(name)) {
       setSt({ state: 'idle', message: 'The team and the name must be DNS labels (lowercase letters, digits and dashes).' });
+      return;
+    }
+    const missing = missingForPlan(doc);
+    if (missing.length) {
+      setSt({ state: 'idle', message: `To see the plan, add ${missing.join(', ').replace(/, ([^,]*)$/, ' and $1')}.` });
       return;
     }
     const my = ++seq.current;

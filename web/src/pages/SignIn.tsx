@@ -4,6 +4,15 @@ import { Navigate, useLocation, useNavigate } from 'react-router';
 import { beginOidcSignIn } from '../auth/oidc';
 import { useSession } from '../auth/session';
 import { Loading, ProblemAlert, usePageTitle } from '../components/common';
+import { usableOidc } from '../api/types';
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
 
 export function SignIn() {
   usePageTitle('Sign in');
@@ -31,11 +40,12 @@ export function SignIn() {
     }
   };
 
+  const oidc = usableOidc(authConfig?.oidc);
   const sso = async () => {
-    if (!authConfig?.oidc) return;
+    if (!oidc) return;
     setError(null);
     try {
-      window.location.assign(await beginOidcSignIn(authConfig.oidc, from));
+      window.location.assign(await beginOidcSignIn(oidc, from));
     } catch (err) {
       setError(err);
     }
@@ -51,16 +61,22 @@ export function SignIn() {
             {notice}
           </p>
         ) : null}
-        {authConfig?.oidc ? (
+        {oidc ? (
           <>
             <button type="button" className="btn btn-primary btn-block" onClick={sso}>
               Sign in with single sign-on
             </button>
-            <p className="hint">Through {new URL(authConfig.oidc.issuer).host}.</p>
+            <p className="hint">Through {hostOf(oidc.issuer)}.</p>
             <p className="divider">
               <span>or with an API token</span>
             </p>
           </>
+        ) : null}
+        {authConfig?.oidc && !oidc ? (
+          <p className="hint" role="note">
+            This server accepts tokens of {hostOf(authConfig.oidc.issuer)}, but single sign-on from the console is not set up (the
+            operator sets the authorization and token endpoints and the client id).
+          </p>
         ) : null}
         <form onSubmit={submit} noValidate>
           <div className="field">

@@ -69,6 +69,7 @@ export const datasets: Dataset[] = [
       key: 'id',
       timestampField: 'created_at',
       classification: 'internal',
+      compatibility: 'BACKWARD',
       schema: {
         type: 'object',
         required: ['id', 'order_id', 'amount'],
