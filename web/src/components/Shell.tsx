@@ -59,7 +59,7 @@ export function Shell() {
             Colour theme
           </label>
           <select id="theme-select" className="theme-select" value={theme} onChange={(e) => setTheme(e.target.value as ThemeChoice)}>
-            <option value="system">System theme</option>
+            <option value="system">System</option>
             <option value="light">Light</option>
             <option value="dark">Dark</option>
           </select>

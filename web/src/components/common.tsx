@@ -84,10 +84,10 @@ const PHASE_TONE: Record<string, string> = {
   Deleting: 'neutral',
 };
 
-export function PhaseBadge({ phase }: { phase: string | null | undefined }) {
+export function PhaseBadge({ phase, testId }: { phase: string | null | undefined; testId?: string }) {
   const tone = PHASE_TONE[phase ?? ''] ?? 'neutral';
   return (
-    <span className={`badge badge-${tone}`} data-phase={phase ?? ''}>
+    <span className={`badge badge-${tone}`} data-phase={phase ?? ''} data-testid={testId}>
       {phaseLabel(phase)}
     </span>
   );

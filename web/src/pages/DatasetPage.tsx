@@ -237,9 +237,10 @@ export function DatasetPage() {
         <Link to="/catalog">Catalog</Link> / <span aria-current="page">{d.metadata.name}</span>
       </nav>
       <div className="page-head">
-        <h1>
-          {d.metadata.name} <ClassificationBadge value={d.spec.classification ?? undefined} />
-        </h1>
+        <div className="title-row">
+          <h1>{d.metadata.name}</h1>
+          <ClassificationBadge value={d.spec.classification ?? undefined} />
+        </div>
         {d.metadata.description ? <p className="lede">{d.metadata.description}</p> : null}
       </div>
       <Facts

@@ -16,7 +16,14 @@ import type { StatusSample } from '../lib/useLiveStatus';
 
 function Backfill({ status }: { status: DataProductStatus }) {
   const bf = status.backfill ?? [];
-  if (!bf.length) return <p className="muted">No backfill is running or recorded.</p>;
+  if (!bf.length)
+    return (
+      <p className="muted">
+        {['Approved', 'Provisioning', 'Backfilling'].includes(status.phase)
+          ? 'The backfill is starting: progress shows once the job reports it.'
+          : 'No backfill is running or recorded.'}
+      </p>
+    );
   return (
     <div className="stack-tight">
       {bf.map((b) => (
@@ -210,7 +217,7 @@ function Live({ product }: { product: DataProduct }) {
     <>
       <div className="product-summary">
         <p className="phase-line">
-          Phase: <PhaseBadge phase={live.deleted ? 'Deleting' : status?.phase} />{' '}
+          Phase: <PhaseBadge phase={live.deleted ? 'Deleting' : status?.phase} testId="phase" />{' '}
           <span className="muted small" data-testid="live-mode">
             {modeText}
           </span>

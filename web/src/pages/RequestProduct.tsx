@@ -66,7 +66,7 @@ export function RequestProduct() {
         <p className="lede">
           {editing
             ? 'A change that takes more data needs approval again; the approved version keeps running meanwhile.'
-            : 'Choose sources from the catalog, shape the rows and pick a target. The plan on the right is checked as you type.'}
+            : 'Choose sources from the catalog, shape the rows and pick a target. The plan is checked as you type.'}
         </p>
       </div>
       {!allowed ? (
