@@ -3,6 +3,8 @@ import { Link, useParams } from 'react-router';
 import { isMissingEndpoint } from '../api/client';
 import { getDataset, getDatasetProducts, getSamples, listSchemaVersions } from '../api/endpoints';
 import { isApiError } from '../api/problem';
+import { can } from '../auth/roles';
+import { useSession } from '../auth/session';
 import type { JsonSchema, SampleRecord } from '../api/types';
 import { Badge, ClassificationBadge, Empty, Facts, Loading, PhaseBadge, ProblemAlert, usePageTitle } from '../components/common';
 import { cell } from '../components/PlanView';
@@ -216,6 +218,7 @@ function Lineage({ name }: { name: string }) {
 
 export function DatasetPage() {
   const { name = '' } = useParams();
+  const { me } = useSession();
   usePageTitle(name);
   const ds = useAsync((signal) => getDataset(name, signal), [name]);
   const [tab, setTab] = useState('schema');
@@ -243,6 +246,13 @@ export function DatasetPage() {
         </div>
         {d.metadata.description ? <p className="lede">{d.metadata.description}</p> : null}
       </div>
+      {can.requestProducts(me) ? (
+        <p>
+          <Link className="btn btn-secondary" to={`/request?dataset=${encodeURIComponent(d.metadata.name)}`}>
+            Request a product from {d.metadata.name}
+          </Link>
+        </p>
+      ) : null}
       <Facts
         items={[
           ['Owner', d.metadata.owner ?? '—'],

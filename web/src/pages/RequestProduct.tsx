@@ -7,7 +7,7 @@ import { can } from '../auth/roles';
 import { useSession } from '../auth/session';
 import { Loading, ProblemAlert, usePageTitle } from '../components/common';
 import { ProductEditor } from '../components/ProductEditor';
-import { editableDoc, emptyProduct } from '../lib/spec';
+import { editableDoc, emptyProduct, suggestAlias } from '../lib/spec';
 import { useAsync } from '../lib/useAsync';
 import type { Schema } from '../lib/yamlCompletion';
 
@@ -47,9 +47,14 @@ export function RequestProduct() {
     if (editing) return existing.data ? editableDoc(existing.data) : null;
     const doc = emptyProduct(params.get('team') ?? me?.team ?? '');
     const source = params.get('dataset');
-    if (source && doc.spec) doc.spec.sources = [{ name: '', dataset: source }];
+    if (source && doc.spec) {
+      const alias = suggestAlias(source, []);
+      doc.spec.sources = [{ name: alias, dataset: source }];
+      const key = catalog.data?.datasets.find((d) => d.metadata.name === source)?.spec.key;
+      if (key) doc.spec.key = `${alias}.${key}`;
+    }
     return doc;
-  }, [editing, existing.data, me, params]);
+  }, [editing, existing.data, me, params, catalog.data]);
 
   const allowed = editing ? can.writeProduct(me, editTeam!) : can.requestProducts(me);
 
