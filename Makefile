@@ -9,10 +9,11 @@ CARGO ?= cargo
 PHASE := tests/tools/phase.sh
 SLUICE_BIN := $(CARGO_TARGET_DIR)/debug/sluice
 
-.PHONY: help run demo build claim-target deps services services-down services-status test fmt fmt-check clippy test-rust bench
+.PHONY: help run demo build web claim-target deps services services-down services-status test fmt fmt-check clippy test-rust bench
 
 help:
 	@echo "make run            build and start sluice serve on 127.0.0.1:8080"
+	@echo "make web            build the web console (web/dist) and nothing else"
 	@echo "make demo           produce the retail example's data into Kafka and register its datasets"
 	@echo "make test           start the local services, check formatting and lints, run every test"
 	@echo "make services       start PostgreSQL, Redis, Kafka and OpenSearch (reuses running ones)"
@@ -26,7 +27,11 @@ deps:
 claim-target:
 	@tests/tools/claim-target.sh
 
-build: deps claim-target
+## The web console's static assets (web/dist), embedded by `sluice serve`.
+web: deps
+	@web/build.sh
+
+build: deps claim-target web
 	$(CARGO) build --bin sluice
 
 ## Start sluice serve in the foreground (reads .sluice/services.env when present).
@@ -65,6 +70,7 @@ test:
 	@$(PHASE) services tests/services/services.sh up
 	@$(PHASE) fmt-check $(MAKE) --no-print-directory fmt-check
 	@$(PHASE) clippy $(MAKE) --no-print-directory clippy
+	@$(PHASE) web web/build.sh test
 	@$(PHASE) tests $(MAKE) --no-print-directory test-rust
 
 ## Benchmarks: long-running, not part of `make test`. Figures go to docs/benchmarks.md.

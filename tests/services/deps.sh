@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages Sluice builds and tests with, when they are missing:
-# the PostgreSQL and Redis servers, and what rdkafka's bundled librdkafka build needs.
+# the PostgreSQL and Redis servers, what rdkafka's bundled librdkafka build needs, and the
+# Chromium the console's browser tests drive.
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 NAME=deps
@@ -10,13 +11,14 @@ PACKAGES=(
   postgresql redis-server redis-tools
   cmake pkg-config libcurl4-openssl-dev libssl-dev zlib1g-dev libsasl2-dev libzstd-dev
   maven
+  chromium
 )
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-for tool in java mvn cargo; do
+for tool in java mvn cargo node npm; do
   command -v "$tool" >/dev/null || die "$tool is not installed; this machine image should provide it"
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
