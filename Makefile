@@ -9,7 +9,7 @@ CARGO ?= cargo
 PHASE := tests/tools/phase.sh
 SLUICE_BIN := $(CARGO_TARGET_DIR)/debug/sluice
 
-.PHONY: help run demo build claim-target deps services services-down services-status test fmt fmt-check clippy test-rust bench
+.PHONY: help run demo build claim-target deps services services-down services-status test fmt fmt-check clippy test-rust bench web
 
 help:
 	@echo "make run            build and start sluice serve on 127.0.0.1:8080"
@@ -18,6 +18,7 @@ help:
 	@echo "make services       start PostgreSQL, Redis, Kafka and OpenSearch (reuses running ones)"
 	@echo "make services-down  stop them"
 	@echo "make bench          run the benchmarks (not part of make test)"
+	@echo "make web            build the web console (web/dist), which sluice serve embeds"
 
 deps:
 	@tests/services/deps.sh
@@ -38,6 +39,11 @@ run: build
 demo: deps claim-target
 	SLUICE_KAFKA_BOOTSTRAP="$${SLUICE_KAFKA_BOOTSTRAP:-$$(sed -n 's/^SLUICE_KAFKA_BOOTSTRAP=//p' $${SLUICE_DATA_DIR:-.sluice}/services.env 2>/dev/null)}" \
 	$(CARGO) run -p sluice-cli --bin sluice -- demo $(DEMO_ARGS)
+
+## Build the web console into web/dist; the next `cargo build` embeds it (debug builds read
+## it from disk at run time).
+web:
+	cd web && npm ci && npm run build
 
 services:
 	@tests/services/services.sh up
