@@ -16,6 +16,7 @@ use utoipa::OpenApi;
                        (RFC 9457) with a JSON pointer for each invalid field."
     ),
     tags(
+        (name = "session", description = "Who the caller is and how people sign in"),
         (name = "datasets", description = "The catalog of event streams and their schema versions"),
         (name = "targetclusters", description = "Stores Sluice may provision into"),
         (name = "products", description = "Data products: what teams ask for"),

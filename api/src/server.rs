@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, Method, Uri};
 use axum::routing::get;
 use serde_json::Value;
 use sluice_controller::{Controller, ControllerConfig};
@@ -23,7 +24,10 @@ use crate::config::{Config, ENV_OIDC_JWKS, Secret};
 use crate::error::{ApiError, ErrorCode};
 use crate::health;
 use crate::openapi::{ApiDoc, finish};
-use crate::routes::{approvals, audit, datasets, products, schemas, targets, tokens};
+use crate::routes::{
+    approvals, audit, credentials, datasets, product_events, products, schemas, session, targets,
+    tokens,
+};
 use crate::state::AppState;
 use crate::{auth, caller};
 
@@ -78,38 +82,56 @@ pub enum ServeError {
     Secrets(#[source] SecretError),
 }
 
-/// The API routes and the OpenAPI document describing exactly them.
+/// The API routes that need a caller and the OpenAPI document describing exactly the API:
+/// them and the public ones ([`auth::matrix::PUBLIC`], served by [`router`] outside the
+/// access check).
 pub fn api() -> (Router<AppState>, Value) {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, _, openapi) = api_parts();
+    (router, openapi)
+}
+
+/// The routes behind the access check, the public API routes, and the document of both.
+fn api_parts() -> (Router<AppState>, Router<AppState>, Value) {
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(session::router())
         .merge(datasets::router())
         .merge(targets::router())
         .merge(products::router())
+        .merge(product_events::router())
+        .merge(credentials::router())
         .merge(schemas::router())
         .merge(tokens::router())
         .merge(audit::router())
         .merge(approvals::router())
         .split_for_parts();
-    (router, finish(openapi))
+    let (public, public_openapi) = session::public_router().split_for_parts();
+    openapi.merge(public_openapi);
+    (router, public, finish(openapi))
 }
 
 /// The whole HTTP application of `sluice serve` over `state`.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api();
+    let (api, public, openapi) = api_parts();
     let docs: Router = SwaggerUi::new("/api/docs")
         .external_url_unchecked("/api/v1/openapi.json", openapi)
         .into();
+    let console = crate::console::Console::new(state.oidc.as_deref().map(|v| v.settings()));
     // The access check runs after routing (it needs the matched route), on API routes only;
-    // health probes and the API description are public.
+    // health probes, the API description, the public API routes and the console are public.
     api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::authorize,
     ))
+    .merge(public)
     .route("/healthz", get(health::healthz))
     .route("/readyz", get(health::readyz))
     .route("/metrics", get(crate::metrics::metrics))
     .with_state(state)
     .merge(docs)
-    .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+    .fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+        let console = console.clone();
+        async move { console.serve(&method, &uri, &headers) }
+    })
     .method_not_allowed_fallback(|| async {
         ApiError::new(
             ErrorCode::MethodNotAllowed,
@@ -207,6 +229,12 @@ pub async fn serve(
             );
             None
         }
+    };
+    // Live streams end when shutdown begins, or the graceful shutdown would wait for them.
+    let streams = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.close_streams();
     };
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sluice_controller::{ControllerMetrics, Waker};
 use sluice_provisioners::kafka::KafkaProvisioner;
 use sluice_store::{SecretBox, Store};
+use tokio::sync::watch;
 
 use crate::approvals::Policy;
 
@@ -32,6 +33,9 @@ pub struct AppState {
     /// Reads source topics for plans (backfill estimates, retention pre-flight, partition
     /// counts); `None` when `SLUICE_KAFKA_BOOTSTRAP` is not set, and plans say so.
     pub kafka: Option<Arc<KafkaProvisioner>>,
+    /// Turns true when the server shuts down: live streams end, so a graceful shutdown is
+    /// not held up by clients that never hang up.
+    closing: Arc<watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -45,7 +49,19 @@ impl AppState {
             controller: None,
             controller_metrics: None,
             kafka: None,
+            closing: Arc::new(watch::channel(false).0),
         }
+    }
+
+    /// Ends every live stream (status events) of this state, now and later: called when
+    /// the server begins to shut down.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A receiver that turns true when [`AppState::close_streams`] is called.
+    pub fn streams_closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Decides approvals by `policy` instead of the default policy.

@@ -6,6 +6,7 @@
 //! exponential backoff. It is level-triggered and idempotent, so a restart at any moment
 //! converges to the same result. One controller acts at a time ([`sluice_store::Leadership`]).
 
+pub mod access;
 pub mod catalog;
 mod clusters;
 pub mod conditions;

@@ -3,14 +3,11 @@
 //! writing anything, PII masked.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Map, Value};
-use sluice_provisioners::kafka::CloseAside;
 
+use crate::sample::{self, Depth};
 use crate::transform::{CompiledProduct, Emit};
 
 /// What replaces a PII value in a preview.
@@ -170,76 +167,26 @@ fn event_ms(field: Option<&str>, value: &Value, kafka_ms: Option<i64>) -> Option
 }
 
 /// The latest records of `topic`: about `rows` × 4 spread over its partitions, in offset
-/// order per partition.
+/// order per partition, values decoded as JSON (`None`: a tombstone or not JSON).
 fn latest_records(
     bootstrap: &str,
     topic: &str,
     rows: usize,
     timeout: Duration,
 ) -> Result<Vec<Latest>, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "sluice.preview")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("allow.auto.create.topics", "false")
-        .create()
-        .map_err(|e| format!("Kafka: {e}"))?;
-    let consumer = CloseAside::new(consumer);
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| format!("Kafka: {e}"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(format!("topic `{topic}` does not exist"));
-    }
-    let per_partition = i64::try_from(rows.div_ceil(partitions.len()).max(1) * 4).unwrap_or(64);
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
-    for p in &partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, *p, timeout)
-            .map_err(|e| format!("Kafka: {e}"))?;
-        if high > low {
-            ends.insert(*p, high);
-            assignment
-                .add_partition_offset(topic, *p, Offset::Offset((high - per_partition).max(low)))
-                .map_err(|e| format!("Kafka: {e}"))?;
-        }
-    }
-    let mut records = Vec::new();
-    if ends.is_empty() {
-        return Ok(records);
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| format!("Kafka: {e}"))?;
-    let deadline = Instant::now() + timeout;
-    while !ends.is_empty() && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) => {
-                let p = message.partition();
-                if ends.get(&p).is_some_and(|end| message.offset() + 1 >= *end) {
-                    ends.remove(&p);
-                }
-                records.push(Latest {
-                    key: message.key().map(<[u8]>::to_vec),
-                    value: message
-                        .payload()
-                        .and_then(|b| serde_json::from_slice::<Value>(b).ok()),
-                    kafka_ms: message.timestamp().to_millis(),
-                    partition: p,
-                    offset: message.offset(),
-                });
-            }
-            Some(Err(e)) => return Err(format!("Kafka: {e}")),
-            None => {}
-        }
-    }
-    Ok(records)
+    let records = sample::latest_records(bootstrap, topic, Depth::Spread(rows * 4), timeout)
+        .map_err(|e| e.describe())?;
+    Ok(records
+        .into_iter()
+        .map(|record| Latest {
+            value: record
+                .payload
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok()),
+            key: record.key,
+            kafka_ms: record.timestamp_ms,
+            partition: record.partition,
+            offset: record.offset,
+        })
+        .collect())
 }

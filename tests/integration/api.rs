@@ -18,6 +18,8 @@ pub const ADMIN_TOKEN: &str = "slc_integration-test-admin-token";
 pub struct TestApi {
     pub router: axum::Router,
     pub store: Store,
+    /// The URL of the store's database, for a second connection (another replica).
+    pub database_url: String,
     _dir: TempDir,
 }
 
@@ -43,22 +45,33 @@ impl TestApi {
         Self::with_state(AppState::new).await
     }
 
+    /// A test API that reads the services' Kafka, as `sluice serve` with
+    /// `SLUICE_KAFKA_BOOTSTRAP` (plans with estimates, dataset samples).
+    pub async fn with_kafka() -> Self {
+        let bootstrap = sluice_tests::services().kafka_bootstrap.clone();
+        Self::with_state(move |store| {
+            AppState::new(store).with_kafka(std::sync::Arc::new(
+                sluice_provisioners::kafka::KafkaProvisioner::new(&bootstrap, 1).unwrap(),
+            ))
+        })
+        .await
+    }
+
     /// A test API whose state is adjusted by `configure` (a policy, OIDC, ...).
     pub async fn with_state(configure: impl FnOnce(Store) -> AppState) -> Self {
         let dir = std::env::temp_dir().join(format!("sluice-api-test-{:016x}", rand_u64()));
         std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::connect(
-            &format!("sqlite://{}/sluice.db?mode=rwc", dir.display()),
-            crate::store::test_audit_key(),
-        )
-        .await
-        .unwrap();
+        let database_url = format!("sqlite://{}/sluice.db?mode=rwc", dir.display());
+        let store = Store::connect(&database_url, crate::store::test_audit_key())
+            .await
+            .unwrap();
         sluice_api::bootstrap_admin(&store, Some(&sluice_api::Secret::new(ADMIN_TOKEN)))
             .await
             .unwrap();
         TestApi {
             router: sluice_api::router(configure(store.clone())),
             store,
+            database_url,
             _dir: TempDir(dir),
         }
     }
@@ -137,6 +150,21 @@ impl TestApi {
             headers,
             body,
         }
+    }
+
+    /// The status of a request with the given bearer token (or none), without reading the
+    /// body: for live streams, whose body never ends.
+    pub async fn status_as(&self, token: Option<&str>, method: Method, path: &str) -> StatusCode {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .status()
     }
 
     pub async fn get(&self, path: &str) -> Answer {

@@ -7,6 +7,7 @@ mod api;
 mod approvals;
 mod audit;
 mod authz;
+mod console_api;
 mod controller;
 mod controller_ops;
 mod corpus;

@@ -703,3 +703,72 @@ async fn serve_refuses_to_start_with_unusable_oidc_keys() {
         assert!(text.contains(&expected), "{text} lacks {expected}");
     }
 }
+
+#[tokio::test]
+async fn me_names_the_person_and_auth_config_tells_the_console_how_to_sign_in() {
+    let ec = SigningKey::es256("ec-1");
+    let dir = std::env::temp_dir().join(format!("sluice-jwks-{:x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir(dir.clone());
+    let mut settings = file_settings(&dir, &[&ec]);
+    settings.authorization_endpoint = Some(format!("{ISSUER}/protocol/openid-connect/auth"));
+    settings.token_endpoint = Some(format!("{ISSUER}/protocol/openid-connect/token"));
+    settings.client_id = Some("sluice-console".to_owned());
+    let verifier = Arc::new(OidcVerifier::new(settings).await.unwrap());
+    let api = OidcApi::new(Some(verifier)).await;
+
+    let me = api
+        .get(&ec.sign(&claims("requester", OWN_TEAM)), "/api/v1/me")
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(
+        me.body,
+        json!({"name": "alice@example.com", "team": OWN_TEAM, "role": "requester", "via": "oidc"})
+    );
+    assert_eq!(
+        api.get(ADMIN_TOKEN, "/api/v1/me").await.body["via"],
+        "token"
+    );
+
+    // Public: no token needed (an expired one is not even looked at).
+    let expired = ec.sign(&with(claims("viewer", OWN_TEAM), "exp", json!(now() - 600)));
+    for token in ["", expired.as_str()] {
+        let mut request = Request::get("/api/v1/auth/config");
+        if !token.is_empty() {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = api
+            .router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            body,
+            json!({"oidc": {
+                "issuer": ISSUER,
+                "audience": AUDIENCE,
+                "authorizationEndpoint": format!("{ISSUER}/protocol/openid-connect/auth"),
+                "tokenEndpoint": format!("{ISSUER}/protocol/openid-connect/token"),
+                "clientId": "sluice-console",
+            }})
+        );
+    }
+    // The console may post to the token endpoint: its origin is in the policy.
+    let response = api
+        .router
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("connect-src 'self' https://idp.example.com;"),
+        "{csp}"
+    );
+}

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sluice_schemas::names::is_dns_label;
 
-use super::roles::{Principal, Role};
+use super::roles::{Principal, Role, Via};
 
 /// The claim naming the caller's team unless configured otherwise.
 pub const DEFAULT_TEAM_CLAIM: &str = "team";
@@ -99,6 +99,14 @@ pub struct OidcSettings {
     pub refetch_interval: Duration,
     /// How long keys from a JWKS URL are used before a token triggers a fetch.
     pub max_key_age: Duration,
+    /// The provider's authorization endpoint the console signs people in at
+    /// (`SLUICE_OIDC_AUTHORIZE_URL`); `None`: the console offers no OIDC sign-in button.
+    pub authorization_endpoint: Option<String>,
+    /// The provider's token endpoint the console exchanges codes at
+    /// (`SLUICE_OIDC_TOKEN_URL`); set together with the authorization endpoint.
+    pub token_endpoint: Option<String>,
+    /// The console's OAuth client id at the provider (`SLUICE_OIDC_CLIENT_ID`).
+    pub client_id: Option<String>,
 }
 
 impl OidcSettings {
@@ -113,6 +121,9 @@ impl OidcSettings {
             name_claim: DEFAULT_NAME_CLAIM.to_owned(),
             refetch_interval: DEFAULT_REFETCH_INTERVAL,
             max_key_age: DEFAULT_MAX_KEY_AGE,
+            authorization_endpoint: None,
+            token_endpoint: None,
+            client_id: None,
         }
     }
 }
@@ -512,6 +523,7 @@ impl OidcVerifier {
             name,
             team: team.to_owned(),
             role,
+            via: Via::Oidc,
         })
     }
 }

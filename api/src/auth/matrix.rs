@@ -33,8 +33,26 @@ pub struct Rule {
     pub note: &'static str,
 }
 
+/// Endpoints of the API description answered without authentication: the router serves
+/// them beside `/healthz`, outside the access check, so they are not in [`RULES`]. Each is
+/// `(method, route template)`. They reveal nothing about the catalog or the caller.
+pub const PUBLIC: &[(&str, &str)] = &[("GET", "/api/v1/auth/config")];
+
+/// Whether `(method, path)` is one of the [`PUBLIC`] endpoints.
+pub fn is_public(method: &Method, path: &str) -> bool {
+    PUBLIC
+        .iter()
+        .any(|(m, p)| *m == method.as_str() && *p == path)
+}
+
 /// The matrix. Endpoints not listed here are refused.
 pub const RULES: &[Rule] = &[
+    Rule {
+        method: "GET",
+        path: "/api/v1/me",
+        access: Access::Authenticated,
+        note: "the caller as authenticated",
+    },
     Rule {
         method: "GET",
         path: "/api/v1/datasets",
@@ -76,6 +94,18 @@ pub const RULES: &[Rule] = &[
         path: "/api/v1/datasets/{name}/schemas/check",
         access: Access::Authenticated,
         note: "read-only",
+    },
+    Rule {
+        method: "GET",
+        path: "/api/v1/datasets/{name}/samples",
+        access: Access::Authenticated,
+        note: "`x-pii` fields masked except for admins and the dataset's owning team",
+    },
+    Rule {
+        method: "GET",
+        path: "/api/v1/datasets/{name}/products",
+        access: Access::Authenticated,
+        note: "",
     },
     Rule {
         method: "GET",
@@ -136,6 +166,18 @@ pub const RULES: &[Rule] = &[
         path: "/api/v1/products/{team}/{name}/status",
         access: Access::Authenticated,
         note: "",
+    },
+    Rule {
+        method: "GET",
+        path: "/api/v1/products/{team}/{name}/events",
+        access: Access::Authenticated,
+        note: "a live stream of the status (text/event-stream)",
+    },
+    Rule {
+        method: "GET",
+        path: "/api/v1/products/{team}/{name}/credentials",
+        access: Access::OwnTeam(&[Role::Owner]),
+        note: "the product's reader credentials; every read is audited; never the cluster's admin credentials",
     },
     Rule {
         method: "GET",
@@ -254,9 +296,16 @@ pub fn render_markdown() -> String {
     let mut out = String::from(
         "# Roles and access\n\nGenerated from `api/src/auth/matrix.rs` (a test fails when this \
          file is stale). ✓ allowed for any team, ✓ₜ only for the caller's own `{team}`, — \
-         refused. Every endpoint requires a bearer token except `/healthz`, `/readyz`, `/metrics` \
-         and the API description (`/api/v1/openapi.json`, `/api/docs`).\n\n| endpoint |",
+         refused. Every endpoint requires a bearer token except `/healthz`, `/readyz`, `/metrics`, \
+         the API description (`/api/v1/openapi.json`, `/api/docs`), the web console's files \
+         (`/` and every path outside `/api/`) and",
     );
+    let public: Vec<String> = PUBLIC
+        .iter()
+        .map(|(method, path)| format!(" `{method} {path}`"))
+        .collect();
+    out.push_str(&public.join(","));
+    out.push_str(".\n\n| endpoint |");
     for role in Role::ALL {
         out.push_str(&format!(" {role} |"));
     }

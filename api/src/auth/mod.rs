@@ -3,8 +3,8 @@
 //! A request carries `Authorization: Bearer <token>`: an API token (`slc_…`, issued by
 //! Sluice, stored hashed) or an OIDC JWT from the configured issuer. The principal it
 //! proves is checked against the access matrix ([`matrix`]) for the matched route, then
-//! handed to the handler as a request extension. Public: `/healthz`, `/readyz`, `/metrics`
-//! and the API description.
+//! handed to the handler as a request extension. Public: `/healthz`, `/readyz`, `/metrics`,
+//! the API description, the web console's files and [`matrix::PUBLIC`].
 
 pub mod jwt;
 pub mod matrix;
@@ -17,7 +17,7 @@ use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-pub use roles::{Principal, Role};
+pub use roles::{Principal, Role, Via};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
@@ -38,7 +38,7 @@ pub async fn authorize(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_owned();
-    if is_public(&path) {
+    if is_public(&path) || matrix::is_public(request.method(), &path) {
         return next.run(request).await;
     }
     let bearer = bearer_token(&request);

@@ -67,6 +67,16 @@ impl FromStr for Role {
     }
 }
 
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// An API token issued by Sluice (`slc_…`, or `SLUICE_ADMIN_TOKEN`).
+    Token,
+    /// An OIDC JWT of the configured issuer.
+    Oidc,
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -76,6 +86,8 @@ pub struct Principal {
     pub team: String,
     /// Their role.
     pub role: Role,
+    /// How they signed in.
+    pub via: Via,
 }
 
 impl Principal {

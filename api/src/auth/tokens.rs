@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use sluice_store::Store;
 
 use super::jwt::{self, OidcVerifier};
-use super::roles::{Principal, Role};
+use super::roles::{Principal, Role, Via};
 use crate::error::{ApiError, ErrorCode};
 
 /// The prefix of every token Sluice issues, so leaked tokens are recognisable.
@@ -75,5 +75,6 @@ pub async fn verify(store: &Store, token: &str) -> Result<Principal, ApiError> {
         name: stored.name,
         team: stored.team,
         role,
+        via: Via::Token,
     })
 }

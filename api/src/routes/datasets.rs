@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_schemas::{Compatibility, DatasetSpec, Kind, compat};
-use sluice_store::{ListQuery, ObjectKey};
+use sluice_store::{ListQuery, ObjectKey, StoredObject};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_schema_versions))
         .routes(routes!(get_schema_version))
         .routes(routes!(check_schema))
+        .routes(routes!(list_dataset_products))
+        .merge(super::samples::router())
 }
 
 /// List datasets.
@@ -108,6 +110,18 @@ pub(crate) async fn products_using(
     state: &AppState,
     uses: impl Fn(&Value) -> bool,
 ) -> ApiResult<Vec<String>> {
+    Ok(products_matching(state, uses)
+        .await?
+        .iter()
+        .map(|object| format!("{}/{}", object.key.team(), object.key.name()))
+        .collect())
+}
+
+/// Every product whose stored spec matches, by team and name.
+async fn products_matching(
+    state: &AppState,
+    uses: impl Fn(&Value) -> bool,
+) -> ApiResult<Vec<StoredObject>> {
     let mut users = Vec::new();
     let mut query = ListQuery {
         limit: ListQuery::MAX_LIMIT,
@@ -115,16 +129,70 @@ pub(crate) async fn products_using(
     };
     loop {
         let page = state.store.list(Kind::DataProduct, &query).await?;
-        for object in &page.items {
-            if uses(&object.spec) {
-                users.push(format!("{}/{}", object.key.team(), object.key.name()));
-            }
-        }
+        users.extend(page.items.into_iter().filter(|object| uses(&object.spec)));
         match page.next {
             Some(next) => query.after = Some(next),
             None => return Ok(users),
         }
     }
+}
+
+/// The products reading a dataset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatasetProducts {
+    /// One entry per product, by team and name.
+    pub items: Vec<DatasetProduct>,
+}
+
+/// A product reading a dataset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatasetProduct {
+    /// The product's team.
+    pub team: String,
+    /// The product's name.
+    pub name: String,
+    /// Its lifecycle phase (`PendingApproval`, `Live`, …), if it has a status.
+    pub phase: Option<String>,
+    /// The names of its sources (`spec.sources[].name`) that read the dataset.
+    pub sources: Vec<String>,
+}
+
+/// Lineage: the products whose spec reads the dataset, with the sources that read it. Every
+/// caller may see every product (as `GET /api/v1/products`), so all are listed.
+#[utoipa::path(get, path = "/api/v1/datasets/{name}/products", tag = "datasets",
+    params(("name" = String, Path, description = "Catalog name")),
+    responses((status = 200, body = DatasetProducts), (status = 404, body = ProblemDetails)))]
+async fn list_dataset_products(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<DatasetProducts>> {
+    ensure_dataset(&state, &name).await?;
+    let sources_of = |spec: &Value| -> Vec<String> {
+        spec.get("sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|s| s.get("dataset").and_then(Value::as_str) == Some(name.as_str()))
+            .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    };
+    let users = products_matching(&state, |spec| !sources_of(spec).is_empty()).await?;
+    Ok(Json(DatasetProducts {
+        items: users
+            .iter()
+            .map(|object| DatasetProduct {
+                team: object.key.team().to_owned(),
+                name: object.key.name().to_owned(),
+                phase: object
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.get("phase"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                sources: sources_of(&object.spec),
+            })
+            .collect(),
+    }))
 }
 
 /// One schema version of a dataset.

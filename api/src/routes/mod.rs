@@ -3,9 +3,13 @@
 mod apply;
 pub mod approvals;
 pub mod audit;
+pub mod credentials;
 pub mod datasets;
+pub mod product_events;
 pub mod products;
+pub mod samples;
 pub mod schemas;
+pub mod session;
 pub mod targets;
 pub mod tokens;
 

@@ -12,7 +12,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyPool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::audit::AuditKey;
 use crate::error::StoreError;
@@ -57,6 +57,8 @@ pub struct Store {
     write_lock: Option<Arc<Mutex<()>>>,
     /// Signs the head of the audit log.
     pub(crate) audit_key: AuditKey,
+    /// Told after every committed object write of this process (see [`Store::changes`]).
+    changed: Arc<watch::Sender<()>>,
 }
 
 /// An open write transaction holding the store-wide write lock.
@@ -102,7 +104,21 @@ impl Store {
             backend,
             write_lock,
             audit_key,
+            changed: Arc::new(watch::channel(()).0),
         })
+    }
+
+    /// A receiver that is marked changed after every object write this process (through
+    /// this store or a clone of it) commits: an apply, a delete or a status change. A cheap
+    /// wake-up for watchers such as live status streams, which then read what they watch;
+    /// writes of other processes sharing the database are not seen, so watchers also poll.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.changed.subscribe()
+    }
+
+    /// Wakes the receivers of [`Store::changes`].
+    pub(crate) fn notify_changed(&self) {
+        self.changed.send_replace(());
     }
 
     /// Which database this store runs on.

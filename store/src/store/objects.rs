@@ -194,6 +194,7 @@ impl Store {
             .with_diff(object_diff(before, Some(written_state(&object))));
         audit::append(&mut write.tx, &self.audit_key, entry, now).await?;
         write.tx.commit().await?;
+        self.notify_changed();
         tracing::debug!(%key, ?outcome, resource_version = object.resource_version, "applied");
         Ok(Applied {
             outcome,
@@ -303,6 +304,7 @@ impl Store {
             .with_diff(object_diff(Some(before), None));
         audit::append(&mut write.tx, &self.audit_key, entry, now()).await?;
         write.tx.commit().await?;
+        self.notify_changed();
         tracing::debug!(%key, "deleted");
         Ok(Some(current))
     }

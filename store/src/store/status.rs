@@ -104,6 +104,7 @@ impl Store {
             audit::append(&mut write.tx, &self.audit_key, entry, now).await?;
         }
         write.tx.commit().await?;
+        self.notify_changed();
         tracing::debug!(%key, resource_version = object.resource_version, "status set");
         Ok(object)
     }
