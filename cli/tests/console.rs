@@ -35,7 +35,10 @@ const BROWSER_LIMIT: Duration = Duration::from_secs(300);
 const ORDERS: usize = 120;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// `sluice serve` with the controller and in-process jobs on a private port and data dir.
@@ -114,8 +117,30 @@ impl Serve {
                 .send()
                 .await
                 .unwrap();
-            assert!(response.status().is_success(), "GET {path}: {}", response.status());
+            assert!(
+                response.status().is_success(),
+                "GET {path}: {}",
+                response.status()
+            );
             response.json().await.unwrap()
+        })
+    }
+
+    /// The HTTP status of `GET path` as the admin.
+    fn status(&self, path: &str) -> u16 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{}{path}", self.url()))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         })
     }
 
@@ -173,7 +198,12 @@ fn kafka_config() -> ClientConfig {
 /// each order, keyed by the order id, without orders whose latest status is `CANCELLED`)
 /// must hold, computed from the topic's records, not by Sluice.
 fn expected_rows(topic: &str) -> Rows {
-    let consumer: BaseConsumer = kafka_config().create().unwrap();
+    // Assigned, never subscribed or committed: the group id is only what librdkafka needs.
+    let consumer: BaseConsumer = kafka_config()
+        .set("group.id", format!("sluice-console-e2e-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .unwrap();
@@ -194,7 +224,10 @@ fn expected_rows(topic: &str) -> Rows {
     let mut latest: BTreeMap<String, Value> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while remaining > 0 {
-        assert!(Instant::now() < deadline, "{topic}: {remaining} records unread");
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: {remaining} records unread"
+        );
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.unwrap();
             let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
@@ -229,7 +262,8 @@ fn browser_flow(env: &[(&str, String)]) {
         web.join("node_modules/playwright-core").is_dir(),
         "web/node_modules lacks playwright-core: run web/build.sh (npm ci)"
     );
-    let output = std::env::temp_dir().join(format!("sluice-console-e2e-{}.log", std::process::id()));
+    let output =
+        std::env::temp_dir().join(format!("sluice-console-e2e-{}.log", std::process::id()));
     let log = std::fs::File::create(&output).unwrap();
     let mut child = Command::new("node")
         .arg("e2e/console.e2e.mjs")
@@ -298,14 +332,17 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
     )
     .unwrap();
     serve.must(&["apply", "-f", targets.to_str().unwrap()]);
-    let token = |role: &str| -> String {
-        let out = serve.must(&["token", "create", "--team", &team, "--role", role, "-o", "json"]);
+    let token = |team: &str, role: &str| -> String {
+        let out = serve.must(&[
+            "token", "create", "--team", team, "--role", role, "-o", "json",
+        ]);
         let doc: Value = serde_json::from_str(&out).unwrap();
         doc["token"].as_str().unwrap().to_owned()
     };
-    let requester = token("requester");
-    let approver = token("approver");
-    let auditor = token("auditor");
+    let requester = token(&team, "requester");
+    // The platform team approves (the default policy's `platformTeam`).
+    let approver = token("platform", "approver");
+    let auditor = token("platform", "auditor");
 
     let screenshots = repo().join("docs/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
@@ -367,5 +404,15 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
     );
     assert_ne!(by("apply")[0], by("approve")[0], "{entries:#?}");
 
-    serve.must(&["delete", &format!("{team}/{product}")]);
+    // Torn down through the controller, so nothing of the test is left in PostgreSQL.
+    serve.must(&["delete", "product", &format!("{team}/{product}")]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while serve.status(&format!("/api/v1/products/{team}/{product}")) != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "the product was not torn down\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

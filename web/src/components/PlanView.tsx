@@ -21,7 +21,7 @@ function OutputSchema({ plan }: { plan: Plan }) {
   const required = new Set(plan.outputSchema?.required ?? []);
   const keyField = plan.target?.identity?.field;
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" tabIndex={0}>
       <table className="data-table compact">
         <caption>Output schema</caption>
         <thead>
@@ -193,7 +193,7 @@ export function BackfillEstimate({ plan }: { plan: Plan }) {
             <strong>{formatCount(b.events)}</strong> events, <strong>{formatBytes(b.bytes)}</strong>, about{' '}
             <strong>{formatDuration(b.estimatedSeconds)}</strong>
           </p>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="data-table compact">
               <caption>Events to read per source topic</caption>
               <thead>
@@ -235,7 +235,7 @@ export function PreviewRows({ rows }: { rows: Record<string, unknown>[] }) {
   if (!rows.length) return null;
   const cols = Array.from(new Set(rows.flatMap((r) => Object.keys(r))));
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" tabIndex={0}>
       <table className="data-table compact">
         <caption>Preview of output rows (newest first; personal data shown as •••)</caption>
         <thead>

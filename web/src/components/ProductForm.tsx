@@ -673,7 +673,7 @@ export function ProductForm({ doc, onChange, datasets, clusters, errors, teamLoc
           </fieldset>
         ))}
       </div>
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0}>
         <table className="data-table form-table">
           <caption>Output fields: name, expression (CEL) and type</caption>
           <thead>

@@ -7,7 +7,7 @@ export function SchemaTable({ schema, caption, masked }: { schema: JsonSchema | 
   const fields = schemaFields(schema);
   if (!fields.length) return <p className="muted">No fields are declared.</p>;
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" tabIndex={0}>
       <table className="data-table">
         <caption>{caption}</caption>
         <thead>

@@ -225,7 +225,7 @@ export function Audit() {
       <ProblemAlert error={error} title="Could not load the audit log" />
       {!loading && !error && entries.length === 0 ? <Empty>No entries match.</Empty> : null}
       {entries.length > 0 ? (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="data-table compact audit-table">
             <caption className="sr-only">Audit entries</caption>
             <thead>

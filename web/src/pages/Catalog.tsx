@@ -46,7 +46,7 @@ export function Catalog() {
           {hits.length === 0 ? (
             <Empty>No dataset matches. Try fewer words.</Empty>
           ) : (
-            <div className="table-wrap">
+            <div className="table-wrap" tabIndex={0}>
               <table className="data-table">
                 <caption className="sr-only">Datasets</caption>
                 <thead>

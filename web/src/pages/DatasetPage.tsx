@@ -30,7 +30,7 @@ function Versions({ name }: { name: string }) {
   const changes = diffSchemas(va?.schema as JsonSchema, vb?.schema as JsonSchema);
   return (
     <>
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0}>
         <table className="data-table compact">
           <caption>Schema versions</caption>
           <thead>
@@ -141,7 +141,7 @@ function Samples({ name }: { name: string }) {
       {records.length === 0 ? (
         <Empty>The topic holds no records.</Empty>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="data-table compact">
             <caption className="sr-only">Sample records</caption>
             <thead>
@@ -188,7 +188,7 @@ function Lineage({ name }: { name: string }) {
   const items = products.data?.items ?? [];
   if (!items.length) return <Empty>No product reads this dataset yet.</Empty>;
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" tabIndex={0}>
       <table className="data-table compact">
         <caption className="sr-only">Products built on {name}</caption>
         <thead>

@@ -349,7 +349,7 @@ function Live({ product }: { product: DataProduct }) {
         {conditions.length === 0 ? (
           <p className="muted">No conditions yet.</p>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="data-table compact">
               <caption className="sr-only">Conditions</caption>
               <thead>
@@ -408,7 +408,7 @@ function Live({ product }: { product: DataProduct }) {
         {conditions.length === 0 ? (
           <p className="muted">No conditions yet.</p>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="data-table compact">
               <caption className="sr-only">Conditions</caption>
               <thead>

@@ -67,7 +67,7 @@ export function Products() {
         products.data.length === 0 ? (
           <Empty>No products{team || phase || prefix ? ' match the filters' : ' yet'}.</Empty>
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="data-table">
               <caption className="sr-only">Products</caption>
               <thead>
