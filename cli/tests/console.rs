@@ -2,7 +2,8 @@
 //! (`web/e2e/console.e2e.mjs`), against the real `sluice serve` binary with the real Kafka and
 //! PostgreSQL of `make services`. A requester signs in with a token, finds the demo's orders
 //! dataset in the catalog, builds a product in the form, sees its plan and submits it; an
-//! approver signs in, approves it from the inbox and watches it reach `Live`; an auditor's
+//! approver signs in, approves it from the inbox and watches it reach `Live`; an owner of the
+//! team reads the reader credentials on the product page; an auditor's
 //! audit page shows the entries and the chain intact. Then this test checks, without the browser, that the target holds
 //! exactly the rows an independent oracle computes from the topic, and that the audit log
 //! names the requester and the approver. Screenshots of every main page land in
@@ -340,6 +341,7 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
         doc["token"].as_str().unwrap().to_owned()
     };
     let requester = token(&team, "requester");
+    let owner = token(&team, "owner");
     // The platform team approves (the default policy's `platformTeam`).
     let approver = token("platform", "approver");
     let auditor = token("platform", "auditor");
@@ -351,6 +353,7 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
         ("SLUICE_E2E_REQUESTER_TOKEN", requester),
         ("SLUICE_E2E_APPROVER_TOKEN", approver),
         ("SLUICE_E2E_AUDITOR_TOKEN", auditor),
+        ("SLUICE_E2E_OWNER_TOKEN", owner),
         ("SLUICE_E2E_TEAM", team.clone()),
         ("SLUICE_E2E_PRODUCT", product.clone()),
         ("SLUICE_E2E_DATASET", dataset.clone()),
@@ -403,6 +406,25 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
         "audit entries: {entries:#?}"
     );
     assert_ne!(by("apply")[0], by("approve")[0], "{entries:#?}");
+    // The owner's look at the credentials is on record, without the password.
+    let reads: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "credentials.read")
+        .collect();
+    assert_eq!(reads.len(), 1, "{entries:#?}");
+    assert!(
+        reads[0]["actor"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("owner"),
+        "{:#?}",
+        reads[0]
+    );
+    assert!(
+        !reads[0].to_string().contains("password\":\""),
+        "{:#?}",
+        reads[0]
+    );
 
     // Torn down through the controller, so nothing of the test is left in PostgreSQL.
     serve.must(&["delete", "product", &format!("{team}/{product}")]);

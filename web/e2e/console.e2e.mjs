@@ -4,7 +4,7 @@
 // the target's rows and the audit log itself. Every step is named; the first failure ends
 // the run with a non-zero exit, the step's name, the page's URL and a screenshot.
 //
-// Environment: SLUICE_E2E_URL, SLUICE_E2E_{REQUESTER,APPROVER,AUDITOR}_TOKEN, SLUICE_E2E_TEAM,
+// Environment: SLUICE_E2E_URL, SLUICE_E2E_{REQUESTER,APPROVER,AUDITOR,OWNER}_TOKEN, SLUICE_E2E_TEAM,
 // SLUICE_E2E_PRODUCT, SLUICE_E2E_DATASET, SLUICE_E2E_CLUSTER, SLUICE_E2E_TARGET,
 // SLUICE_E2E_SCREENSHOTS (a directory), CHROMIUM (default /usr/bin/chromium).
 
@@ -27,6 +27,7 @@ const tokens = {
   requester: env('SLUICE_E2E_REQUESTER_TOKEN'),
   approver: env('SLUICE_E2E_APPROVER_TOKEN'),
   auditor: env('SLUICE_E2E_AUDITOR_TOKEN'),
+  owner: env('SLUICE_E2E_OWNER_TOKEN'),
 };
 const team = env('SLUICE_E2E_TEAM');
 const product = env('SLUICE_E2E_PRODUCT');
@@ -147,12 +148,12 @@ try {
 
   await step('the requester finds the orders dataset in the catalog', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Catalog' }).click();
-    await page.getByRole('heading', { name: 'Catalog', exact: true }).waitFor();
+    await page.getByRole('heading', { name: 'Catalog', exact: true, level: 1 }).waitFor();
     await page.getByRole('searchbox', { name: 'Search datasets' }).fill(`${dataset} field:amount`);
     await page.getByRole('link', { name: dataset, exact: true }).waitFor();
     await shot('catalog');
     await page.getByRole('link', { name: dataset, exact: true }).click();
-    await page.getByRole('heading', { name: dataset, exact: true }).waitFor();
+    await page.getByRole('heading', { name: dataset, exact: true, level: 1 }).waitFor();
     await page.getByRole('table', { name: `Fields of ${dataset}` }).waitFor();
     // The schema marks shipping_email as personal data.
     await page.getByRole('row', { name: /shipping_email/ }).getByText('PII').waitFor();
@@ -168,7 +169,7 @@ try {
 
   await step('the requester builds the product in the form', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Request a product' }).click();
-    await page.getByRole('heading', { name: 'Request a data product' }).waitFor();
+    await page.getByRole('heading', { name: 'Request a data product', level: 1 }).waitFor();
     await page.getByLabel('Name', { exact: true }).fill(product);
     await page.getByLabel('Description', { exact: true }).fill('Orders not cancelled, for the e2e test');
     const sourceDataset = page.getByLabel('Source 1 Dataset');
@@ -225,14 +226,14 @@ try {
   await step('the requester submits the request', async () => {
     await page.getByRole('button', { name: 'Submit request' }).click();
     await expectText(page.getByRole('status').filter({ hasText: 'Request submitted' }), /awaits approval/);
-    await page.getByRole('heading', { name: qualified }).waitFor();
+    await page.getByRole('heading', { name: qualified, level: 1 }).waitFor();
   });
 
   await step('the approver signs in and sees the request in the inbox', async () => {
     await signOut();
     await signIn('approver');
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Approvals' }).click();
-    await page.getByRole('heading', { name: 'Approvals', exact: true }).waitFor();
+    await page.getByRole('heading', { name: 'Approvals', exact: true, level: 1 }).waitFor();
     await page.getByRole('link', { name: qualified }).waitFor();
     await shot('approvals');
   });
@@ -245,7 +246,7 @@ try {
 
   await step('the product page follows the product until it is Live', async () => {
     await page.goto(`${url}/products/${team}/${product}`);
-    await page.getByRole('heading', { name: qualified }).waitFor();
+    await page.getByRole('heading', { name: qualified, level: 1 }).waitFor();
     await page.waitForFunction(
       () => document.querySelector('[data-testid="phase"]')?.getAttribute('data-phase') === 'Live',
       null,
@@ -256,11 +257,28 @@ try {
     await shot('product');
   });
 
+  await step("an owner of the team reads the product's connection and credentials", async () => {
+    await signOut();
+    await signIn('owner');
+    await page.goto(`${url}/products/${team}/${product}`);
+    const connection = page.getByRole('region', { name: 'Connection' });
+    await connection.getByRole('button', { name: 'Show credentials' }).click();
+    const password = connection.getByLabel('Password', { exact: true });
+    await password.waitFor();
+    // Hidden until asked for.
+    if ((await password.getAttribute('type')) !== 'password') throw new Error('the password shows before it is revealed');
+    if ((await password.inputValue()).length < 16) throw new Error('the reader password is missing or short');
+    await connection.getByRole('button', { name: 'Reveal password' }).click();
+    if ((await password.getAttribute('type')) === 'password') throw new Error('Reveal password did not reveal it');
+    await connection.getByRole('button', { name: 'Hide password' }).click();
+    await shot('product-credentials');
+  });
+
   await step('an auditor sees the request and the approval in the audit log, the chain intact', async () => {
     await signOut();
     await signIn('auditor');
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit log' }).click();
-    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await page.getByRole('heading', { name: 'Audit log', level: 1 }).waitFor();
     await page.getByLabel('Team', { exact: true }).fill(team);
     await page.getByLabel('Name', { exact: true }).fill(product);
     await page.getByRole('button', { name: 'Apply filters' }).click();
@@ -273,7 +291,7 @@ try {
     await page.getByLabel('Colour theme').selectOption({ label: 'Dark' });
     await shot('audit-dark');
     await page.goto(`${url}/catalog/${dataset}`);
-    await page.getByRole('heading', { name: dataset, exact: true }).waitFor();
+    await page.getByRole('heading', { name: dataset, exact: true, level: 1 }).waitFor();
     await shot('dataset-dark');
   });
 
