@@ -213,6 +213,121 @@ function Live({ product }: { product: DataProduct }) {
   // Before approval, who must decide matters more than progress.
   const pending = status?.phase === 'PendingApproval' || status?.phase === 'Rejected';
 
+  const connectionPanels = (
+    <>
+      <div className="grid-2 product-grid">
+        <section className="card" aria-labelledby="sec-connection">
+          <h2 id="sec-connection">Connection</h2>
+          {target ? (
+            <Facts
+              items={[
+                ['Version', `v${target.version} (generation ${target.generation})`],
+                ['Read from', target.location ?? '—'],
+                ['Reader', target.reader ? <code key="r">{target.reader}</code> : '—'],
+                ['Output topic', target.topic ? <code key="t">{target.topic}</code> : '—'],
+                ['Target cluster', product.spec.target.cluster ?? product.spec.target.dedicated?.type ?? '—'],
+              ]}
+            />
+          ) : (
+            <p className="muted">Not provisioned yet.</p>
+          )}
+          {target && can.credentials(me, team) ? <CredentialsPanel team={team} name={name} /> : null}
+          {target && !can.credentials(me, team) ? <p className="small muted">Owners of {team} can see the reader's credentials here.</p> : null}
+        </section>
+        <section className="card" aria-labelledby="sec-approval">
+          <h2 id="sec-approval">Approval</h2>
+          {status?.approval ? (
+            <>
+              <p className="small">
+                Generation {status.approval.generation}, requested by {status.approval.requestedBy}
+              </p>
+              <ul className="plain">
+                {status.approval.required.map((r) => {
+                  const g = status.approval?.granted?.find((x) => x.approver === r);
+                  return (
+                    <li key={r}>
+                      {g ? <Badge tone="success">given</Badge> : <Badge tone="warning">needed</Badge>} {r}
+                      {g ? <span className="small muted"> by {g.by}{g.comment ? `: “${g.comment}”` : ''}</span> : null}
+                    </li>
+                  );
+                })}
+              </ul>
+              {status.approval.rejected ? (
+                <p className="alert alert-error">
+                  Rejected by {status.approval.rejected.by}
+                  {status.approval.rejected.comment ? `: “${status.approval.rejected.comment}”` : ''}
+                </p>
+              ) : null}
+            </>
+          ) : (
+            <p className="muted">No approval recorded.</p>
+          )}
+        </section>
+      </div>
+
+    </>
+  );
+  const statusPanels = (
+    <>
+      <div className="grid-2 product-grid">
+        <section className="card" aria-labelledby="sec-backfill">
+          <h2 id="sec-backfill">Backfill</h2>
+          {status ? <Backfill status={status} /> : <Loading />}
+        </section>
+        <section className="card" aria-labelledby="sec-metrics">
+          <h2 id="sec-metrics">Live metrics</h2>
+          <Metrics samples={live.samples} />
+          <Facts
+            items={[
+              ['Lag now', formatMs(status?.lagMs)],
+              ['Dead letters', formatCount(status?.deadLetters)],
+            ]}
+          />
+        </section>
+      </div>
+
+      <section className="card" aria-labelledby="sec-conditions">
+        <h2 id="sec-conditions">Conditions</h2>
+        {conditions.length === 0 ? (
+          <p className="muted">No conditions yet.</p>
+        ) : (
+          <div className="table-wrap" tabIndex={0}>
+            <table className="data-table compact">
+              <caption className="sr-only">Conditions</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Condition</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Reason</th>
+                  <th scope="col">Message</th>
+                  <th scope="col">Since</th>
+                </tr>
+              </thead>
+              <tbody>
+                {conditions.map((c) => (
+                  <tr key={c.type}>
+                    <th scope="row">{c.type}</th>
+                    <td>
+                      <Badge tone={c.status === 'True' ? 'success' : c.status === 'False' ? 'danger' : 'neutral'}>{c.status}</Badge>
+                    </td>
+                    <td>{c.reason ?? '—'}</td>
+                    <td className="small">{c.message ?? ''}</td>
+                    <td className="small">
+                      <time dateTime={c.lastTransitionTime} title={formatTime(c.lastTransitionTime)}>
+                        {relativeTime(c.lastTransitionTime)}
+                      </time>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+
+    </>
+  );
+
   return (
     <>
       <div className="product-summary">
@@ -277,221 +392,13 @@ function Live({ product }: { product: DataProduct }) {
 
       {pending ? (
         <>
-      <div className="grid-2 product-grid">
-        <section className="card" aria-labelledby="sec-connection">
-          <h2 id="sec-connection">Connection</h2>
-          {target ? (
-            <Facts
-              items={[
-                ['Version', `v${target.version} (generation ${target.generation})`],
-                ['Read from', target.location ?? '—'],
-                ['Reader', target.reader ? <code key="r">{target.reader}</code> : '—'],
-                ['Output topic', target.topic ? <code key="t">{target.topic}</code> : '—'],
-                ['Target cluster', product.spec.target.cluster ?? product.spec.target.dedicated?.type ?? '—'],
-              ]}
-            />
-          ) : (
-            <p className="muted">Not provisioned yet.</p>
-          )}
-          {target && can.credentials(me, team) ? <CredentialsPanel team={team} name={name} /> : null}
-          {target && !can.credentials(me, team) ? <p className="small muted">Owners of {team} can see the reader's credentials here.</p> : null}
-        </section>
-        <section className="card" aria-labelledby="sec-approval">
-          <h2 id="sec-approval">Approval</h2>
-          {status?.approval ? (
-            <>
-              <p className="small">
-                Generation {status.approval.generation}, requested by {status.approval.requestedBy}
-              </p>
-              <ul className="plain">
-                {status.approval.required.map((r) => {
-                  const g = status.approval?.granted?.find((x) => x.approver === r);
-                  return (
-                    <li key={r}>
-                      {g ? <Badge tone="success">given</Badge> : <Badge tone="warning">needed</Badge>} {r}
-                      {g ? <span className="small muted"> by {g.by}{g.comment ? `: “${g.comment}”` : ''}</span> : null}
-                    </li>
-                  );
-                })}
-              </ul>
-              {status.approval.rejected ? (
-                <p className="alert alert-error">
-                  Rejected by {status.approval.rejected.by}
-                  {status.approval.rejected.comment ? `: “${status.approval.rejected.comment}”` : ''}
-                </p>
-              ) : null}
-            </>
-          ) : (
-            <p className="muted">No approval recorded.</p>
-          )}
-        </section>
-      </div>
-
-      <div className="grid-2 product-grid">
-        <section className="card" aria-labelledby="sec-backfill">
-          <h2 id="sec-backfill">Backfill</h2>
-          {status ? <Backfill status={status} /> : <Loading />}
-        </section>
-        <section className="card" aria-labelledby="sec-metrics">
-          <h2 id="sec-metrics">Live metrics</h2>
-          <Metrics samples={live.samples} />
-          <Facts
-            items={[
-              ['Lag now', formatMs(status?.lagMs)],
-              ['Dead letters', formatCount(status?.deadLetters)],
-            ]}
-          />
-        </section>
-      </div>
-
-      <section className="card" aria-labelledby="sec-conditions">
-        <h2 id="sec-conditions">Conditions</h2>
-        {conditions.length === 0 ? (
-          <p className="muted">No conditions yet.</p>
-        ) : (
-          <div className="table-wrap" tabIndex={0}>
-            <table className="data-table compact">
-              <caption className="sr-only">Conditions</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Condition</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Reason</th>
-                  <th scope="col">Message</th>
-                  <th scope="col">Since</th>
-                </tr>
-              </thead>
-              <tbody>
-                {conditions.map((c) => (
-                  <tr key={c.type}>
-                    <th scope="row">{c.type}</th>
-                    <td>
-                      <Badge tone={c.status === 'True' ? 'success' : c.status === 'False' ? 'danger' : 'neutral'}>{c.status}</Badge>
-                    </td>
-                    <td>{c.reason ?? '—'}</td>
-                    <td className="small">{c.message ?? ''}</td>
-                    <td className="small">
-                      <time dateTime={c.lastTransitionTime} title={formatTime(c.lastTransitionTime)}>
-                        {relativeTime(c.lastTransitionTime)}
-                      </time>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
-      </section>
-
+          {connectionPanels}
+          {statusPanels}
         </>
       ) : (
         <>
-      <div className="grid-2 product-grid">
-        <section className="card" aria-labelledby="sec-backfill">
-          <h2 id="sec-backfill">Backfill</h2>
-          {status ? <Backfill status={status} /> : <Loading />}
-        </section>
-        <section className="card" aria-labelledby="sec-metrics">
-          <h2 id="sec-metrics">Live metrics</h2>
-          <Metrics samples={live.samples} />
-          <Facts
-            items={[
-              ['Lag now', formatMs(status?.lagMs)],
-              ['Dead letters', formatCount(status?.deadLetters)],
-            ]}
-          />
-        </section>
-      </div>
-
-      <section className="card" aria-labelledby="sec-conditions">
-        <h2 id="sec-conditions">Conditions</h2>
-        {conditions.length === 0 ? (
-          <p className="muted">No conditions yet.</p>
-        ) : (
-          <div className="table-wrap" tabIndex={0}>
-            <table className="data-table compact">
-              <caption className="sr-only">Conditions</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Condition</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Reason</th>
-                  <th scope="col">Message</th>
-                  <th scope="col">Since</th>
-                </tr>
-              </thead>
-              <tbody>
-                {conditions.map((c) => (
-                  <tr key={c.type}>
-                    <th scope="row">{c.type}</th>
-                    <td>
-                      <Badge tone={c.status === 'True' ? 'success' : c.status === 'False' ? 'danger' : 'neutral'}>{c.status}</Badge>
-                    </td>
-                    <td>{c.reason ?? '—'}</td>
-                    <td className="small">{c.message ?? ''}</td>
-                    <td className="small">
-                      <time dateTime={c.lastTransitionTime} title={formatTime(c.lastTransitionTime)}>
-                        {relativeTime(c.lastTransitionTime)}
-                      </time>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
-      </section>
-
-      <div className="grid-2 product-grid">
-        <section className="card" aria-labelledby="sec-connection">
-          <h2 id="sec-connection">Connection</h2>
-          {target ? (
-            <Facts
-              items={[
-                ['Version', `v${target.version} (generation ${target.generation})`],
-                ['Read from', target.location ?? '—'],
-                ['Reader', target.reader ? <code key="r">{target.reader}</code> : '—'],
-                ['Output topic', target.topic ? <code key="t">{target.topic}</code> : '—'],
-                ['Target cluster', product.spec.target.cluster ?? product.spec.target.dedicated?.type ?? '—'],
-              ]}
-            />
-          ) : (
-            <p className="muted">Not provisioned yet.</p>
-          )}
-          {target && can.credentials(me, team) ? <CredentialsPanel team={team} name={name} /> : null}
-          {target && !can.credentials(me, team) ? <p className="small muted">Owners of {team} can see the reader's credentials here.</p> : null}
-        </section>
-        <section className="card" aria-labelledby="sec-approval">
-          <h2 id="sec-approval">Approval</h2>
-          {status?.approval ? (
-            <>
-              <p className="small">
-                Generation {status.approval.generation}, requested by {status.approval.requestedBy}
-              </p>
-              <ul className="plain">
-                {status.approval.required.map((r) => {
-                  const g = status.approval?.granted?.find((x) => x.approver === r);
-                  return (
-                    <li key={r}>
-                      {g ? <Badge tone="success">given</Badge> : <Badge tone="warning">needed</Badge>} {r}
-                      {g ? <span className="small muted"> by {g.by}{g.comment ? `: “${g.comment}”` : ''}</span> : null}
-                    </li>
-                  );
-                })}
-              </ul>
-              {status.approval.rejected ? (
-                <p className="alert alert-error">
-                  Rejected by {status.approval.rejected.by}
-                  {status.approval.rejected.comment ? `: “${status.approval.rejected.comment}”` : ''}
-                </p>
-              ) : null}
-            </>
-          ) : (
-            <p className="muted">No approval recorded.</p>
-          )}
-        </section>
-      </div>
-
+          {statusPanels}
+          {connectionPanels}
         </>
       )}
       <section className="card" aria-labelledby="sec-spec">
