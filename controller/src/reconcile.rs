@@ -307,7 +307,7 @@ impl Pass<'_> {
             .and_then(|r| r.get("error"))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if let Some(error) = error {
+        if let Some(error) = &error {
             let (truth, reason) = if running {
                 (ConditionStatus::True, "Retrying")
             } else {
@@ -359,6 +359,13 @@ impl Pass<'_> {
         }
         let location = target.location.clone().unwrap_or_default();
         let (phase, message) = match (target_ready, complete) {
+            // A job that cannot start is not live, whatever it did before: the product says
+            // why until the job runs again. (A running job that retries a write stays Live;
+            // the unreachable system itself is what the product's checks report.)
+            (true, _) if let (Some(error), false) = (&error, running) => (
+                Phase::Degraded,
+                format!("version {}: the job cannot run: {error}", target.version),
+            ),
             (true, true) => (
                 Phase::Live,
                 format!("live: version {} in {location}", target.version),

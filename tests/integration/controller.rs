@@ -612,6 +612,35 @@ async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_
     assert!(is_true(&status, "Ready"));
     assert!(is_true(&status, "BackfillComplete"));
 
+    // Its job cannot start again (after a crash, say): the product is Degraded with the
+    // job's reason, not Live; once the job runs again it is Live.
+    world
+        .api
+        .store
+        .put_job_report(
+            &world.key("orders-a"),
+            1,
+            0,
+            &json!({"running": false, "backfillComplete": true,
+                    "error": "Kafka: reading the job's committed source offsets: timed out"}),
+        )
+        .await
+        .unwrap();
+    world.reconcile().await;
+    let status = world.status("orders-a").await;
+    assert_eq!(status["phase"], "Degraded", "{status:#}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the job cannot run") && m.contains("timed out")),
+        "{status:#}"
+    );
+    assert_eq!(condition(&status, "JobRunning")["reason"], "JobFailed");
+    assert!(!is_true(&status, "Ready"));
+    world.report_backfilled("orders-a", 1).await;
+    world.reconcile().await;
+    assert_eq!(world.status("orders-a").await["phase"], "Live");
+
     // Delete: objects and credentials go. Retain: the data stays, the reader goes.
     assert_eq!(world.delete("orders-a").await, StatusCode::ACCEPTED);
     assert_eq!(world.delete("orders-b").await, StatusCode::ACCEPTED);

@@ -446,7 +446,7 @@ async fn outage(label: &str, kind: &str, during: During, outage: Duration, histo
     let want = expected(&all);
     for cluster in targets {
         let name = product_name(*cluster);
-        let status = wait_for(&world, name, 90, |s| s["phase"] == "Live").await;
+        let status = wait_for(&world, name, 150, |s| s["phase"] == "Live").await;
         eprintln!("{label}: {name} Live again at {:?}", started.elapsed());
         converge(&world, *cluster, &all, &want, 60).await;
         let progress = &status["backfill"][0];
