@@ -2,15 +2,36 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// A private data dir for this run, so no developer's .sluice/services.env leaks into the
+/// tests. A test binary has no hook at exit, so the dirs of earlier runs whose process is
+/// gone are removed here instead.
+fn data_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        const PREFIX: &str = "sluice-cli-test-";
+        let tmp = std::env::temp_dir();
+        for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            if let Some(pid) = name.to_string_lossy().strip_prefix(PREFIX)
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = tmp.join(format!("{PREFIX}{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
 
 fn sluice() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    // A private data dir so no developer's .sluice/services.env leaks into the test.
-    let dir = std::env::temp_dir().join(format!("sluice-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    cmd.env("SLUICE_DATA_DIR", &dir)
+    cmd.env("SLUICE_DATA_DIR", data_dir())
         .env_remove("SLUICE_LISTEN")
         .env_remove("SLUICE_URL")
         .env_remove("SLUICE_TOKEN");
