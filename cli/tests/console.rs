@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::Message;
@@ -27,6 +27,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use sluice_tests::oracle::{self, Rows};
+
+mod common;
+use common::Serve;
 
 const ADMIN_TOKEN: &str = "slc_console-e2e-admin-token-0123456789ab";
 const SECRET_KEY: &str = "console-e2e-secret-key-0123456789abcdef";
@@ -42,122 +45,29 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// `sluice serve` with the controller and in-process jobs on a private port and data dir.
-struct Serve {
-    dir: PathBuf,
-    port: u16,
-    child: Child,
+/// `GET path` as the admin: its status and body (JSON, or `null`).
+fn get(serve: &Serve, path: &str) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", serve.url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    })
 }
 
-impl Serve {
-    fn start() -> Serve {
-        let port = sluice_tests::reserve_port().unwrap();
-        let dir = std::env::temp_dir().join(format!("sluice-console-e2e-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
-            .env("SLUICE_DATA_DIR", &dir)
-            .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("SLUICE_SECRET_KEY", SECRET_KEY)
-            .env("SLUICE_KAFKA_BOOTSTRAP", &services().kafka_bootstrap)
-            .env("SLUICE_JOBS", "in-process")
-            .env("SLUICE_CONTROLLER_RESYNC", "1s")
-            .env("SLUICE_CONTROLLER_MAX_BACKOFF", "2s")
-            .env("SLUICE_LOG", "info")
-            .env_remove("SLUICE_DATABASE_URL")
-            .env_remove("SLUICE_OIDC_ISSUER")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "sluice serve did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Serve { dir, port, child }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// `sluice ARGS` as the admin, against this server.
-    fn must(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(args)
-            .env("SLUICE_DATA_DIR", &self.dir)
-            .env("SLUICE_URL", self.url())
-            .env("SLUICE_TOKEN", ADMIN_TOKEN)
-            .env("SLUICE_KAFKA_BOOTSTRAP", &services().kafka_bootstrap)
-            .env("SLUICE_TEST_POSTGRES_URL", &services().postgres_url)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "sluice {args:?}:\n{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// `GET path` as the admin, as JSON.
-    fn get(&self, path: &str) -> Value {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let response = reqwest::Client::new()
-                .get(format!("{}{path}", self.url()))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap();
-            assert!(
-                response.status().is_success(),
-                "GET {path}: {}",
-                response.status()
-            );
-            response.json().await.unwrap()
-        })
-    }
-
-    /// The HTTP status of `GET path` as the admin.
-    fn status(&self, path: &str) -> u16 {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            reqwest::Client::new()
-                .get(format!("{}{path}", self.url()))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+/// `GET path` as the admin, which must succeed: its JSON.
+fn get_ok(serve: &Serve, path: &str) -> Value {
+    let (status, body) = get(serve, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
 }
 
 fn services() -> &'static sluice_tests::Services {
@@ -305,7 +215,17 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
         .subsec_nanos();
     let run = format!("e2e{}x{nanos}", std::process::id());
     let _topics = Topics(run.clone());
-    let serve = Serve::start();
+    let serve = Serve::start(
+        "console-e2e",
+        ADMIN_TOKEN,
+        SECRET_KEY,
+        &[
+            ("SLUICE_JOBS", "in-process"),
+            ("SLUICE_CONTROLLER_RESYNC", "1s"),
+            ("SLUICE_CONTROLLER_MAX_BACKOFF", "2s"),
+            ("SLUICE_LOG", "info"),
+        ],
+    );
     let team = format!("team-{run}");
     let product = "paid-orders".to_owned();
     let cluster = format!("pg-{run}");
@@ -327,8 +247,9 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
         &targets,
         format!(
             "apiVersion: sluice.dev/v1alpha1\nkind: TargetCluster\nmetadata: {{name: {cluster}}}\n\
-             spec:\n  type: postgres\n  url: ${{SLUICE_TEST_POSTGRES_URL}}\n  isolation: schema\n  \
-             allowedTeams: [\"*\"]\n"
+             spec:\n  type: postgres\n  url: {}\n  isolation: schema\n  \
+             allowedTeams: [\"*\"]\n",
+            services().postgres_url
         ),
     )
     .unwrap();
@@ -363,7 +284,7 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
     ]);
 
     // The product the browser built is Live, and its target is exactly the oracle's.
-    let status = serve.get(&format!("/api/v1/products/{team}/{product}/status"));
+    let status = get_ok(&serve, &format!("/api/v1/products/{team}/{product}/status"));
     assert_eq!(status["phase"], "Live", "{status}\n{}", serve.log());
     let want = expected_rows(&dataset);
     assert!(want.len() > ORDERS / 2, "the demo gave {} rows", want.len());
@@ -390,9 +311,10 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
     }
 
     // The audit log names who asked and who approved.
-    let audit = serve.get(&format!(
-        "/api/v1/audit?kind=DataProduct&team={team}&name={product}&limit=1000"
-    ));
+    let audit = get_ok(
+        &serve,
+        &format!("/api/v1/audit?kind=DataProduct&team={team}&name={product}&limit=1000"),
+    );
     let entries = audit.as_array().unwrap();
     let by = |action: &str| -> Vec<String> {
         entries
@@ -429,7 +351,7 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
     // Torn down through the controller, so nothing of the test is left in PostgreSQL.
     serve.must(&["delete", "product", &format!("{team}/{product}")]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while serve.status(&format!("/api/v1/products/{team}/{product}")) != 404 {
+    while get(&serve, &format!("/api/v1/products/{team}/{product}")).0 != 404 {
         assert!(
             Instant::now() < deadline,
             "the product was not torn down\n{}",

@@ -7,9 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::Message;
@@ -20,86 +17,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
+mod common;
+use common::Serve;
+
 const ADMIN_TOKEN: &str = "slc_demo-test-admin-token-0123456789ab";
 const SECRET_KEY: &str = "demo-test-secret-key-0123456789abcdef";
 const DAYS: i64 = 90;
-
-/// `sluice serve` on a free port with a private data dir; killed and cleaned up on drop.
-struct Serve {
-    dir: PathBuf,
-    port: u16,
-    child: Child,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("sluice-demo-test-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("serve")
-            .env("SLUICE_DATA_DIR", &dir)
-            .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("SLUICE_SECRET_KEY", SECRET_KEY)
-            .env(
-                "SLUICE_KAFKA_BOOTSTRAP",
-                &sluice_tests::services().kafka_bootstrap,
-            )
-            .env_remove("SLUICE_DATABASE_URL")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "sluice serve did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Serve { dir, port, child }
-    }
-
-    fn sluice(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(args)
-            .env("SLUICE_DATA_DIR", &self.dir)
-            .env("SLUICE_URL", format!("http://127.0.0.1:{}", self.port))
-            .env("SLUICE_TOKEN", ADMIN_TOKEN)
-            .env(
-                "SLUICE_KAFKA_BOOTSTRAP",
-                &sluice_tests::services().kafka_bootstrap,
-            )
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn must(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.sluice(args);
-        assert!(ok, "sluice {args:?}:\n{stdout}{stderr}");
-        stdout
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
 
 /// Deletes the test's topics however the test ends.
 struct Topics(Vec<String>);
@@ -190,7 +113,7 @@ fn demo_produces_valid_retail_data_and_registers_the_datasets() {
             .map(|t| format!("{prefix}{t}"))
             .collect(),
     );
-    let serve = Serve::start();
+    let serve = Serve::start("demo-test", ADMIN_TOKEN, SECRET_KEY, &[]);
 
     let started_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -171,6 +171,12 @@ impl TestApi {
         self.send(Method::GET, path, None, Vec::new()).await
     }
 
+    /// `GET path` with `token`.
+    pub async fn get_as(&self, token: &str, path: &str) -> Answer {
+        self.send_as(Some(token), Method::GET, path, None, Vec::new())
+            .await
+    }
+
     pub async fn put_yaml(&self, path: &str, yaml: &str) -> Answer {
         self.send(
             Method::PUT,

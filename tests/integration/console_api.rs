@@ -23,9 +23,7 @@ const MASK: &str = "•••";
 async fn me_describes_the_caller_and_auth_config_is_public() {
     let api = TestApi::new().await;
     let viewer = api.token(Role::Viewer, "team-x").await;
-    let me = api
-        .send_as(Some(&viewer), Method::GET, "/api/v1/me", None, Vec::new())
-        .await;
+    let me = api.get_as(&viewer, "/api/v1/me").await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     assert_eq!(
         me.body,
@@ -80,14 +78,8 @@ async fn dataset_lineage_lists_the_products_reading_it_with_their_sources() {
         let api = &api;
         let viewer = viewer.clone();
         async move {
-            api.send_as(
-                Some(&viewer),
-                Method::GET,
-                &format!("/api/v1/datasets/{dataset}/products"),
-                None,
-                Vec::new(),
-            )
-            .await
+            api.get_as(&viewer, &format!("/api/v1/datasets/{dataset}/products"))
+                .await
         }
     };
     let orders = lineage("shop.orders").await;
@@ -124,14 +116,8 @@ async fn dataset_lineage_lists_the_products_reading_it_with_their_sources() {
 
 /// The sample of `dataset` as `token` sees it, with `query`.
 async fn samples(api: &TestApi, token: &str, dataset: &str, query: &str) -> crate::api::Answer {
-    api.send_as(
-        Some(token),
-        Method::GET,
-        &format!("/api/v1/datasets/{dataset}/samples{query}"),
-        None,
-        Vec::new(),
-    )
-    .await
+    api.get_as(token, &format!("/api/v1/datasets/{dataset}/samples{query}"))
+        .await
 }
 
 #[tokio::test]
@@ -606,29 +592,11 @@ async fn credentials_are_the_products_own_they_log_in_and_every_read_is_audited(
     let owner = world.api.token(Role::Owner, &world.team).await;
 
     // Not provisioned yet: 404.
-    let early = world
-        .api
-        .send_as(
-            Some(&owner),
-            Method::GET,
-            &path("orders-pg"),
-            None,
-            Vec::new(),
-        )
-        .await;
+    let early = world.api.get_as(&owner, &path("orders-pg")).await;
     assert_eq!(early.status, StatusCode::NOT_FOUND, "{}", early.body);
 
     world.reconcile().await;
-    let answer = world
-        .api
-        .send_as(
-            Some(&owner),
-            Method::GET,
-            &path("orders-pg"),
-            None,
-            Vec::new(),
-        )
-        .await;
+    let answer = world.api.get_as(&owner, &path("orders-pg")).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.headers[header::CACHE_CONTROL], "no-store");
     let admin_url: sqlx::postgres::PgConnectOptions =
@@ -706,16 +674,7 @@ async fn credentials_are_the_products_own_they_log_in_and_every_read_is_audited(
         others.push(world.api.token(role, team).await);
     }
     for token in others {
-        let refused = world
-            .api
-            .send_as(
-                Some(&token),
-                Method::GET,
-                &path("orders-pg"),
-                None,
-                Vec::new(),
-            )
-            .await;
+        let refused = world.api.get_as(&token, &path("orders-pg")).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{token}");
     }
 
