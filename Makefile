@@ -16,7 +16,7 @@ help:
 	@echo "make web            build the web console (web/dist) and nothing else"
 	@echo "make demo           produce the retail example's data into Kafka and register its datasets"
 	@echo "make test           start the local services, check formatting and lints, run every test"
-	@echo "make services       start PostgreSQL, Redis, Kafka and OpenSearch (reuses running ones)"
+	@echo "make services       start PostgreSQL, Redis, Kafka, OpenSearch, Elasticsearch and a Kubernetes API server (reuses running ones)"
 	@echo "make services-down  stop them"
 	@echo "make bench          run the benchmarks (not part of make test)"
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages Sluice builds and tests with, when they are missing:
 # the PostgreSQL and Redis servers, what rdkafka's bundled librdkafka build needs, and the
-# Chromium the console's browser tests drive.
+# Chromium the console's browser tests drive, and openssl and curl for the Kubernetes API
+# server's certificates and health checks (tests/services/kube.sh; it builds its binaries
+# with Go, which the machine image provides).
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 NAME=deps
@@ -12,13 +14,14 @@ PACKAGES=(
   cmake pkg-config libcurl4-openssl-dev libssl-dev zlib1g-dev libsasl2-dev libzstd-dev
   maven
   chromium
+  openssl curl
 )
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-for tool in java mvn cargo node npm; do
+for tool in java mvn cargo node npm go; do
   command -v "$tool" >/dev/null || die "$tool is not installed; this machine image should provide it"
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
