@@ -15,11 +15,14 @@
 #   5. The kustomize base is the chart's default rendering (release `sluice` in sluice-system)
 #      less the Secret: the same objects, RBAC rules, settings and pod spec, as the server
 #      returned them.
+#   6. A real helm install, upgrade and uninstall (namespace sluice-deploy-check) keeps the
+#      generated secret key and admin token.
 #
 # helm and kubectl are taken from $SLUICE_TEST_KUBE_BIN and the cluster from $KUBECONFIG;
 # both default to what `tests/services/services.sh up` (make services) wrote into
-# .sluice/services.env. The check creates the namespace sluice-system and the CRDs in that
-# cluster (it is a test cluster); everything else is a dry run.
+# .sluice/services.env. The check creates the namespaces sluice-system and sluice-deploy-check
+# and the CRDs in that cluster (it is a test cluster); apart from step 6, whose release it
+# removes again, everything else is a dry run.
 #
 # Exit status 0 when every check passes; otherwise 1 with one line saying what failed.
 set -euo pipefail
@@ -61,7 +64,9 @@ run_to() {
 
 env_file="${SLUICE_ROOT:-$ROOT}/.sluice/services.env"
 from_env_file() {
-  [[ -f "$env_file" ]] && sed -n "s/^$1=//p" "$env_file" | tail -n 1
+  if [[ -f "$env_file" ]]; then
+    sed -n "s/^$1=//p" "$env_file" | tail -n 1
+  fi
 }
 KUBE_BIN="${SLUICE_TEST_KUBE_BIN:-$(from_env_file SLUICE_TEST_KUBE_BIN)}"
 KUBECONFIG="${KUBECONFIG:-$(from_env_file KUBECONFIG)}"
@@ -215,9 +220,21 @@ expected = (set(chart) - {("Secret", "sluice")}) | {("Namespace", "sluice-system
 if set(kust) != expected:
     problems.append(f"objects: chart-only {sorted(expected - set(kust))}, kustomize-only {sorted(set(kust) - expected)}")
 
+def differences(a, b, path=""):
+    """Where two JSON values differ, as `path: chart … kustomize …` lines."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]")]
+    if a != b:
+        return [f"  {path or '.'}: chart {json.dumps(a, sort_keys=True)}, kustomize {json.dumps(b, sort_keys=True)}"]
+    return []
+
 def compare(key, what, get):
-    if key in chart and key in kust and get(chart[key]) != get(kust[key]):
-        problems.append(f"{key[0]} {key[1]}: {what} differ:\n  chart:     {json.dumps(get(chart[key]), sort_keys=True)}\n  kustomize: {json.dumps(get(kust[key]), sort_keys=True)}")
+    if key in chart and key in kust:
+        found = differences(get(chart[key]), get(kust[key]))
+        if found:
+            problems.append(f"{key[0]} {key[1]}: {what} differ:\n" + "\n".join(found))
 
 compare(("ClusterRole", "sluice"), "rules", lambda o: o["rules"])
 compare(("Role", "sluice-leader-election"), "rules", lambda o: o["rules"])
@@ -237,5 +254,31 @@ if problems:
     sys.exit(1)
 print(f"[deploy-check] kustomize base = chart defaults less the Secret: {len(kust)} objects, same RBAC, settings and pod spec")
 PY
+
+# --- 6. a real install keeps its generated secrets ----------------------------------------------
+
+# The chart generates SLUICE_SECRET_KEY and SLUICE_ADMIN_TOKEN once and reads them back from
+# the live Secret on upgrade (lookup), which only a real install exercises. The API server has
+# no kubelet, so the Deployment never gets pods; nothing waits for them.
+INSTALL_NS=sluice-deploy-check
+INSTALL_RELEASE=deploy-check
+if ! "$KUBECTL" get namespace "$INSTALL_NS" > /dev/null 2>&1; then
+  run "creating namespace $INSTALL_NS" "$KUBECTL" create namespace "$INSTALL_NS"
+fi
+secret_of() {
+  "$KUBECTL" -n "$INSTALL_NS" get secret "$INSTALL_RELEASE-sluice" \
+    -o jsonpath='{.data.SLUICE_SECRET_KEY}{"/"}{.data.SLUICE_ADMIN_TOKEN}'
+}
+run "helm upgrade --install $INSTALL_RELEASE (first)" \
+  "$HELM" upgrade --install "$INSTALL_RELEASE" "$CHART" --namespace "$INSTALL_NS" --skip-crds
+first="$(secret_of)" || fail "the installed release has no Secret $INSTALL_RELEASE-sluice"
+[[ "$first" =~ ^[A-Za-z0-9+/=]{20,}/[A-Za-z0-9+/=]{20,}$ ]] || fail "the generated secret key or admin token is empty"
+run "helm upgrade $INSTALL_RELEASE" "$HELM" upgrade "$INSTALL_RELEASE" "$CHART" --namespace "$INSTALL_NS" \
+  --skip-crds --set config.kafkaBootstrap=kafka.example.com:9092
+[[ "$(secret_of)" == "$first" ]] || fail "helm upgrade changed the generated SLUICE_SECRET_KEY or SLUICE_ADMIN_TOKEN"
+run "helm uninstall $INSTALL_RELEASE" "$HELM" uninstall "$INSTALL_RELEASE" --namespace "$INSTALL_NS"
+[[ "$(secret_of)" == "$first" ]] || fail "helm uninstall removed the Secret holding the secret key"
+run "deleting the kept Secret" "$KUBECTL" -n "$INSTALL_NS" delete secret "$INSTALL_RELEASE-sluice"
+say "install, upgrade, uninstall: generated secret key and admin token kept"
 
 say "all checks passed"
