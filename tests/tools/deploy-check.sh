@@ -16,7 +16,8 @@
 #      less the Secret: the same objects, RBAC rules, settings and pod spec, as the server
 #      returned them.
 #   6. A real helm install, upgrade and uninstall (namespace sluice-deploy-check) keeps the
-#      generated secret key and admin token.
+#      generated secret key and admin token; while it is installed, the API server's RBAC
+#      authorizer is asked what the controller's ServiceAccount may and may not do.
 #
 # helm and kubectl are taken from $SLUICE_TEST_KUBE_BIN and the cluster from $KUBECONFIG;
 # both default to what `tests/services/services.sh up` (make services) wrote into
@@ -276,6 +277,47 @@ first="$(secret_of)" || fail "the installed release has no Secret $INSTALL_RELEA
 run "helm upgrade $INSTALL_RELEASE" "$HELM" upgrade "$INSTALL_RELEASE" "$CHART" --namespace "$INSTALL_NS" \
   --skip-crds --set config.kafkaBootstrap=kafka.example.com:9092
 [[ "$(secret_of)" == "$first" ]] || fail "helm upgrade changed the generated SLUICE_SECRET_KEY or SLUICE_ADMIN_TOKEN"
+
+# What the installed ServiceAccount may do, asked of the API server's RBAC authorizer:
+# "yes|no VERB RESOURCE NAMESPACE" (namespace - for a cluster-wide question).
+SA="system:serviceaccount:$INSTALL_NS:$INSTALL_RELEASE-sluice"
+CAN_I=(
+  "yes watch dataproducts.sluice.dev -"
+  "yes patch dataproducts.sluice.dev team-a"
+  "yes patch dataproducts.sluice.dev/status team-a"
+  "yes update datasets.sluice.dev/status -"
+  "yes update targetclusters.sluice.dev/finalizers -"
+  "yes list namespaces -"
+  "yes create deployments.apps team-a"
+  "yes delete statefulsets.apps team-a"
+  "yes create secrets team-a"
+  "yes patch services team-a"
+  "yes create poddisruptionbudgets.policy team-a"
+  "yes create events team-a"
+  "yes patch events.events.k8s.io team-a"
+  "yes update leases.coordination.k8s.io $INSTALL_NS"
+  "no create leases.coordination.k8s.io team-a"
+  "no create dataproducts.sluice.dev team-a"
+  "no delete datasets.sluice.dev -"
+  "no delete namespaces -"
+  "no get pods team-a"
+  "no get configmaps team-a"
+  "no create clusterrolebindings.rbac.authorization.k8s.io -"
+  "no escalate clusterroles.rbac.authorization.k8s.io -"
+)
+for question in "${CAN_I[@]}"; do
+  read -r want verb resource ns <<< "$question"
+  resource_args=("$resource")
+  if [[ "$resource" == */* ]]; then
+    resource_args=("${resource%%/*}" "--subresource=${resource#*/}")
+  fi
+  scope=(--all-namespaces)
+  [[ "$ns" == - ]] || scope=(--namespace "$ns")
+  got="$("$KUBECTL" auth can-i "$verb" "${resource_args[@]}" "${scope[@]}" --as "$SA" 2>/dev/null || true)"
+  [[ "$got" == "$want" ]] \
+    || fail "RBAC: can the controller $verb $resource in ${ns/#-/every namespace}? the API server says '${got:-nothing}', the chart means '$want'"
+done
+say "RBAC: ${#CAN_I[@]} questions to the API server's authorizer answered as intended"
 run "helm uninstall $INSTALL_RELEASE" "$HELM" uninstall "$INSTALL_RELEASE" --namespace "$INSTALL_NS"
 [[ "$(secret_of)" == "$first" ]] || fail "helm uninstall removed the Secret holding the secret key"
 run "deleting the kept Secret" "$KUBECTL" -n "$INSTALL_NS" delete secret "$INSTALL_RELEASE-sluice"
