@@ -9,7 +9,7 @@ CARGO ?= cargo
 PHASE := tests/tools/phase.sh
 SLUICE_BIN := $(CARGO_TARGET_DIR)/debug/sluice
 
-.PHONY: help run demo build web claim-target deps services services-down services-status test fmt fmt-check clippy test-rust bench
+.PHONY: help run demo build web claim-target deps services services-down services-status test fmt fmt-check clippy test-rust bench deploy-check
 
 help:
 	@echo "make run            build and start sluice serve on 127.0.0.1:8080"
@@ -19,6 +19,7 @@ help:
 	@echo "make services       start PostgreSQL, Redis, Kafka, OpenSearch, Elasticsearch and a Kubernetes API server (reuses running ones)"
 	@echo "make services-down  stop them"
 	@echo "make bench          run the benchmarks (not part of make test)"
+	@echo "make deploy-check   lint the Helm chart, dry-run it and the kustomize base on the test API server"
 
 deps:
 	@tests/services/deps.sh
@@ -72,6 +73,11 @@ test:
 	@$(PHASE) clippy $(MAKE) --no-print-directory clippy
 	@$(PHASE) web web/build.sh test
 	@$(PHASE) tests $(MAKE) --no-print-directory test-rust
+
+## deploy/: helm lint, values schema, and a server-side dry run of the chart and the kustomize
+## base against the Kubernetes API server of `make services` (tests/tools/deploy-check.sh).
+deploy-check:
+	@tests/tools/deploy-check.sh
 
 ## Benchmarks: long-running, not part of `make test`. Figures go to docs/benchmarks.md.
 bench: services claim-target
