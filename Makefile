@@ -72,6 +72,7 @@ test:
 	@$(PHASE) fmt-check $(MAKE) --no-print-directory fmt-check
 	@$(PHASE) clippy $(MAKE) --no-print-directory clippy
 	@$(PHASE) web web/build.sh test
+	@$(PHASE) deploy tests/tools/deploy-check.sh
 	@$(PHASE) tests $(MAKE) --no-print-directory test-rust
 
 ## deploy/: helm lint, values schema, and a server-side dry run of the chart and the kustomize

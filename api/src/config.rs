@@ -72,7 +72,21 @@ pub const ENV_JOB_STATE_MEMORY: &str = "SLUICE_JOB_STATE_MEMORY";
 /// processes share one job (default 1; capped by the driving source's partitions).
 pub const ENV_JOB_SLICES: &str = "SLUICE_JOB_SLICES";
 
-const ALL_VARIABLES: [&str; 23] = [
+/// Environment variable: `true` runs the Kubernetes front door (`sluice serve --kubernetes`):
+/// DataProduct, Dataset and TargetCluster custom resources sync into the metadata store.
+pub const ENV_KUBERNETES: &str = "SLUICE_KUBERNETES";
+/// Environment variable: the container image of the worker Deployments created in
+/// Kubernetes mode (default `sluice:<version>`).
+pub const ENV_WORKER_IMAGE: &str = "SLUICE_WORKER_IMAGE";
+
+/// Environment variable: the namespaces whose DataProduct objects this server takes in,
+/// comma separated (default: every namespace).
+pub const ENV_KUBERNETES_NAMESPACES: &str = "SLUICE_KUBERNETES_NAMESPACES";
+
+const ALL_VARIABLES: [&str; 26] = [
+    ENV_KUBERNETES,
+    ENV_KUBERNETES_NAMESPACES,
+    ENV_WORKER_IMAGE,
     ENV_JOBS,
     ENV_JOB_SLICES,
     ENV_JOB_STATE_MEMORY,
@@ -216,6 +230,12 @@ pub struct Config {
     pub kafka_replication: i32,
     /// `SLUICE_JOBS`: whether `serve` runs stream jobs in-process (default true).
     pub jobs_in_process: bool,
+    /// Whether the Kubernetes front door runs (`SLUICE_KUBERNETES`, `--kubernetes`).
+    pub kubernetes: bool,
+    /// The image of the worker Deployments in Kubernetes mode (`SLUICE_WORKER_IMAGE`).
+    pub worker_image: String,
+    /// The namespaces taken in (`SLUICE_KUBERNETES_NAMESPACES`); empty for all.
+    pub kubernetes_namespaces: Vec<String>,
     /// `SLUICE_JOB_STATE_MEMORY` in bytes, if set.
     pub job_state_memory: Option<usize>,
     /// `SLUICE_JOB_SLICES`, if set.
@@ -247,6 +267,9 @@ struct FileConfig {
     cluster_check_interval: Option<String>,
     kafka_replication: Option<String>,
     jobs: Option<String>,
+    kubernetes: Option<String>,
+    kubernetes_namespaces: Option<String>,
+    worker_image: Option<String>,
     job_state_memory: Option<String>,
     job_slices: Option<String>,
 }
@@ -275,6 +298,9 @@ impl FileConfig {
             ENV_CLUSTER_CHECK_INTERVAL => &self.cluster_check_interval,
             ENV_KAFKA_REPLICATION => &self.kafka_replication,
             ENV_JOBS => &self.jobs,
+            ENV_KUBERNETES => &self.kubernetes,
+            ENV_KUBERNETES_NAMESPACES => &self.kubernetes_namespaces,
+            ENV_WORKER_IMAGE => &self.worker_image,
             ENV_JOB_STATE_MEMORY => &self.job_state_memory,
             ENV_JOB_SLICES => &self.job_slices,
             _ => &None,
@@ -372,6 +398,28 @@ impl Config {
                     });
                 }
             },
+            kubernetes: match lookup(ENV_KUBERNETES).as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: ENV_KUBERNETES,
+                        value: other.to_owned(),
+                        reason: "expected `true` or `false`",
+                    });
+                }
+            },
+            kubernetes_namespaces: lookup(ENV_KUBERNETES_NAMESPACES)
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            worker_image: lookup(ENV_WORKER_IMAGE)
+                .unwrap_or_else(|| format!("sluice:{}", env!("CARGO_PKG_VERSION"))),
             job_state_memory: match lookup(ENV_JOB_STATE_MEMORY) {
                 None => None,
                 Some(text) => Some(

@@ -181,6 +181,20 @@ impl ApiError {
         )
     }
 
+    /// The explanation and every field error on one line, for places without a problem
+    /// body (the status of a Kubernetes object).
+    pub fn summary(&self) -> String {
+        let mut text = self.detail.clone();
+        for error in &self.errors {
+            text.push_str(&format!(
+                "; {}: {}",
+                error.pointer.trim_start_matches('#'),
+                error.detail
+            ));
+        }
+        text
+    }
+
     /// The code of this error.
     pub fn code(&self) -> ErrorCode {
         self.code

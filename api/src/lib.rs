@@ -18,6 +18,7 @@ pub mod error;
 pub mod expiry;
 mod extract;
 mod health;
+pub mod kubernetes;
 mod metrics;
 pub mod openapi;
 pub mod routes;

@@ -230,6 +230,21 @@ pub async fn serve(
             None
         }
     };
+    let (stop_kube, kube_stopped) = tokio::sync::oneshot::channel::<()>();
+    let kubernetes = config.kubernetes.then(|| {
+        let settings = crate::kubernetes::KubeSettings {
+            worker_image: config.worker_image.clone(),
+            namespaces: config.kubernetes_namespaces.clone(),
+            worker_settings: worker_settings(config),
+        };
+        tokio::spawn(crate::kubernetes::run(
+            state.clone(),
+            settings,
+            async move {
+                let _ = kube_stopped.await;
+            },
+        ))
+    });
     // Live streams end when shutdown begins, or the graceful shutdown would wait for them.
     let streams = state.clone();
     let shutdown = async move {
@@ -241,6 +256,14 @@ pub async fn serve(
         .await
         .map_err(ServeError::Serve);
     sweeper.abort();
+    let _ = stop_kube.send(());
+    if let Some(kubernetes) = kubernetes {
+        match kubernetes.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "the Kubernetes front door stopped"),
+            Err(error) => tracing::error!(%error, "the Kubernetes front door panicked"),
+        }
+    }
     let _ = stop_controller.send(());
     if let Some((reconciling, jobs, stop_jobs)) = controller {
         let _ = stop_jobs.send(());
@@ -257,6 +280,8 @@ pub async fn serve(
 /// other workers through leases in the metadata store: each runs in one process at a time.
 pub async fn work(
     config: &Config,
+    only: Option<sluice_store::ObjectKey>,
+    health: Option<SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (audit_key, secrets) = keys(config)?;
@@ -267,8 +292,51 @@ pub async fn work(
         .await
         .map_err(ServeError::Store)?;
     let controller = Controller::new(store, secrets, settings).map_err(ServeError::Controller)?;
-    controller.run_jobs(shutdown).await;
+    // A worker's only endpoint: `/healthz` for the probes of its Deployment.
+    let health = match health {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+            Some(tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::warn!(%error, "the health endpoint stopped");
+                }
+            }))
+        }
+        None => None,
+    };
+    controller.run_jobs_of(only, shutdown).await;
+    if let Some(health) = health {
+        health.abort();
+    }
     Ok(())
+}
+
+/// What the worker Deployments of Kubernetes mode are configured with: the same metadata
+/// store, Kafka and keys as this process.
+fn worker_settings(config: &Config) -> std::collections::BTreeMap<String, String> {
+    use crate::config::{
+        ENV_DATABASE_URL, ENV_JOB_STATE_MEMORY, ENV_KAFKA_BOOTSTRAP, ENV_KAFKA_REPLICATION,
+        ENV_SECRET_KEY,
+    };
+    let mut settings = std::collections::BTreeMap::new();
+    settings.insert(ENV_DATABASE_URL.to_owned(), config.database_url.clone());
+    if let Some(bootstrap) = &config.kafka_bootstrap {
+        settings.insert(ENV_KAFKA_BOOTSTRAP.to_owned(), bootstrap.clone());
+    }
+    if let Some(key) = &config.secret_key {
+        settings.insert(ENV_SECRET_KEY.to_owned(), key.expose().to_owned());
+    }
+    settings.insert(
+        ENV_KAFKA_REPLICATION.to_owned(),
+        config.kafka_replication.to_string(),
+    );
+    if let Some(bytes) = config.job_state_memory {
+        settings.insert(ENV_JOB_STATE_MEMORY.to_owned(), (bytes >> 20).to_string());
+    }
+    settings
 }
 
 /// The controller's settings, when Kafka is configured.

@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// Listen address; overrides SLUICE_LISTEN.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Also run the Kubernetes front door: custom resources sync into Sluice, worker
+    /// Deployments run the jobs (same as SLUICE_KUBERNETES=true).
+    #[arg(long)]
+    pub kubernetes: bool,
 }
 
 /// Options of `sluice worker`.
@@ -72,6 +76,13 @@ pub struct WorkerArgs {
     /// A YAML configuration file (same settings as the SLUICE_* variables, in camelCase).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Run only this product's jobs (`TEAM/NAME`), as the worker Deployment of one product
+    /// does in Kubernetes mode.
+    #[arg(long, value_name = "TEAM/NAME")]
+    pub product: Option<String>,
+    /// Serve `/healthz` on this address (for the probes of a worker Deployment).
+    #[arg(long, value_name = "ADDR")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 /// Options of `sluice demo`.
@@ -206,6 +217,12 @@ pub enum Command {
     /// Produce the retail example's data (customers, orders, payments) into Kafka and
     /// register its datasets.
     Demo(DemoArgs),
+    /// Print the Kubernetes CustomResourceDefinitions, or write one file per kind.
+    Crd {
+        /// Write `<plural>.sluice.dev.yaml` files into this directory instead of printing.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -294,6 +311,7 @@ impl Command {
             Command::Audit { .. } => "audit",
             Command::Token { .. } => "token",
             Command::Demo(_) => "demo",
+            Command::Crd { .. } => "crd",
             Command::Completion { .. } => "completion",
         }
     }

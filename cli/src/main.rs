@@ -4,6 +4,7 @@
 mod args;
 mod client;
 mod commands;
+mod crd;
 mod input;
 mod logging;
 mod serve;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Worker(args) => serve::work(args),
+        Command::Crd { out } => crd::run(out.as_deref()),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut std::io::stdout());
             ExitCode::SUCCESS

@@ -20,6 +20,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if args.kubernetes {
+        config.kubernetes = true;
+    }
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -40,6 +43,13 @@ pub fn work(args: WorkerArgs) -> ExitCode {
             return ExitCode::from(crate::EXIT_USAGE);
         }
     };
+    let only = match args.product.as_deref().map(product_key).transpose() {
+        Ok(only) => only,
+        Err(message) => {
+            eprintln!("sluice worker: --product: {message}");
+            return ExitCode::from(crate::EXIT_USAGE);
+        }
+    };
     let worked = tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")
         .and_then(|runtime| {
@@ -51,7 +61,7 @@ pub fn work(args: WorkerArgs) -> ExitCode {
                         .unwrap_or("<not configured>"),
                     "starting sluice worker"
                 );
-                sluice_api::work(&config, shutdown_signal()).await?;
+                sluice_api::work(&config, only, args.health_listen, shutdown_signal()).await?;
                 tracing::info!("sluice worker stopped");
                 Ok(())
             })
@@ -62,6 +72,16 @@ pub fn work(args: WorkerArgs) -> ExitCode {
             eprintln!("sluice worker: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `TEAM/NAME` as the product's key.
+fn product_key(text: &str) -> Result<sluice_store::ObjectKey, String> {
+    match text.split_once('/') {
+        Some((team, name)) if !team.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(sluice_store::ObjectKey::data_product(team, name))
+        }
+        _ => Err(format!("`{text}` is not TEAM/NAME")),
     }
 }
 

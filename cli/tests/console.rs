@@ -20,8 +20,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::Message;
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -72,31 +70,6 @@ fn get_ok(serve: &Serve, path: &str) -> Value {
 
 fn services() -> &'static sluice_tests::Services {
     sluice_tests::services()
-}
-
-/// Deletes the test's topics (the demo's and the product's) however the test ends.
-struct Topics(String);
-
-impl Drop for Topics {
-    fn drop(&mut self) {
-        let admin: AdminClient<DefaultClientContext> = kafka_config().create().unwrap();
-        let consumer: BaseConsumer = kafka_config().create().unwrap();
-        let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(10)) else {
-            return;
-        };
-        let names: Vec<String> = metadata
-            .topics()
-            .iter()
-            .map(|t| t.name().to_owned())
-            .filter(|n| n.contains(&self.0))
-            .collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _ = runtime.block_on(admin.delete_topics(&names, &AdminOptions::new()));
-    }
 }
 
 fn kafka_config() -> ClientConfig {
@@ -214,7 +187,7 @@ fn a_requester_builds_a_product_in_the_browser_and_an_approver_takes_it_live() {
         .unwrap()
         .subsec_nanos();
     let run = format!("e2e{}x{nanos}", std::process::id());
-    let _topics = Topics(run.clone());
+    let _topics = common::Topics(run.clone());
     let serve = Serve::start(
         "console-e2e",
         ADMIN_TOKEN,

@@ -55,6 +55,8 @@ struct Jobs {
     slices: HashMap<(ObjectKey, u32), u32>,
     /// How many processes run jobs (this one included), as of the last heartbeat.
     workers: u32,
+    /// The one product this process runs jobs of, if it is limited to one.
+    only: Option<ObjectKey>,
 }
 
 impl Controller {
@@ -65,6 +67,17 @@ impl Controller {
     /// one of them at a time, the one holding its lease in the metadata store, and moves
     /// to another within [`LEASE_TTL`] when that one dies.
     pub async fn run_jobs(self, shutdown: impl Future<Output = ()> + Send) {
+        self.run_jobs_of(None, shutdown).await;
+    }
+
+    /// Like [`Controller::run_jobs`], but only the jobs of `only` when given (the worker
+    /// Deployment of one product in Kubernetes mode). Such a process takes every slice it
+    /// can: the other processes it shares the job with are its own replicas.
+    pub async fn run_jobs_of(
+        self,
+        only: Option<ObjectKey>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) {
         tokio::pin!(shutdown);
         let mut jobs = Jobs {
             holder: format!(
@@ -79,6 +92,7 @@ impl Controller {
             leased: HashMap::new(),
             slices: HashMap::new(),
             workers: 1,
+            only,
         };
         tracing::info!(holder = %jobs.holder, "running stream jobs");
         loop {
@@ -88,7 +102,8 @@ impl Controller {
                 .job_worker_beat(&jobs.holder, LEASE_TTL)
                 .await
             {
-                Ok(workers) => jobs.workers = workers,
+                Ok(workers) if jobs.only.is_none() => jobs.workers = workers,
+                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot record this worker"),
             }
             if let Err(e) = supervise(&self.inner, &mut jobs).await {
@@ -165,6 +180,9 @@ async fn supervise(inner: &Arc<Inner>, jobs: &mut Jobs) -> Result<(), sluice_sto
     loop {
         let page = inner.store.list(Kind::DataProduct, &query).await?;
         for object in page.items {
+            if jobs.only.as_ref().is_some_and(|only| *only != object.key) {
+                continue;
+            }
             let Some(status) = decode_status(&object) else {
                 continue;
             };

@@ -1,5 +1,9 @@
 //! `Dataset`: an event stream in the catalog, with its schema.
 
+// The kube derive's printer columns repeat `type_ = "string"`, which clippy mistakes for a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -53,8 +57,38 @@ pub enum Compatibility {
 }
 
 /// The spec of a `Dataset`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// In Kubernetes mode it is also the spec of the cluster-scoped custom resource
+// `DatasetResource` (`kubectl get datasets`, short name `ds`), see `crd.rs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "Dataset",
+    root = "DatasetResource",
+    status = "crate::crd::KubeStatus",
+    shortname = "ds",
+    category = "sluice",
+    schema = "disabled",
+    doc = "An event stream in the catalog, with its schema.",
+    printcolumn(name = "Topic", type_ = "string", json_path = ".spec.topic"),
+    printcolumn(name = "Kind", type_ = "string", json_path = ".spec.kind"),
+    printcolumn(
+        name = "Classification",
+        type_ = "string",
+        json_path = ".spec.classification"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 pub struct DatasetSpec {
     /// The Kafka topic that holds the records.
     #[schemars(pattern(names::TOPIC))]

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod compat;
+pub mod crd;
 pub mod dataset;
 mod document;
 mod kind;

@@ -1,5 +1,9 @@
 //! `DataProduct`: what a team asks for — sources, joins, filter, shape and target.
 
+// The kube derive's printer columns repeat `type_ = "string"`, which clippy mistakes for a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -217,8 +221,30 @@ pub struct Slo {
 }
 
 /// The spec of a `DataProduct`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// In Kubernetes mode it is also the spec of the namespaced custom resource
+// `DataProductResource` (`kubectl get dataproducts`, short name `dp`), see `crd.rs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "DataProduct",
+    root = "DataProductResource",
+    namespaced,
+    status = "crate::crd::KubeProductStatus",
+    shortname = "dp",
+    category = "sluice",
+    schema = "disabled",
+    doc = "What a team asks for: sources, joins, filter, shape and target.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Progress", type_ = "string", json_path = ".status.progress"),
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.target.name"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 pub struct DataProductSpec {
     /// The inputs; the first is the driving stream, others are joined to it.
     #[schemars(length(min = 1, max = 16))]

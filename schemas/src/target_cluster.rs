@@ -1,5 +1,9 @@
 //! `TargetCluster`: a store the platform lets Sluice provision into.
 
+// The kube derive's printer columns repeat `type_ = "string"`, which clippy mistakes for a
+// duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +24,33 @@ pub enum Isolation {
 }
 
 /// The spec of a `TargetCluster`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// In Kubernetes mode it is also the spec of the cluster-scoped custom resource
+// `TargetClusterResource` (`kubectl get targetclusters`, short name `tc`), see `crd.rs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, kube::CustomResource)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "TargetCluster",
+    root = "TargetClusterResource",
+    status = "crate::crd::KubeStatus",
+    shortname = "tc",
+    category = "sluice",
+    schema = "disabled",
+    doc = "A store the platform lets Sluice provision into.",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Isolation", type_ = "string", json_path = ".spec.isolation"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 pub struct TargetClusterSpec {
     /// The store type: postgres, elasticsearch or redis.
     #[serde(rename = "type")]

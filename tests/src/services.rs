@@ -59,6 +59,10 @@ pub struct Services {
     pub opensearch_url: String,
     /// Elasticsearch base URL, e.g. `http://127.0.0.1:19201`.
     pub elasticsearch_url: String,
+    /// The kubeconfig of the test Kubernetes API server.
+    pub kubeconfig: String,
+    /// Where `kubectl` and `helm` for it are.
+    pub kube_bin: String,
 }
 
 impl Services {
@@ -101,6 +105,8 @@ impl Services {
             redis_url: get(redis)?,
             opensearch_url: get(opensearch)?.trim_end_matches('/').to_owned(),
             elasticsearch_url: get(elasticsearch)?.trim_end_matches('/').to_owned(),
+            kubeconfig: get("KUBECONFIG")?,
+            kube_bin: get("SLUICE_TEST_KUBE_BIN")?,
         })
     }
 }

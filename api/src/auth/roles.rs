@@ -75,6 +75,8 @@ pub enum Via {
     Token,
     /// An OIDC JWT of the configured issuer.
     Oidc,
+    /// A custom resource in Kubernetes mode, taken in by the controller.
+    Kubernetes,
 }
 
 /// An authenticated caller.

@@ -128,6 +128,7 @@ pub(crate) async fn apply(
         (None, None) => None,
     };
     let current = store.get(&key).await?;
+    ensure_front_door(caller, &key, current.as_ref(), &document.metadata().labels)?;
     ensure_dataset_owner(
         caller,
         key.kind(),
@@ -270,6 +271,56 @@ fn target_claims(ctx: &Context, key: &ObjectKey, product: &DataProduct) -> Vec<S
         "target\u{1f}{cluster}\u{1f}{scope}\u{1f}{}",
         product.spec.target.name
     )]
+}
+
+/// A product that comes from a Kubernetes object is changed and deleted through that
+/// object only, so the object and the store never disagree; and the labels that say so
+/// (`sluice.dev/…`) are Sluice's to set.
+fn ensure_front_door(
+    caller: &Caller,
+    key: &ObjectKey,
+    current: Option<&StoredObject>,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> ApiResult<()> {
+    if caller.principal.via == crate::auth::Via::Kubernetes {
+        return Ok(());
+    }
+    let origin = current
+        .and_then(|c| c.metadata.get("labels"))
+        .and_then(|l| l.get(crate::kubernetes::NAMESPACE_LABEL))
+        .and_then(Value::as_str);
+    if let Some(namespace) = origin {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "{} comes from the Kubernetes object {namespace}/{}; change or delete it there",
+                describe(key),
+                key.name()
+            ),
+        ));
+    }
+    let reserved: Vec<Problem> = labels
+        .keys()
+        .filter(|k| k.starts_with("sluice.dev/"))
+        .map(|k| {
+            Problem::new(
+                format!(
+                    "/metadata/labels/{}",
+                    k.replace('~', "~0").replace('/', "~1")
+                ),
+                "the sluice.dev/ prefix is reserved for Sluice",
+            )
+        })
+        .collect();
+    if reserved.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            ErrorCode::ValidationFailed,
+            "the document is invalid",
+            reserved,
+        ))
+    }
 }
 
 /// Datasets belong to their owning team: only its owners (or admins) may write or delete
@@ -415,6 +466,7 @@ pub(crate) async fn delete_product(
     let Some(current) = store.get(&key).await? else {
         return Err(ApiError::not_found(describe(&key)));
     };
+    ensure_front_door(caller, &key, Some(&current), &Default::default())?;
     let status = current
         .status
         .clone()

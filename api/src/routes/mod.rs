@@ -1,6 +1,6 @@
 //! The `/api/v1` resources, one module per resource, each exporting its router.
 
-mod apply;
+pub(crate) mod apply;
 pub mod approvals;
 pub mod audit;
 pub mod credentials;

@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
 /// One running `sluice serve`.
 pub struct Serve {
     pub dir: PathBuf,
@@ -105,4 +109,38 @@ impl Drop for Serve {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Deletes the test's topics (the demo's and the product's) however the test ends.
+pub struct Topics(pub String);
+
+impl Drop for Topics {
+    fn drop(&mut self) {
+        let admin: AdminClient<DefaultClientContext> = kafka().create().unwrap();
+        let consumer: BaseConsumer = kafka().create().unwrap();
+        let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(10)) else {
+            return;
+        };
+        let names: Vec<String> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|n| n.contains(&self.0))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = runtime.block_on(admin.delete_topics(&names, &AdminOptions::new()));
+    }
+}
+
+fn kafka() -> rdkafka::config::ClientConfig {
+    let mut config = rdkafka::config::ClientConfig::new();
+    config.set(
+        "bootstrap.servers",
+        &sluice_tests::services().kafka_bootstrap,
+    );
+    config
 }
