@@ -83,8 +83,13 @@ pub const ENV_WORKER_IMAGE: &str = "SLUICE_WORKER_IMAGE";
 /// comma separated (default: every namespace).
 pub const ENV_KUBERNETES_NAMESPACES: &str = "SLUICE_KUBERNETES_NAMESPACES";
 
-const ALL_VARIABLES: [&str; 26] = [
+/// Environment variable: a label selector (`team=payments,tier!=test`) that the custom
+/// resources this server takes in must match (default: all of them).
+pub const ENV_KUBERNETES_SELECTOR: &str = "SLUICE_KUBERNETES_SELECTOR";
+
+const ALL_VARIABLES: [&str; 27] = [
     ENV_KUBERNETES,
+    ENV_KUBERNETES_SELECTOR,
     ENV_KUBERNETES_NAMESPACES,
     ENV_WORKER_IMAGE,
     ENV_JOBS,
@@ -236,6 +241,8 @@ pub struct Config {
     pub worker_image: String,
     /// The namespaces taken in (`SLUICE_KUBERNETES_NAMESPACES`); empty for all.
     pub kubernetes_namespaces: Vec<String>,
+    /// The label selector custom resources must match (`SLUICE_KUBERNETES_SELECTOR`).
+    pub kubernetes_selector: Option<String>,
     /// `SLUICE_JOB_STATE_MEMORY` in bytes, if set.
     pub job_state_memory: Option<usize>,
     /// `SLUICE_JOB_SLICES`, if set.
@@ -269,6 +276,7 @@ struct FileConfig {
     jobs: Option<String>,
     kubernetes: Option<String>,
     kubernetes_namespaces: Option<String>,
+    kubernetes_selector: Option<String>,
     worker_image: Option<String>,
     job_state_memory: Option<String>,
     job_slices: Option<String>,
@@ -300,6 +308,7 @@ impl FileConfig {
             ENV_JOBS => &self.jobs,
             ENV_KUBERNETES => &self.kubernetes,
             ENV_KUBERNETES_NAMESPACES => &self.kubernetes_namespaces,
+            ENV_KUBERNETES_SELECTOR => &self.kubernetes_selector,
             ENV_WORKER_IMAGE => &self.worker_image,
             ENV_JOB_STATE_MEMORY => &self.job_state_memory,
             ENV_JOB_SLICES => &self.job_slices,
@@ -418,6 +427,7 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
+            kubernetes_selector: lookup(ENV_KUBERNETES_SELECTOR),
             worker_image: lookup(ENV_WORKER_IMAGE)
                 .unwrap_or_else(|| format!("sluice:{}", env!("CARGO_PKG_VERSION"))),
             job_state_memory: match lookup(ENV_JOB_STATE_MEMORY) {

@@ -235,6 +235,7 @@ pub async fn serve(
         let settings = crate::kubernetes::KubeSettings {
             worker_image: config.worker_image.clone(),
             namespaces: config.kubernetes_namespaces.clone(),
+            selector: config.kubernetes_selector.clone(),
             worker_settings: worker_settings(config),
         };
         tokio::spawn(crate::kubernetes::run(

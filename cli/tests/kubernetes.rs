@@ -158,6 +158,8 @@ kind: DataProduct
 metadata:
   name: {name}
   namespace: {namespace}
+  labels:
+    sluice.dev/test: {namespace}
   annotations:
     sluice.dev/description: Orders that are not cancelled, applied with kubectl
 spec:
@@ -259,8 +261,12 @@ fn kube_serve(label: &str, identity: &str, lease_namespace: &str) -> Serve {
         SECRET_KEY,
         &[
             ("SLUICE_KUBERNETES", "true"),
-            // Tests run side by side: each server takes only its own namespace's objects.
+            // Tests run side by side: each server takes only its own test's objects.
             ("SLUICE_KUBERNETES_NAMESPACES", lease_namespace),
+            (
+                "SLUICE_KUBERNETES_SELECTOR",
+                &format!("sluice.dev/test={lease_namespace}"),
+            ),
             ("KUBECONFIG", &services().kubeconfig),
             ("POD_NAME", identity),
             ("POD_NAMESPACE", lease_namespace),
@@ -616,6 +622,189 @@ fn only_the_lease_holder_acts_and_killing_it_hands_over() {
                 r#"{"metadata":{"finalizers":null}}"#,
             ],
             None,
+        );
+    }
+}
+
+/// The status of a cluster-scoped object's `Ready` condition, once it has one.
+fn ready_condition(kind: &str, name: &str) -> Option<Value> {
+    let object = get_json(&[kind, name])?;
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
+}
+
+#[test]
+fn datasets_and_target_clusters_from_objects_join_the_catalog() {
+    install_crds();
+    let run = unique("k8sc");
+    let _topics = common::Topics(run.clone());
+    let team = format!("team-{run}");
+    let namespace = Namespace::create(&team);
+    let ns = namespace.0.clone();
+    let serve = kube_serve("kube-catalog", "sluice-c", &ns);
+    // The demo makes the topics; its orders dataset, registered through the API, lends its
+    // spec to one applied as an object.
+    serve.must(&[
+        "demo",
+        "--orders",
+        "40",
+        "--customers",
+        "8",
+        "--days",
+        "5",
+        "--topic-prefix",
+        &format!("{run}."),
+    ]);
+    let registered = serve.must(&[
+        "get",
+        "dataset",
+        &format!("{run}.shop.orders"),
+        "-o",
+        "json",
+    ]);
+    let registered: Value = serde_json::from_str(&registered).unwrap();
+    let dataset = format!("{run}.k8s.orders");
+    let dataset_object = serde_json::json!({
+        "apiVersion": "sluice.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {
+            "name": dataset,
+            "labels": {"sluice.dev/test": ns},
+            "annotations": {"sluice.dev/owner": team, "sluice.dev/description": "orders, from an object"}
+        },
+        "spec": registered["spec"],
+    });
+    must_kubectl(&["apply", "-f", "-"], Some(&dataset_object.to_string()));
+
+    // The target cluster's password comes from a Secret in Sluice's namespace.
+    let url = &services().postgres_url;
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (userinfo, host) = rest.split_once('@').unwrap();
+    let (user, password) = userinfo.split_once(':').unwrap();
+    must_kubectl(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "pg-admin",
+            "-n",
+            &ns,
+            &format!("--from-literal=password={password}"),
+        ],
+        None,
+    );
+    let cluster = format!("pg-{run}");
+    let cluster_object = |name: &str, secret: &str| {
+        serde_json::json!({
+            "apiVersion": "sluice.dev/v1alpha1",
+            "kind": "TargetCluster",
+            "metadata": {"name": name, "labels": {"sluice.dev/test": ns}},
+            "spec": {
+                "type": "postgres",
+                "url": format!("{scheme}://{user}@{host}"),
+                "credentialsSecret": secret,
+                "isolation": "schema",
+                "allowedTeams": ["*"],
+            },
+        })
+        .to_string()
+    };
+    must_kubectl(
+        &["apply", "-f", "-"],
+        Some(&cluster_object(&cluster, "pg-admin")),
+    );
+    let missing = format!("pg-{run}-missing");
+    must_kubectl(
+        &["apply", "-f", "-"],
+        Some(&cluster_object(&missing, "no-such-secret")),
+    );
+
+    for (kind, name) in [("dataset", &dataset), ("targetcluster", &cluster)] {
+        let ready = wait_for(
+            &format!("{kind} {name} Ready"),
+            Duration::from_secs(30),
+            || ready_condition(kind, name),
+        );
+        assert_eq!(ready["status"], "True", "{kind} {name}: {ready}");
+    }
+    let refused = wait_for(
+        "the cluster without its Secret refused",
+        Duration::from_secs(30),
+        || ready_condition("targetcluster", &missing),
+    );
+    assert_eq!(refused["status"], "False", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("no Secret no-such-secret"),
+        "{refused}"
+    );
+
+    // In the catalog, with the owner from the annotation and the password sealed.
+    let shown: Value =
+        serde_json::from_str(&serve.must(&["get", "dataset", &dataset, "-o", "json"])).unwrap();
+    assert_eq!(shown["metadata"]["owner"], team.as_str(), "{shown}");
+    let shown: Value =
+        serde_json::from_str(&serve.must(&["get", "targetcluster", &cluster, "-o", "json"]))
+            .unwrap();
+    let shown_url = shown["spec"]["url"].as_str().unwrap();
+    assert!(
+        !shown_url.contains(password) && shown_url.contains("redacted"),
+        "{shown}"
+    );
+    let (ok, _, stderr) = serve.sluice(&["delete", "dataset", &dataset]);
+    assert!(!ok && stderr.contains("Kubernetes object"), "{stderr}");
+
+    // A product over both goes Live: the password from the Secret works.
+    let name = "from-objects";
+    must_kubectl(
+        &["apply", "-f", "-"],
+        Some(&product_yaml(
+            &ns,
+            name,
+            &dataset,
+            &cluster,
+            "objects_orders",
+        )),
+    );
+    wait_for("PendingApproval", Duration::from_secs(60), || {
+        (object_status(&ns, name)["phase"] == "PendingApproval").then_some(())
+    });
+    serve.must(&["approve", &format!("{team}/{name}"), "-m", "ok"]);
+    wait_for("Live", Duration::from_secs(180), || {
+        (object_status(&ns, name)["phase"] == "Live").then_some(())
+    });
+    serve.must(&["verify", &format!("{team}/{name}")]);
+
+    // Deleting the objects takes the entries out of the catalog.
+    must_kubectl(
+        &["delete", "dataproduct", name, "-n", &ns, "--wait=false"],
+        None,
+    );
+    wait_for("the product object gone", Duration::from_secs(120), || {
+        get_json(&["dataproduct", name, "-n", &ns])
+            .is_none()
+            .then_some(())
+    });
+    for (kind, name) in [
+        ("targetcluster", &cluster),
+        ("dataset", &dataset),
+        ("targetcluster", &missing),
+    ] {
+        must_kubectl(&["delete", kind, name, "--wait=false"], None);
+        wait_for(
+            &format!("{kind} {name} gone"),
+            Duration::from_secs(60),
+            || get_json(&[kind, name]).is_none().then_some(()),
+        );
+        let (ok, _, stderr) = serve.sluice(&["get", kind, name]);
+        assert!(
+            !ok && stderr.contains("not found"),
+            "{kind} {name}: {stderr}"
         );
     }
 }

@@ -5,6 +5,7 @@
 //! the DataProduct objects of every namespace and the objects it owns (worker Deployments,
 //! their Secrets and PodDisruptionBudgets). See `docs/kubernetes.md`.
 
+pub mod catalog;
 pub mod lease;
 pub mod products;
 pub mod workers;
@@ -18,10 +19,12 @@ use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::watcher;
 use kube::{Api, Client};
+use sluice_schemas::Kind;
 
 use crate::state::AppState;
 
@@ -29,6 +32,8 @@ use crate::state::AppState;
 pub const MANAGED_LABEL: &str = "sluice.dev/managed-by";
 /// The store label naming the namespace of the object a product comes from.
 pub const NAMESPACE_LABEL: &str = "sluice.dev/namespace";
+/// The store label naming the cluster-scoped object a catalog entry comes from.
+pub const OBJECT_LABEL: &str = "sluice.dev/object";
 /// The Lease the replicas elect their leader with.
 pub const LEASE_NAME: &str = "sluice-controller";
 
@@ -39,6 +44,8 @@ pub struct KubeSettings {
     pub worker_image: String,
     /// The namespaces whose objects are taken in; empty for all.
     pub namespaces: Vec<String>,
+    /// The label selector the objects taken in must match; `None` for all.
+    pub selector: Option<String>,
     /// The settings workers get (`SLUICE_DATABASE_URL`, `SLUICE_KAFKA_BOOTSTRAP`, ...).
     pub worker_settings: BTreeMap<String, String>,
 }
@@ -53,6 +60,8 @@ pub struct Context {
     pub reporter: Reporter,
     /// Settings.
     pub settings: KubeSettings,
+    /// Sluice's own namespace: where its Lease and target clusters' credential Secrets are.
+    pub namespace: String,
 }
 
 /// Why a reconcile pass did not finish.
@@ -117,6 +126,7 @@ pub async fn run(
             instance: Some(identity.clone()),
         },
         settings,
+        namespace: namespace.clone(),
     });
     tokio::pin!(shutdown);
     loop {
@@ -175,13 +185,67 @@ pub async fn run(
     }
 }
 
-/// The kube-runtime controller over DataProducts and the objects they own.
-async fn run_controller(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+/// The kube-runtime controllers: over DataProducts and the objects they own, and over
+/// Datasets and TargetClusters.
+async fn run_controller(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send + 'static) {
+    let stop = futures_util::FutureExt::shared(Box::pin(stop));
+    let catalog = |kind: Kind| {
+        let reconcile = match kind {
+            Kind::TargetCluster => {
+                |o, c| Box::pin(catalog::reconcile_target_cluster(o, c)) as CatalogFuture
+            }
+            _ => |o, c| Box::pin(catalog::reconcile_dataset(o, c)) as CatalogFuture,
+        };
+        Controller::new_with(
+            Api::<DynamicObject>::all_with(ctx.client.clone(), &catalog::resource(kind)),
+            selected(&ctx.settings),
+            catalog::resource(kind),
+        )
+        .graceful_shutdown_on(stop.clone())
+        .run(reconcile, catalog_error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile of a catalog object did not finish");
+            }
+        })
+    };
+    tokio::join!(
+        products_controller(ctx.clone(), stop.clone()),
+        catalog(Kind::Dataset),
+        catalog(Kind::TargetCluster),
+    );
+}
+
+/// The watch over the custom resources this server takes in.
+fn selected(settings: &KubeSettings) -> watcher::Config {
+    match &settings.selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    }
+}
+
+type CatalogFuture = std::pin::Pin<Box<dyn Future<Output = Result<Action, KubeError>> + Send>>;
+
+/// Retries a catalog object after a pause.
+fn catalog_error_policy(object: Arc<DynamicObject>, error: &KubeError, _: Arc<Context>) -> Action {
+    tracing::warn!(
+        name = object.metadata.name.as_deref().unwrap_or(""),
+        %error,
+        "catalog object reconcile failed; retrying"
+    );
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// The controller over DataProducts and the objects they own.
+async fn products_controller(
+    ctx: Arc<Context>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=sluice");
     Controller::new_with(
         Api::<products::ProductObject>::all_with(client.clone(), &products::resource()),
-        watcher::Config::default(),
+        selected(&ctx.settings),
         products::resource(),
     )
     .owns(Api::<Deployment>::all(client.clone()), owned.clone())

@@ -164,7 +164,15 @@ async fn take_in(
         let replicas = match workers::replicas(object.metadata.annotations.as_ref()) {
             Ok(n) => n,
             Err(message) => {
-                publish(ctx, object, EventType::Warning, "InvalidReplicas", &message).await;
+                publish(
+                    ctx,
+                    object,
+                    &resource(),
+                    EventType::Warning,
+                    "InvalidReplicas",
+                    &message,
+                )
+                .await;
                 1
             }
         };
@@ -185,13 +193,29 @@ async fn take_in(
     if let Err(message) = &accepted
         && previous_refusal(&previous) != Some(message.as_str())
     {
-        publish(ctx, object, EventType::Warning, "Refused", message).await;
+        publish(
+            ctx,
+            object,
+            &resource(),
+            EventType::Warning,
+            "Refused",
+            message,
+        )
+        .await;
     }
     if status.phase != previous.phase
         && let Some(phase) = status.phase
     {
         let note = status.message.clone().unwrap_or_default();
-        publish(ctx, object, EventType::Normal, phase_name(phase), &note).await;
+        publish(
+            ctx,
+            object,
+            &resource(),
+            EventType::Normal,
+            phase_name(phase),
+            &note,
+        )
+        .await;
     }
     if status != previous {
         write_status(ctx, namespace, &name, &status).await?;
@@ -242,6 +266,7 @@ async fn tear_down(
         publish(
             ctx,
             object,
+            &resource(),
             EventType::Normal,
             "TornDown",
             "the product is gone",
@@ -263,6 +288,7 @@ async fn tear_down(
         publish(
             ctx,
             object,
+            &resource(),
             EventType::Normal,
             "Deleting",
             "tearing down per deletionPolicy",
@@ -375,8 +401,16 @@ async fn write_status(
     Ok(())
 }
 
-/// Records a Kubernetes Event on the object; a failure to record is only logged.
-async fn publish(ctx: &Context, object: &ProductObject, kind: EventType, reason: &str, note: &str) {
+/// Records a Kubernetes Event on an object of `resource`; a failure to record is only
+/// logged.
+pub(super) async fn publish(
+    ctx: &Context,
+    object: &DynamicObject,
+    resource: &ApiResource,
+    kind: EventType,
+    reason: &str,
+    note: &str,
+) {
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let event = KubeEvent {
         type_: kind,
@@ -385,10 +419,7 @@ async fn publish(ctx: &Context, object: &ProductObject, kind: EventType, reason:
         action: "Reconcile".to_owned(),
         secondary: None,
     };
-    if let Err(error) = recorder
-        .publish(&event, &object.object_ref(&resource()))
-        .await
-    {
+    if let Err(error) = recorder.publish(&event, &object.object_ref(resource)).await {
         tracing::warn!(%error, reason, "cannot record a Kubernetes event");
     }
 }

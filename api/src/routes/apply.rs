@@ -285,17 +285,31 @@ fn ensure_front_door(
     if caller.principal.via == crate::auth::Via::Kubernetes {
         return Ok(());
     }
-    let origin = current
-        .and_then(|c| c.metadata.get("labels"))
-        .and_then(|l| l.get(crate::kubernetes::NAMESPACE_LABEL))
-        .and_then(Value::as_str);
-    if let Some(namespace) = origin {
+    let labels_of = |c: &StoredObject| c.metadata.get("labels").cloned().unwrap_or(Value::Null);
+    let origin = current.map(labels_of).filter(|l| {
+        l.get(crate::kubernetes::MANAGED_LABEL)
+            .and_then(Value::as_str)
+            == Some("kubernetes")
+    });
+    if let Some(labels) = origin {
+        let object = match (
+            labels
+                .get(crate::kubernetes::NAMESPACE_LABEL)
+                .and_then(Value::as_str),
+            labels
+                .get(crate::kubernetes::OBJECT_LABEL)
+                .and_then(Value::as_str),
+        ) {
+            (Some(namespace), _) => format!("{namespace}/{}", key.name()),
+            (None, Some(object)) => object.to_owned(),
+            (None, None) => key.name().to_owned(),
+        };
         return Err(ApiError::new(
             ErrorCode::Conflict,
             format!(
-                "{} comes from the Kubernetes object {namespace}/{}; change or delete it there",
+                "{} comes from the Kubernetes object {} {object}; change or delete it there",
                 describe(key),
-                key.name()
+                key.kind()
             ),
         ));
     }
@@ -444,6 +458,7 @@ pub(crate) async fn delete(
 ) -> ApiResult<Response> {
     let current = store.get(&key).await?;
     if let Some(current) = &current {
+        ensure_front_door(caller, &key, Some(current), &Default::default())?;
         ensure_dataset_owner(caller, key.kind(), Some(current), None)?;
     }
     match store.delete(&key, if_match, &caller.audit()).await? {
