@@ -59,6 +59,11 @@ impl Serve {
 
     /// `sluice <verb>` with this server's data dir, keys and Kafka, logging to the dir.
     fn process(&self, verb: &str) -> Child {
+        self.process_with(verb, &[])
+    }
+
+    /// `sluice <verb> <args>`, as [`Serve::process`].
+    fn process_with(&self, verb: &str, args: &[&str]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -67,6 +72,7 @@ impl Serve {
         let services = sluice_tests::services();
         Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg(verb)
+            .args(args)
             .env("SLUICE_DATA_DIR", &self.dir)
             .env("SLUICE_JOBS", self.jobs)
             .env("SLUICE_LISTEN", format!("127.0.0.1:{}", self.port))
@@ -832,8 +838,59 @@ async fn workers_run_the_jobs_and_take_over_from_a_dead_one() {
     serve.must(&requester, &["apply", "-f", &file]);
     serve.must(ADMIN_TOKEN, &["approve", &format!("{}/p00", names.team)]);
 
-    // The server runs no job: two workers share them.
-    let mut a = Some(Worker(serve.process("worker")));
+    // A worker for another product (as a product's Deployment runs it) takes no job of
+    // this one, and answers its probe.
+    let health = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let other = format!("{}/other", names.team);
+    let _other = Worker(serve.process_with(
+        "worker",
+        &["--product", &other, "--health-listen", &health.to_string()],
+    ));
+    let probe = async {
+        let url = format!("http://{health}/healthz");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(&url).await {
+                return r.status().as_u16();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker's /healthz never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(probe.await, 200);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        target_rows(&names, 0)
+            .await
+            .map_or(true, |rows| rows.is_empty()),
+        "a worker for {other} ran the job of p00"
+    );
+    let (code, message) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["worker", "--product", "no-slash"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(2), "{message}");
+    assert!(
+        message.contains("--product: `no-slash` is not TEAM/NAME"),
+        "{message}"
+    );
+
+    // The server runs no job: two workers share them, one limited to this product.
+    let mut a = Some(Worker(
+        serve.process_with("worker", &["--product", &format!("{}/p00", names.team)]),
+    ));
     let mut b = Some(Worker(serve.process("worker")));
     synced(&names, 0, &expected(&history), 60).await;
 

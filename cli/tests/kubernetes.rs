@@ -808,3 +808,153 @@ fn datasets_and_target_clusters_from_objects_join_the_catalog() {
         );
     }
 }
+
+#[test]
+fn a_dedicated_target_gets_a_store_of_its_own() {
+    install_crds();
+    let run = unique("k8sd");
+    let _topics = common::Topics(run.clone());
+    let team = format!("team-{run}");
+    let namespace = Namespace::create(&team);
+    let ns = namespace.0.clone();
+    let serve = kube_serve("kube-dedicated", "sluice-d", &ns);
+    serve.must(&[
+        "demo",
+        "--orders",
+        "20",
+        "--customers",
+        "5",
+        "--days",
+        "5",
+        "--topic-prefix",
+        &format!("{run}."),
+    ]);
+    let name = "own-store";
+    let yaml = product_yaml(&ns, name, &format!("{run}.shop.orders"), "unused", "orders").replace(
+        "    cluster: unused\n",
+        "    dedicated: {type: postgres, size: small}\n",
+    );
+    must_kubectl(&["apply", "-f", "-"], Some(&yaml));
+
+    // The store's objects, owned by the product; it waits for them to be ready.
+    let waiting = wait_for(
+        "DedicatedStoreReady on the object",
+        Duration::from_secs(60),
+        || {
+            let s = object_status(&ns, name);
+            let c = s["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "DedicatedStoreReady")?
+                .clone();
+            (s["phase"] == "PendingApproval").then_some(c)
+        },
+    );
+    assert_eq!(waiting["status"], "False", "{waiting}");
+    assert_eq!(waiting["reason"], "WaitingForPods", "{waiting}");
+    let store = format!("sluice-{name}-pg");
+    let uid = get_json(&["dataproduct", name, "-n", &ns]).unwrap()["metadata"]["uid"].clone();
+    let set = get_json(&["statefulset", &store, "-n", &ns]).expect("the StatefulSet");
+    assert_eq!(set["metadata"]["ownerReferences"][0]["uid"], uid);
+    let container = &set["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "postgres:16");
+    let env = container["env"].as_array().unwrap();
+    let password_env = env
+        .iter()
+        .find(|e| e["name"] == "POSTGRES_PASSWORD")
+        .unwrap();
+    assert_eq!(
+        password_env["valueFrom"]["secretKeyRef"]["name"],
+        store.as_str()
+    );
+    assert_eq!(
+        set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "10Gi"
+    );
+    assert_eq!(
+        set["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
+        "Delete"
+    );
+    let service = get_json(&["service", &store, "-n", &ns]).expect("the Service");
+    assert_eq!(service["spec"]["ports"][0]["port"], 5432);
+    for (key, value) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(
+            &set["spec"]["template"]["metadata"]["labels"][key], value,
+            "{service}"
+        );
+    }
+    let secret = get_json(&["secret", &store, "-n", &ns]).expect("the Secret");
+    let password = secret["data"]["password"].as_str().unwrap().to_owned();
+
+    // In the catalog: a cluster for this team alone, which the product is stored against.
+    let cluster = format!("dedicated-{ns}-{name}-pg");
+    let shown: Value =
+        serde_json::from_str(&serve.must(&["get", "targetcluster", &cluster, "-o", "json"]))
+            .unwrap();
+    assert_eq!(
+        shown["spec"]["allowedTeams"],
+        serde_json::json!([team]),
+        "{shown}"
+    );
+    let url = shown["spec"]["url"].as_str().unwrap();
+    assert!(
+        url.contains(&format!("@{store}.{ns}.svc:5432/")) && url.contains("redacted"),
+        "{url}"
+    );
+    let product: Value =
+        serde_json::from_str(&serve.must(&["get", "product", name, "--team", &team, "-o", "json"]))
+            .unwrap();
+    assert_eq!(
+        product["spec"]["target"]["cluster"],
+        cluster.as_str(),
+        "{product}"
+    );
+
+    // There is no kubelet here: the test plays the StatefulSet controller and reports the
+    // pod ready, as a real cluster would once PostgreSQL answers.
+    must_kubectl(
+        &[
+            "patch",
+            "statefulset",
+            &store,
+            "-n",
+            &ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"replicas":1,"readyReplicas":1,"availableReplicas":1,"currentReplicas":1}}"#,
+        ],
+        None,
+    );
+    wait_for("DedicatedStoreReady True", Duration::from_secs(60), || {
+        let s = object_status(&ns, name);
+        let c = s["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "DedicatedStoreReady")?
+            .clone();
+        (c["status"] == "True").then_some(())
+    });
+    // The password is made once and kept.
+    let secret = get_json(&["secret", &store, "-n", &ns]).unwrap();
+    assert_eq!(secret["data"]["password"], password.as_str());
+
+    // Deleting the product takes the store and its catalog entry with it.
+    must_kubectl(
+        &["delete", "dataproduct", name, "-n", &ns, "--wait=false"],
+        None,
+    );
+    wait_for("the product object gone", Duration::from_secs(60), || {
+        get_json(&["dataproduct", name, "-n", &ns])
+            .is_none()
+            .then_some(())
+    });
+    for kind in ["statefulset", "service", "secret"] {
+        assert!(
+            get_json(&[kind, &store, "-n", &ns]).is_none(),
+            "{kind} {store} is left"
+        );
+    }
+    let (ok, _, stderr) = serve.sluice(&["get", "targetcluster", &cluster]);
+    assert!(!ok && stderr.contains("not found"), "{stderr}");
+}

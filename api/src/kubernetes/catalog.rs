@@ -25,6 +25,7 @@ use kube::{Api, CustomResourceExt, ResourceExt};
 use serde_json::{Value, json};
 use sluice_schemas::crd::{DatasetResource, KubeStatus, TargetClusterResource};
 use sluice_schemas::{Condition, ConditionStatus, Kind, TEARDOWN_FINALIZER};
+
 use sluice_store::ObjectKey;
 
 use super::products::{DESCRIPTION_ANNOTATION, TAGS_ANNOTATION, publish};
@@ -271,19 +272,7 @@ fn ready(previous: &KubeStatus, refusal: Option<&String>) -> Condition {
         None => (ConditionStatus::True, "Applied", String::new()),
         Some(message) => (ConditionStatus::False, "Refused", message.clone()),
     };
-    let since = previous
-        .conditions
-        .iter()
-        .find(|c| c.condition_type == "Ready" && c.status == state && c.message == message)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    Condition {
-        condition_type: "Ready".to_owned(),
-        status: state,
-        reason: reason.to_owned(),
-        message,
-        last_transition_time: since,
-    }
+    super::condition(&previous.conditions, "Ready", state, reason, message)
 }
 
 /// Deletes the catalog entry the object stands for, if it still comes from this object.

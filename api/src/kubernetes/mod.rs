@@ -6,6 +6,7 @@
 //! their Secrets and PodDisruptionBudgets). See `docs/kubernetes.md`.
 
 pub mod catalog;
+pub mod dedicated;
 pub mod lease;
 pub mod products;
 pub mod workers;
@@ -16,15 +17,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use sluice_schemas::Kind;
+use sluice_schemas::{Condition, ConditionStatus, Kind};
 
 use crate::state::AppState;
 
@@ -216,6 +217,40 @@ async fn run_controller(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send
     );
 }
 
+/// A condition of `kind`, keeping its `lastTransitionTime` from `previous` while its status
+/// and message stay the same.
+pub(crate) fn condition(
+    previous: &[Condition],
+    kind: &str,
+    status: ConditionStatus,
+    reason: &str,
+    message: String,
+) -> Condition {
+    let since = previous
+        .iter()
+        .find(|c| c.condition_type == kind && c.status == status && c.message == message)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    Condition {
+        condition_type: kind.to_owned(),
+        status,
+        reason: reason.to_owned(),
+        message,
+        last_transition_time: since,
+    }
+}
+
+/// `name` cut to `max` characters with a hash of the whole, when longer: Kubernetes names
+/// and label values have limits that product names may pass once prefixed.
+pub(crate) fn short_name(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
+    }
+    let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(name));
+    let keep = name[..max - 9].trim_end_matches('-');
+    format!("{keep}-{}", &hex::encode(digest)[..8])
+}
+
 /// The watch over the custom resources this server takes in.
 fn selected(settings: &KubeSettings) -> watcher::Config {
     match &settings.selector {
@@ -250,7 +285,12 @@ async fn products_controller(
     )
     .owns(Api::<Deployment>::all(client.clone()), owned.clone())
     .owns(Api::<Secret>::all(client.clone()), owned.clone())
-    .owns(Api::<PodDisruptionBudget>::all(client), owned)
+    .owns(
+        Api::<PodDisruptionBudget>::all(client.clone()),
+        owned.clone(),
+    )
+    .owns(Api::<StatefulSet>::all(client.clone()), owned.clone())
+    .owns(Api::<Service>::all(client), owned)
     .graceful_shutdown_on(stop)
     .run(products::reconcile, error_policy, ctx)
     .for_each(|result| async move {

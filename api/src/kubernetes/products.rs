@@ -32,9 +32,11 @@ pub type ProductObject = DynamicObject;
 pub fn resource() -> ApiResource {
     DataProductResource::api_resource()
 }
-use sluice_schemas::{Condition, ConditionStatus, DataProductStatus, Phase, TEARDOWN_FINALIZER};
+use sluice_schemas::product::DedicatedTarget;
+use sluice_schemas::{ConditionStatus, DataProductStatus, Phase, TEARDOWN_FINALIZER};
 use sluice_store::ObjectKey;
 
+use super::dedicated::DedicatedStore;
 use super::workers::{self, WorkerSpec};
 use super::{Context, KubeError, MANAGED_LABEL, NAMESPACE_LABEL};
 use crate::auth::{Principal, Role, Via};
@@ -133,20 +135,33 @@ async fn take_in(
         .and_then(|s| serde_json::from_value(s.clone()).ok())
         .unwrap_or_default();
 
+    let mut document = document(object, namespace, &team);
+    let dedicated = dedicated_store(object, namespace, &team, &document)?;
+    let mut store_ready = None;
     let accepted = match claimed_elsewhere(ctx, &key, namespace).await? {
         Some(other) => Err(format!(
             "{team}/{name} already comes from namespace {other}; a team's product has one home"
         )),
-        None => apply::apply(
-            &ctx.state,
-            key.clone(),
-            document(object, namespace, &team),
-            None,
-            &caller,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.summary()),
+        None => {
+            let mut prepared = Ok(());
+            if let Some(store) = &dedicated {
+                let (password, ready) = store.ensure(&ctx.client).await?;
+                store_ready = Some(ready);
+                prepared = register_dedicated(ctx, store, &password, &name).await;
+                // Provisioned into as into a shared cluster: the one registered for it.
+                document["spec"]["target"]["cluster"] = json!(store.cluster_name());
+                if let Some(target) = document["spec"]["target"].as_object_mut() {
+                    target.remove("dedicated");
+                }
+            }
+            match prepared {
+                Ok(()) => apply::apply(&ctx.state, key.clone(), document, None, &caller)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.summary()),
+                Err(message) => Err(message),
+            }
+        }
     };
     let stored = ctx.state.store.get(&key).await.map_err(KubeError::Store)?;
     let store_status: Option<DataProductStatus> = stored
@@ -156,6 +171,33 @@ async fn take_in(
     let mut status = kube_status(store_status.as_ref());
     status.observed_generation = object.metadata.generation;
     set_accepted(&mut status, &previous, accepted.as_ref().err());
+    if let (Some(store), Some(ready)) = (&dedicated, store_ready) {
+        let (state, reason, message) = if ready {
+            (ConditionStatus::True, "Ready", String::new())
+        } else {
+            (
+                ConditionStatus::False,
+                "WaitingForPods",
+                format!(
+                    "waiting for StatefulSet {} to be ready",
+                    store.object_name()
+                ),
+            )
+        };
+        status
+            .conditions
+            .retain(|c| c.condition_type != "DedicatedStoreReady");
+        status.conditions.insert(
+            1,
+            super::condition(
+                &previous.conditions,
+                "DedicatedStoreReady",
+                state,
+                reason,
+                message,
+            ),
+        );
+    }
 
     if let Some(store_status) = &store_status
         && store_status.target.is_some()
@@ -263,6 +305,28 @@ async fn tear_down(
         return Ok(Action::await_change());
     }
     let Some(stored) = ctx.state.store.get(&key).await.map_err(KubeError::Store)? else {
+        let document = document(object, namespace, &team);
+        if let Some(store) = dedicated_store(object, namespace, &team, &document)? {
+            store.remove(&ctx.client).await?;
+            let cluster = ObjectKey::target_cluster(store.cluster_name());
+            if ctx
+                .state
+                .store
+                .get(&cluster)
+                .await
+                .map_err(KubeError::Store)?
+                .is_some()
+            {
+                apply::delete(
+                    &ctx.state.store,
+                    cluster,
+                    None,
+                    &dedicated_caller(&store, &name),
+                )
+                .await
+                .map_err(|e| KubeError::Refused(e.summary()))?;
+            }
+        }
         publish(
             ctx,
             object,
@@ -338,23 +402,76 @@ fn set_accepted(
         None => (ConditionStatus::True, "Applied", String::new()),
         Some(message) => (ConditionStatus::False, "Refused", message.clone()),
     };
-    let since = previous
-        .conditions
-        .iter()
-        .find(|c| c.condition_type == "Accepted" && c.status == state && c.message == message)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     status.conditions.retain(|c| c.condition_type != "Accepted");
     status.conditions.insert(
         0,
-        Condition {
-            condition_type: "Accepted".to_owned(),
-            status: state,
-            reason: reason.to_owned(),
-            message,
-            last_transition_time: since,
-        },
+        super::condition(&previous.conditions, "Accepted", state, reason, message),
     );
+}
+
+/// The dedicated store the object asks for, if it asks for one.
+fn dedicated_store(
+    object: &ProductObject,
+    namespace: &str,
+    team: &str,
+    document: &Value,
+) -> Result<Option<DedicatedStore>, KubeError> {
+    let target = &document["spec"]["target"];
+    let Some(spec) = target
+        .get("dedicated")
+        .filter(|_| target.get("cluster").is_none())
+        .and_then(|d| serde_json::from_value::<DedicatedTarget>(d.clone()).ok())
+    else {
+        // Absent, or malformed: then the product's validation says what is wrong.
+        return Ok(None);
+    };
+    let deletion = document["spec"]
+        .get("deletionPolicy")
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+        .unwrap_or_default();
+    Ok(Some(DedicatedStore {
+        namespace: namespace.to_owned(),
+        product: object.name_any(),
+        team: team.to_owned(),
+        spec,
+        deletion,
+        owner: object
+            .controller_owner_ref(&resource())
+            .ok_or(KubeError::NoNamespace)?,
+    }))
+}
+
+/// Registers (or keeps) the TargetCluster of a dedicated store in the catalog.
+async fn register_dedicated(
+    ctx: &Context,
+    store: &DedicatedStore,
+    password: &str,
+    product: &str,
+) -> Result<(), String> {
+    let caller = dedicated_caller(store, product);
+    apply::apply(
+        &ctx.state,
+        ObjectKey::target_cluster(store.cluster_name()),
+        store.cluster_document(password, &format!("{}/{product}", store.namespace)),
+        None,
+        &caller,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("the dedicated store's cluster: {}", e.summary()))
+}
+
+/// Who registers a dedicated store: Sluice itself, as an admin would.
+fn dedicated_caller(store: &DedicatedStore, product: &str) -> Caller {
+    Caller {
+        principal: Principal {
+            name: format!("kubernetes:{}/{product}", store.namespace),
+            team: "platform".to_owned(),
+            role: Role::Admin,
+            via: Via::Kubernetes,
+        },
+        request_id: uuid::Uuid::new_v4().to_string(),
+    }
 }
 
 fn previous_refusal(previous: &KubeProductStatus) -> Option<&str> {

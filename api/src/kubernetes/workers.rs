@@ -68,16 +68,7 @@ pub fn replicas(annotations: Option<&BTreeMap<String, String>>) -> Result<i32, S
 /// The name of a product's worker objects: `sluice-worker-<name>`, shortened with a hash
 /// when that would pass the 63 characters of a label value.
 pub fn object_name(product: &str) -> String {
-    let full = format!("sluice-worker-{product}");
-    if full.len() <= 63 {
-        return full;
-    }
-    let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(product));
-    format!(
-        "sluice-worker-{}-{}",
-        &product[..40],
-        &hex::encode(digest)[..8]
-    )
+    super::short_name(&format!("sluice-worker-{product}"), 63)
 }
 
 /// The labels of a product's worker objects; the first two select its pods.
