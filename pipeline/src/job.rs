@@ -19,7 +19,7 @@ use serde::Serialize;
 use sluice_provisioners::kafka::CloseAside;
 use tokio::sync::watch;
 
-use crate::sink::{Sink, SinkRecord};
+use crate::sink::{RowText, Sink, SinkRecord};
 use crate::state::{StateError, StateSettings, TableRows};
 use crate::transform::CompiledProduct;
 
@@ -854,9 +854,9 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
                     .unwrap_or_default();
                 let row = match message.payload() {
                     None => None,
-                    Some(bytes) => match serde_json::from_slice::<serde_json::Value>(bytes) {
-                        Ok(serde_json::Value::Object(map)) => Some(map),
-                        _ => {
+                    Some(bytes) => match std::str::from_utf8(bytes).ok().and_then(RowText::new) {
+                        Some(row) => Some(row),
+                        None => {
                             return Err(format!(
                                 "output record at offset {} is not a JSON object",
                                 message.offset()

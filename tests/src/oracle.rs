@@ -177,6 +177,11 @@ pub async fn redis_rows(services: &Services, prefix: &str) -> Result<Rows, ReadE
             .query_async(&mut redis)
             .await
             .map_err(|e| error(&e))?;
+        // Deleted between KEYS and HGETALL (a tombstone or a filtered-out key written
+        // meanwhile): no row, as a reader would see it.
+        if hash.is_empty() {
+            continue;
+        }
         let amount = hash
             .get("amount")
             .and_then(|a| a.parse::<f64>().ok())

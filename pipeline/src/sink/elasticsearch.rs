@@ -174,10 +174,10 @@ impl ElasticsearchSink {
             body.push_str(&json!({ action: meta }).to_string());
             body.push('\n');
             if let Some(row) = &record.row {
-                let doc = serde_json::to_string(row)
-                    .map_err(|e| self.refused(&format!("a row does not serialize: {e}")))?;
-                // `doc` is a JSON object: `{` … `}`, or `{}` for a row without fields.
-                let inner = &doc[1..doc.len() - 1];
+                // The row's text, as the output topic holds it: `{` … `}`, or `{}` for a row
+                // without fields; the version field goes in before the closing brace.
+                let doc = row.as_str();
+                let inner = doc[1..doc.len() - 1].trim();
                 body.push('{');
                 body.push_str(inner);
                 if !inner.is_empty() {

@@ -36,9 +36,41 @@ pub struct SinkRecord {
     /// The record's offset in the output topic: the per-key version.
     pub version: i64,
     /// The row (output field name → value), or `None`: the key has no row.
-    pub row: Option<Map<String, Value>>,
+    pub row: Option<RowText>,
     /// The record's output-topic partition; identifies rows in append mode.
     pub partition: i32,
+}
+
+/// A row as the output topic holds it: the text of one JSON object. Batches keep rows as
+/// text and each is parsed only while its batch is written: a parsed row takes several
+/// times the memory of its text, and two batches are held at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowText(Box<str>);
+
+impl RowText {
+    /// The row in `text`, which must be a JSON object (checked by its braces; the full
+    /// parse happens at write time).
+    pub fn new(text: &str) -> Option<RowText> {
+        let text = text.trim();
+        (text.starts_with('{') && text.ends_with('}')).then(|| RowText(text.into()))
+    }
+
+    /// The row of `map`.
+    pub fn from_map(map: &Map<String, Value>) -> RowText {
+        RowText(Value::Object(map.clone()).to_string().into())
+    }
+
+    /// The JSON text: `{…}`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The row's fields, or why `record` is not a JSON object after all.
+    pub fn parse(&self, record: &SinkRecord) -> Result<Map<String, Value>, SinkError> {
+        serde_json::from_str(&self.0).map_err(|e| {
+            SinkError::record_error(record, format!("the row is not a JSON object: {e}"))
+        })
+    }
 }
 
 /// Why a batch was not (fully) applied.

@@ -280,7 +280,7 @@ impl PostgresSink {
                 deleted_versions.push(record.version);
                 continue;
             };
-            let row_values = self.row_values(record, row)?;
+            let row_values = self.row_values(record, &row.parse(record)?)?;
             for (column, value) in values.iter_mut().zip(row_values) {
                 column.push(value);
             }

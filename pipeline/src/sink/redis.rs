@@ -183,11 +183,12 @@ impl RedisSink {
             args.extend(["d".to_owned(), ttl]);
             return Ok(args);
         };
-        self.check_fields(record, row)?;
+        let row = row.parse(record)?;
+        self.check_fields(record, &row)?;
         match self.plan.encoding {
             RedisEncoding::Hash => {
                 args.extend(["h".to_owned(), ttl]);
-                for (field, value) in row {
+                for (field, value) in &row {
                     let text = match value {
                         Value::Null => continue,
                         Value::String(s) => s.clone(),

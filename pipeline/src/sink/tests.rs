@@ -13,7 +13,7 @@ use sluice_provisioners::{TargetConnection, TargetPlan, TargetRequest, plan_targ
 use sluice_schemas::output::{OutputField, OutputKey, OutputSchema};
 use sluice_schemas::{FieldType, Isolation, TargetType, WriteMode};
 
-use super::{Sink, SinkError, SinkRecord, latest_per_key};
+use super::{RowText, Sink, SinkError, SinkRecord, latest_per_key};
 
 const PG: &str = "SLUICE_TEST_POSTGRES_URL";
 const REDIS: &str = "SLUICE_TEST_REDIS_URL";
@@ -106,7 +106,7 @@ fn rec(key: &str, version: i64, value: Option<Value>) -> SinkRecord {
     SinkRecord {
         key: key.to_owned(),
         version,
-        row: value.map(row),
+        row: value.map(|v| RowText::from_map(&row(v))),
         partition: 0,
     }
 }
