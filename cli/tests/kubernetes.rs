@@ -288,24 +288,13 @@ fn object_status(ns: &str, name: &str) -> Value {
 
 #[test]
 fn a_data_product_object_goes_live_keeps_its_workers_and_tears_down() {
-    install_crds();
-    let run = unique("k8s");
-    let _topics = common::Topics(run.clone());
-    let team = format!("team-{run}");
-    let namespace = Namespace::create(&team);
-    let ns = namespace.0.clone();
-    let serve = kube_serve("kube-e2e", "sluice-a", &ns);
-    serve.must(&[
-        "demo",
-        "--orders",
-        "60",
-        "--customers",
-        "10",
-        "--days",
-        "10",
-        "--topic-prefix",
-        &format!("{run}."),
-    ]);
+    let demo = Demo::start("k8s", "kube-e2e", "sluice-a", 60, 10, 10);
+    let (run, team, ns, serve) = (
+        demo.run.clone(),
+        demo.team.clone(),
+        demo.namespace.0.clone(),
+        &demo.serve,
+    );
     let cluster = format!("pg-{run}");
     let targets = serve.dir.join("targets.yaml");
     std::fs::write(
@@ -626,6 +615,53 @@ fn only_the_lease_holder_acts_and_killing_it_hands_over() {
     }
 }
 
+/// What the tests that need data share: the CRDs installed, a namespace for a team of their
+/// own, a Kubernetes-mode server taking in only their objects, and the demo's topics and
+/// datasets under a unique prefix (deleted when dropped).
+struct Demo {
+    run: String,
+    team: String,
+    serve: Serve,
+    namespace: Namespace,
+    _topics: common::Topics,
+}
+
+impl Demo {
+    fn start(
+        prefix: &str,
+        label: &str,
+        identity: &str,
+        orders: u32,
+        customers: u32,
+        days: u32,
+    ) -> Demo {
+        install_crds();
+        let run = unique(prefix);
+        let topics = common::Topics(run.clone());
+        let team = format!("team-{run}");
+        let namespace = Namespace::create(&team);
+        let serve = kube_serve(label, identity, &namespace.0);
+        serve.must(&[
+            "demo",
+            "--orders",
+            &orders.to_string(),
+            "--customers",
+            &customers.to_string(),
+            "--days",
+            &days.to_string(),
+            "--topic-prefix",
+            &format!("{run}."),
+        ]);
+        Demo {
+            run,
+            team,
+            serve,
+            namespace,
+            _topics: topics,
+        }
+    }
+}
+
 /// The status of a cluster-scoped object's `Ready` condition, once it has one.
 fn ready_condition(kind: &str, name: &str) -> Option<Value> {
     let object = get_json(&[kind, name])?;
@@ -638,26 +674,15 @@ fn ready_condition(kind: &str, name: &str) -> Option<Value> {
 
 #[test]
 fn datasets_and_target_clusters_from_objects_join_the_catalog() {
-    install_crds();
-    let run = unique("k8sc");
-    let _topics = common::Topics(run.clone());
-    let team = format!("team-{run}");
-    let namespace = Namespace::create(&team);
-    let ns = namespace.0.clone();
-    let serve = kube_serve("kube-catalog", "sluice-c", &ns);
+    let demo = Demo::start("k8sc", "kube-catalog", "sluice-c", 40, 8, 5);
+    let (run, team, ns, serve) = (
+        demo.run.clone(),
+        demo.team.clone(),
+        demo.namespace.0.clone(),
+        &demo.serve,
+    );
     // The demo makes the topics; its orders dataset, registered through the API, lends its
     // spec to one applied as an object.
-    serve.must(&[
-        "demo",
-        "--orders",
-        "40",
-        "--customers",
-        "8",
-        "--days",
-        "5",
-        "--topic-prefix",
-        &format!("{run}."),
-    ]);
     let registered = serve.must(&[
         "get",
         "dataset",
@@ -811,24 +836,13 @@ fn datasets_and_target_clusters_from_objects_join_the_catalog() {
 
 #[test]
 fn a_dedicated_target_gets_a_store_of_its_own() {
-    install_crds();
-    let run = unique("k8sd");
-    let _topics = common::Topics(run.clone());
-    let team = format!("team-{run}");
-    let namespace = Namespace::create(&team);
-    let ns = namespace.0.clone();
-    let serve = kube_serve("kube-dedicated", "sluice-d", &ns);
-    serve.must(&[
-        "demo",
-        "--orders",
-        "20",
-        "--customers",
-        "5",
-        "--days",
-        "5",
-        "--topic-prefix",
-        &format!("{run}."),
-    ]);
+    let demo = Demo::start("k8sd", "kube-dedicated", "sluice-d", 20, 5, 5);
+    let (run, team, ns, serve) = (
+        demo.run.clone(),
+        demo.team.clone(),
+        demo.namespace.0.clone(),
+        &demo.serve,
+    );
     let name = "own-store";
     let yaml = product_yaml(&ns, name, &format!("{run}.shop.orders"), "unused", "orders").replace(
         "    cluster: unused\n",

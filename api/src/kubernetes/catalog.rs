@@ -28,7 +28,7 @@ use sluice_schemas::{Condition, ConditionStatus, Kind, TEARDOWN_FINALIZER};
 
 use sluice_store::ObjectKey;
 
-use super::products::{DESCRIPTION_ANNOTATION, TAGS_ANNOTATION, publish};
+use super::products::publish;
 use super::{Context, KubeError, MANAGED_LABEL, OBJECT_LABEL};
 use crate::auth::{Principal, Role, Via};
 use crate::caller::Caller;
@@ -189,17 +189,7 @@ async fn document(
     if let Some(owner) = annotations.get(OWNER_ANNOTATION) {
         metadata["owner"] = json!(owner);
     }
-    if let Some(description) = annotations.get(DESCRIPTION_ANNOTATION) {
-        metadata["description"] = json!(description);
-    }
-    if let Some(tags) = annotations.get(TAGS_ANNOTATION) {
-        let tags: Vec<&str> = tags
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .collect();
-        metadata["tags"] = json!(tags);
-    }
+    super::describe(&mut metadata, annotations);
     let mut spec = object.data.get("spec").cloned().unwrap_or(Value::Null);
     if kind == Kind::TargetCluster
         && let Some(secret) = spec.get("credentialsSecret").and_then(Value::as_str)

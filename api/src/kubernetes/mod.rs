@@ -77,6 +77,9 @@ pub enum KubeError {
     /// A namespaced object came without a namespace.
     #[error("the object has no namespace")]
     NoNamespace,
+    /// An object came without the name or uid an owner reference needs.
+    #[error("the object has no name or uid")]
+    Unidentified,
     /// Sluice refused a change (e.g. deleting a product it cannot delete).
     #[error("{0}")]
     Refused(String),
@@ -215,6 +218,26 @@ async fn run_controller(ctx: Arc<Context>, stop: impl Future<Output = ()> + Send
         catalog(Kind::Dataset),
         catalog(Kind::TargetCluster),
     );
+}
+
+/// The annotation whose value becomes an entry's description.
+pub const DESCRIPTION_ANNOTATION: &str = "sluice.dev/description";
+/// The annotation with an entry's tags, comma separated.
+pub const TAGS_ANNOTATION: &str = "sluice.dev/tags";
+
+/// Sets `metadata`'s description and tags from an object's annotations.
+pub(crate) fn describe(metadata: &mut serde_json::Value, annotations: &BTreeMap<String, String>) {
+    if let Some(description) = annotations.get(DESCRIPTION_ANNOTATION) {
+        metadata["description"] = serde_json::json!(description);
+    }
+    if let Some(tags) = annotations.get(TAGS_ANNOTATION) {
+        let tags: Vec<&str> = tags
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        metadata["tags"] = serde_json::json!(tags);
+    }
 }
 
 /// A condition of `kind`, keeping its `lastTransitionTime` from `previous` while its status

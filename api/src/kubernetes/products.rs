@@ -43,11 +43,6 @@ use crate::auth::{Principal, Role, Via};
 use crate::caller::Caller;
 use crate::routes::apply;
 
-/// The annotation whose value becomes the product's description.
-pub const DESCRIPTION_ANNOTATION: &str = "sluice.dev/description";
-/// The annotation with the product's tags, comma separated.
-pub const TAGS_ANNOTATION: &str = "sluice.dev/tags";
-
 /// How soon a product that is still moving is looked at again.
 const BUSY_REQUEUE: Duration = Duration::from_secs(3);
 /// How soon a settled product is looked at again (drift of owned objects wakes it sooner).
@@ -100,17 +95,7 @@ fn document(object: &ProductObject, namespace: &str, team: &str) -> Value {
         "team": team,
         "labels": {MANAGED_LABEL: "kubernetes", NAMESPACE_LABEL: namespace},
     });
-    if let Some(description) = annotations.get(DESCRIPTION_ANNOTATION) {
-        metadata["description"] = json!(description);
-    }
-    if let Some(tags) = annotations.get(TAGS_ANNOTATION) {
-        let tags: Vec<&str> = tags
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .collect();
-        metadata["tags"] = json!(tags);
-    }
+    super::describe(&mut metadata, annotations);
     json!({
         "apiVersion": sluice_schemas::API_VERSION,
         "kind": "DataProduct",
@@ -227,7 +212,7 @@ async fn take_in(
             settings: ctx.settings.worker_settings.clone(),
             owner: object
                 .controller_owner_ref(&resource())
-                .ok_or(KubeError::NoNamespace)?,
+                .ok_or(KubeError::Unidentified)?,
         };
         workers::ensure(&ctx.client, &spec).await?;
     }
@@ -437,7 +422,7 @@ fn dedicated_store(
         deletion,
         owner: object
             .controller_owner_ref(&resource())
-            .ok_or(KubeError::NoNamespace)?,
+            .ok_or(KubeError::Unidentified)?,
     }))
 }
 
