@@ -68,6 +68,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// Kubernetes mode is on but no cluster can be reached (no kubeconfig, no in-cluster
+    /// service account).
+    #[error("SLUICE_KUBERNETES is set but {0}")]
+    Kubernetes(#[source] crate::kubernetes::StartError),
     /// `sluice worker` needs Kafka.
     #[error("SLUICE_KAFKA_BOOTSTRAP is not set: a worker has no jobs to run without Kafka")]
     NoKafka,
@@ -173,6 +177,16 @@ pub async fn serve(
         // Printed, not logged: the one time this token is shown.
         println!("sluice: created the first admin token (shown once, store it now): {token}");
     }
+    // Before listening: a Kubernetes mode that cannot reach its cluster fails the start.
+    let kube_client = if config.kubernetes {
+        Some(
+            crate::kubernetes::connect()
+                .await
+                .map_err(ServeError::Kubernetes)?,
+        )
+    } else {
+        None
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -231,7 +245,7 @@ pub async fn serve(
         }
     };
     let (stop_kube, kube_stopped) = tokio::sync::oneshot::channel::<()>();
-    let kubernetes = config.kubernetes.then(|| {
+    let kubernetes = kube_client.map(|client| {
         let settings = crate::kubernetes::KubeSettings {
             worker_image: config.worker_image.clone(),
             namespaces: config.kubernetes_namespaces.clone(),
@@ -240,6 +254,7 @@ pub async fn serve(
         };
         tokio::spawn(crate::kubernetes::run(
             state.clone(),
+            client,
             settings,
             async move {
                 let _ = kube_stopped.await;
@@ -258,12 +273,10 @@ pub async fn serve(
         .map_err(ServeError::Serve);
     sweeper.abort();
     let _ = stop_kube.send(());
-    if let Some(kubernetes) = kubernetes {
-        match kubernetes.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "the Kubernetes front door stopped"),
-            Err(error) => tracing::error!(%error, "the Kubernetes front door panicked"),
-        }
+    if let Some(kubernetes) = kubernetes
+        && let Err(error) = kubernetes.await
+    {
+        tracing::error!(%error, "the Kubernetes front door panicked");
     }
     let _ = stop_controller.send(());
     if let Some((reconciling, jobs, stop_jobs)) = controller {

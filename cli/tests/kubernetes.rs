@@ -972,3 +972,28 @@ fn a_dedicated_target_gets_a_store_of_its_own() {
     let (ok, _, stderr) = serve.sluice(&["get", "targetcluster", &cluster]);
     assert!(!ok && stderr.contains("not found"), "{stderr}");
 }
+
+#[test]
+fn kubernetes_mode_without_a_cluster_fails_the_start_with_the_reason() {
+    let dir = std::env::temp_dir().join(unique("sluice-nokube-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--kubernetes", "--listen", "127.0.0.1:0"])
+        .env("SLUICE_DATA_DIR", &dir)
+        .env("KUBECONFIG", dir.join("no-such-kubeconfig"))
+        .env("HOME", &dir)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("SLUICE_KAFKA_BOOTSTRAP")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        !out.status.success(),
+        "it started without a cluster: {stderr}"
+    );
+    assert!(
+        stderr.contains("SLUICE_KUBERNETES is set but cannot reach Kubernetes"),
+        "{stderr}"
+    );
+}

@@ -99,14 +99,20 @@ pub enum StartError {
     Client(#[source] kube::Error),
 }
 
+/// The client of the cluster: from `KUBECONFIG` (or `~/.kube/config`), or the in-cluster
+/// service account.
+pub async fn connect() -> Result<Client, StartError> {
+    Client::try_default().await.map_err(StartError::Client)
+}
+
 /// Runs the front door until `shutdown` resolves: campaigns for the Lease, runs the
 /// controller while holding it, and gives it up on the way out.
 pub async fn run(
     state: AppState,
+    client: Client,
     settings: KubeSettings,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), StartError> {
-    let client = Client::try_default().await.map_err(StartError::Client)?;
+) {
     let namespace = std::env::var("POD_NAMESPACE")
         .ok()
         .filter(|n| !n.is_empty())
@@ -142,7 +148,7 @@ pub async fn run(
                 Err(error) => tracing::warn!(%error, "cannot read the leader Lease"),
             }
             tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                () = &mut shutdown => return,
                 () = tokio::time::sleep(lease::RENEW_EVERY) => {}
             }
         }
@@ -185,7 +191,7 @@ pub async fn run(
         if let Err(error) = lock.release().await {
             tracing::warn!(%error, "cannot give up the leader Lease; it expires by itself");
         }
-        return Ok(());
+        return;
     }
 }
 
