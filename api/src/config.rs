@@ -65,8 +65,9 @@ pub const ENV_KAFKA_REPLICATION: &str = "SLUICE_KAFKA_REPLICATION";
 /// Environment variable: whether `sluice serve` runs stream jobs itself (`in-process`, the
 /// default) or leaves them to `sluice worker` processes (`off`).
 pub const ENV_JOBS: &str = "SLUICE_JOBS";
-/// Environment variable: how many MiB of lookup-table rows one job keeps in memory before
-/// they move to an on-disk store under the data directory (default 256).
+/// Environment variable: how many MiB of lookup-table rows (and as many of window-join
+/// records) one job keeps in memory before they move to an on-disk store under the data
+/// directory (default 256).
 pub const ENV_JOB_STATE_MEMORY: &str = "SLUICE_JOB_STATE_MEMORY";
 /// Environment variable: how many slices a product version's job is split in, so several
 /// processes share one job (default 1; capped by the driving source's partitions).

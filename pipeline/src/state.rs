@@ -1,5 +1,6 @@
 //! Where a job keeps the rows of its lookup tables: in memory up to a budget, then in an
-//! embedded [redb](https://docs.rs/redb) database on local disk.
+//! embedded [redb](https://docs.rs/redb) database on local disk. The files are made by
+//! [`create_store`], which the window join's store (`crate::window`) uses too.
 //!
 //! Rows are kept as the JSON bytes the table topic holds and parsed when looked up, packed
 //! into large buffers behind a hash index of positions ([`packed`]), so the memory a table
@@ -34,7 +35,8 @@ const ROW_OVERHEAD: usize = 48;
 pub struct StateSettings {
     /// The directory of the on-disk store (a file per job run, removed when it ends).
     pub dir: PathBuf,
-    /// Bytes of table rows kept in memory before they move to disk.
+    /// Bytes of table rows kept in memory before they move to disk; a window join's records
+    /// have a budget of the same size of their own (`crate::window`).
     pub memory_bytes: usize,
 }
 
@@ -97,6 +99,67 @@ impl std::fmt::Debug for TableRows {
     }
 }
 
+/// `label` made fit for a file name: every character but ASCII letters and digits becomes `_`.
+pub(crate) fn file_label(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Creates an empty database for the store `label` (see [`file_label`]) in the settings'
+/// directory, named `<label>-<pid>-<nanos>.redb`, after removing the stores of `label` that
+/// processes which no longer run left behind. The caller removes the file when done.
+pub(crate) fn create_store(
+    settings: &StateSettings,
+    label: &str,
+) -> Result<(Database, PathBuf), StateError> {
+    let path = settings.dir.join(format!(
+        "{label}-{}-{:x}.redb",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    let fail = |e: &dyn std::fmt::Display| StateError::Disk {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(&settings.dir).map_err(|e| fail(&e))?;
+    remove_orphans(&settings.dir, label);
+    let db = Database::create(&path).map_err(|e| fail(&e))?;
+    Ok((db, path))
+}
+
+/// Removes the store files of `label` in `dir` left by processes that died without removing
+/// them (only files of processes that no longer run are removed, so a live sibling slice
+/// keeps its own).
+fn remove_orphans(dir: &std::path::Path, label: &str) {
+    let proc = std::path::Path::new("/proc");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    if !proc.is_dir() {
+        return;
+    }
+    let prefix = format!("{label}-");
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && name.ends_with(".redb")
+            && !proc.join(pid.to_string()).exists()
+        {
+            tracing::info!(file = %entry.path().display(), "removing a dead job's state store");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn composite(alias: &str, key: &str) -> String {
     let mut k = String::with_capacity(alias.len() + key.len() + 1);
     k.push_str(alias);
@@ -112,10 +175,7 @@ impl TableRows {
             memory: HashMap::new(),
             bytes: 0,
             settings,
-            label: label
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect(),
+            label: file_label(label),
             disk: None,
         }
     }
@@ -243,52 +303,13 @@ impl TableRows {
         }
     }
 
-    /// Removes this job's store files left by processes that died without removing them
-    /// (a file is named `<label>-<pid>-<nanos>.redb`; only files of processes that no
-    /// longer run are removed, so a live sibling slice keeps its own).
-    fn remove_orphans(&self) {
-        let proc = std::path::Path::new("/proc");
-        let Ok(entries) = std::fs::read_dir(&self.settings.dir) else {
-            return;
-        };
-        if !proc.is_dir() {
-            return;
-        }
-        let prefix = format!("{}-", self.label);
-        for entry in entries.filter_map(Result::ok) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(&prefix) else {
-                continue;
-            };
-            let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-            if let Some(pid) = pid
-                && name.ends_with(".redb")
-                && !proc.join(pid.to_string()).exists()
-            {
-                tracing::info!(file = %entry.path().display(), "removing a dead job's table store");
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-
     /// Moves every row to a new database on disk.
     fn spill(&mut self) -> Result<(), StateError> {
-        let path = self.settings.dir.join(format!(
-            "{}-{}-{:x}.redb",
-            self.label,
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default()
-        ));
+        let (db, path) = create_store(&self.settings, &self.label)?;
         let fail = |e: &dyn std::fmt::Display| StateError::Disk {
             path: path.clone(),
             reason: e.to_string(),
         };
-        std::fs::create_dir_all(&self.settings.dir).map_err(|e| fail(&e))?;
-        self.remove_orphans();
-        let db = Database::create(&path).map_err(|e| fail(&e))?;
         let mut write = db.begin_write().map_err(|e| fail(&e))?;
         write
             .set_durability(redb::Durability::None)

@@ -112,7 +112,18 @@ fn oracle(produced: &[Produced]) -> BTreeMap<String, (f64, f64)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn window_joins_pair_records_within_the_window_in_either_order_across_a_restart() {
-    let world = World::with_kafka("job_window").await;
+    window_scenario("job_window", false).await;
+}
+
+/// The same with the window's records on disk: a memory budget of 1 KiB moves them to the
+/// job's on-disk store at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn window_joins_with_their_records_on_disk_pair_the_same() {
+    window_scenario("job_window_disk", true).await;
+}
+
+async fn window_scenario(label: &str, on_disk: bool) {
+    let world = World::with_kafka(label).await;
     let orders = world.ns.create_topic("w_orders", 3).await.unwrap();
     let payments = world.ns.create_topic("w_payments", 2).await.unwrap();
     let dataset = |name: &str, topic: &str, properties: Value| {
@@ -228,7 +239,27 @@ async fn window_joins_pair_records_within_the_window_in_either_order_across_a_re
     }
 
     let controller = world.run_controller();
-    let jobs = world.run_jobs();
+    let state_dir = std::env::temp_dir().join(format!("sluice-state-{}", world.suffix));
+    let run_jobs = || {
+        if on_disk {
+            world.run_jobs_with_state(sluice_controller::StateSettings {
+                dir: state_dir.clone(),
+                memory_bytes: 1024,
+            })
+        } else {
+            world.run_jobs()
+        }
+    };
+    let window_stores = || {
+        std::fs::read_dir(&state_dir)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().contains("_window-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let jobs = run_jobs();
     let read = || async {
         let pool = world.ns.pg_pool().await.unwrap();
         let statement = format!(
@@ -308,6 +339,11 @@ async fn window_joins_pair_records_within_the_window_in_either_order_across_a_re
         "the amended order"
     );
     converge(want).await;
+    assert_eq!(
+        window_stores(),
+        usize::from(on_disk),
+        "window records on disk while the job runs"
+    );
     let dead = wait_for(&world, name, 30, |s| s["deadLetters"].as_u64() >= Some(1)).await;
     assert_eq!(dead["deadLetters"], 1, "{dead:#}");
 
@@ -338,8 +374,9 @@ async fn window_joins_pair_records_within_the_window_in_either_order_across_a_re
     all.extend(before.iter().cloned());
     converge(oracle(&all)).await;
     jobs.stop().await;
+    assert_eq!(window_stores(), 0, "the on-disk store goes with the job");
     produce(down.to_vec()).await;
-    let jobs = world.run_jobs();
+    let jobs = run_jobs();
     produce(up.to_vec()).await;
     all.extend(after.iter().cloned());
     let want = oracle(&all);

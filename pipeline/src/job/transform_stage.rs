@@ -318,6 +318,8 @@ impl TransformStage {
             RefCell::new(WindowState::new(
                 w.within_ms,
                 backfilling.collect::<Vec<_>>(),
+                config.state.clone(),
+                &config.label,
             ))
         });
         let stage = TransformStage {
@@ -435,7 +437,7 @@ impl TransformStage {
             }
         }
         if let Some(window) = &self.window {
-            window.borrow_mut().sweep();
+            self.held(window.borrow_mut().sweep());
         }
         match self.broken.take() {
             Some(e) => Err(e.into()),
@@ -668,12 +670,12 @@ impl TransformStage {
         }
         drop(messages);
         if let Some(window) = &self.window {
-            window.borrow_mut().sweep();
+            self.held(window.borrow_mut().sweep());
         }
         let flushed = self.tables.borrow_mut().flush();
         if let Some(e) = self.broken.take().map(Err).unwrap_or(flushed).err() {
             let _ = self.producer.abort_transaction(ABORT_TIMEOUT);
-            return Err(format!("lookup tables: {e}"));
+            return Err(format!("job state: {e}"));
         }
         let mut offsets = TopicPartitionList::new();
         for ((i, p), o) in &next {
@@ -808,10 +810,10 @@ impl TransformStage {
                     state.observe(Side::Driving, partition, at);
                 }
                 let met: Vec<Json> = match (&join_key, pass) {
-                    (Some(key), Pass::Live | Pass::Recompute) => state
-                        .partners(Side::Driving, key, at)
+                    (Some(key), Pass::Live | Pass::Recompute) => self
+                        .held(state.partners(Side::Driving, key, at))
                         .into_iter()
-                        .map(|k| k.value.clone())
+                        .map(|(_, value)| value)
                         .collect(),
                     _ => Vec::new(),
                 };
@@ -836,16 +838,16 @@ impl TransformStage {
                 }
                 if pass != Pass::Recompute {
                     match join_key {
-                        Some(key) => state.keep(
+                        Some(key) => self.held(state.keep(
                             Side::Driving,
                             key,
                             record_key.map(<[u8]>::to_vec),
-                            value.clone(),
+                            value,
                             at,
-                        ),
+                        )),
                         None => {
                             if let Some(record_key) = record_key {
-                                state.forget(Side::Driving, record_key);
+                                self.held(state.forget(Side::Driving, record_key));
                             }
                         }
                     }
@@ -855,7 +857,7 @@ impl TransformStage {
                 if pass != Pass::Recompute
                     && let Some(record_key) = record_key
                 {
-                    state.borrow_mut().forget(Side::Driving, record_key);
+                    self.held(state.borrow_mut().forget(Side::Driving, record_key));
                 }
                 emitted.extend(alone);
             }
@@ -892,7 +894,7 @@ impl TransformStage {
         let mut state = state.borrow_mut();
         let (Some(value), Some(at)) = (value, event_ms) else {
             if let Some(record_key) = record_key {
-                state.forget(Side::Joined, record_key);
+                self.held(state.forget(Side::Joined, record_key));
             }
             return Ok(Vec::new());
         };
@@ -902,17 +904,13 @@ impl TransformStage {
         state.observe(Side::Joined, partition, at);
         let Some(join_key) = key_text(value.get(&join.key_field)) else {
             if let Some(record_key) = record_key {
-                state.forget(Side::Joined, record_key);
+                self.held(state.forget(Side::Joined, record_key));
             }
             return Ok(Vec::new());
         };
         let mut emitted = Vec::new();
         if pass == Pass::Live {
-            let met: Vec<(Option<Vec<u8>>, Json)> = state
-                .partners(Side::Joined, &join_key, at)
-                .into_iter()
-                .map(|k| (k.record_key.clone(), k.value.clone()))
-                .collect();
+            let met = self.held(state.partners(Side::Joined, &join_key, at));
             let tables = self.tables.borrow();
             let arena = Arena::with_capacity(self.transform.lookups().len());
             let lookup = tables.lookup(&arena, &self.broken);
@@ -933,14 +931,24 @@ impl TransformStage {
                 }
             }
         }
-        state.keep(
+        self.held(state.keep(
             Side::Joined,
             join_key,
             record_key.map(<[u8]>::to_vec),
-            value,
+            &value,
             at,
-        );
+        ));
         Ok(emitted)
+    }
+
+    /// The outcome of a change or read of the job's state: a failure of its on-disk store is
+    /// kept in `broken` (the batch is then aborted, and the job restarts), and the default
+    /// stands in meanwhile.
+    fn held<T: Default>(&self, outcome: Result<T, StateError>) -> T {
+        outcome.unwrap_or_else(|e| {
+            self.broken.borrow_mut().get_or_insert(e);
+            T::default()
+        })
     }
 
     /// Whether changes of table `alias` are propagated.
