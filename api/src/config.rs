@@ -66,7 +66,7 @@ pub const ENV_KAFKA_REPLICATION: &str = "SLUICE_KAFKA_REPLICATION";
 /// default) or leaves them to `sluice worker` processes (`off`).
 pub const ENV_JOBS: &str = "SLUICE_JOBS";
 /// Environment variable: how many MiB of lookup-table rows (and as many of window-join
-/// records) one job keeps in memory before they move to an on-disk store under the data
+/// records, and of `propagate` state) one job keeps in memory before they move to an on-disk store under the data
 /// directory (default 256).
 pub const ENV_JOB_STATE_MEMORY: &str = "SLUICE_JOB_STATE_MEMORY";
 /// Environment variable: how many slices a product version's job is split in, so several

@@ -23,6 +23,7 @@ use crate::sink::{RowText, Sink, SinkRecord};
 use crate::state::{StateError, StateSettings, TableRows};
 use crate::transform::CompiledProduct;
 
+mod joined;
 mod transform_stage;
 
 use transform_stage::TransformStage;

@@ -36,7 +36,7 @@ pub struct StateSettings {
     /// The directory of the on-disk store (a file per job run, removed when it ends).
     pub dir: PathBuf,
     /// Bytes of table rows kept in memory before they move to disk; a window join's records
-    /// have a budget of the same size of their own (`crate::window`).
+    /// and `propagate`'s state each have a budget of the same size of their own.
     pub memory_bytes: usize,
 }
 
@@ -130,6 +130,85 @@ pub(crate) fn create_store(
     remove_orphans(&settings.dir, label);
     let db = Database::create(&path).map_err(|e| fail(&e))?;
     Ok((db, path))
+}
+
+/// A database file of a job's state written through one write transaction that stays open
+/// across changes (it reads its own writes) until [`WriteStore::commit`]; the file is removed
+/// when this is dropped. The window join's records and `propagate`'s state use it.
+pub(crate) struct WriteStore {
+    /// The open write transaction, if any change was made since the last commit.
+    write: Option<redb::WriteTransaction>,
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for WriteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for WriteStore {
+    fn drop(&mut self) {
+        // An uncommitted transaction is dropped first (redb aborts it), then the file goes.
+        self.write = None;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A redb failure, named with the store's file.
+pub(crate) fn failed(path: &std::path::Path) -> impl Fn(&dyn std::fmt::Display) -> StateError + '_ {
+    move |e| StateError::Disk {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+impl WriteStore {
+    /// An empty store in the settings' directory; `label` (see [`file_label`]) names it.
+    pub(crate) fn create(settings: &StateSettings, label: &str) -> Result<Self, StateError> {
+        let (db, path) = create_store(settings, label)?;
+        Ok(WriteStore {
+            write: None,
+            db,
+            path,
+        })
+    }
+
+    /// The open write transaction (begun, not waiting for the disk, when there is none) and
+    /// the file, for naming failures.
+    pub(crate) fn open(
+        &mut self,
+    ) -> Result<(&redb::WriteTransaction, &std::path::Path), StateError> {
+        let write = match self.write.take() {
+            Some(write) => write,
+            None => {
+                let fail = failed(&self.path);
+                let mut write = self.db.begin_write().map_err(|e| fail(&e))?;
+                write
+                    .set_durability(redb::Durability::None)
+                    .map_err(|e| fail(&e))?;
+                write
+            }
+        };
+        Ok((self.write.insert(write), &self.path))
+    }
+
+    /// Commits the changes made since the last commit (without waiting for the disk).
+    pub(crate) fn commit(&mut self) -> Result<(), StateError> {
+        if let Some(write) = self.write.take() {
+            write.commit().map_err(|e| failed(&self.path)(&e))?;
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
 }
 
 /// Removes the store files of `label` in `dir` left by processes that died without removing

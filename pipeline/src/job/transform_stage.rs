@@ -3,7 +3,7 @@
 //! to the output topic in Kafka transactions together with the offsets that produced it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use super::{
 };
 use typed_arena::Arena;
 
+use super::joined::Joined;
 use crate::state::StateError;
 use crate::transform::{CompiledProduct, Emit};
 use crate::window::{Side, WindowState};
@@ -42,59 +43,6 @@ struct Stream {
     time_field: Option<String>,
     /// Per partition: (start offset of the backfill, high watermark at start).
     bounds: BTreeMap<i32, (i64, i64)>,
-}
-
-/// A kept stream record: its record key, value and event time.
-type Record = (Option<Vec<u8>>, Json, Option<i64>);
-
-/// What `propagate` needs: the latest stream record of each product key, and which product
-/// keys each table row was joined with.
-#[derive(Debug, Default)]
-struct Joined {
-    /// Product key → its latest stream record: record key, value, event time.
-    latest: HashMap<String, Record>,
-    /// Product key → the (alias, join key) pairs its latest record was joined with.
-    partners: HashMap<String, Vec<(String, String)>>,
-    /// (alias, join key) → the product keys joined with that table row.
-    by_partner: HashMap<(String, String), BTreeSet<String>>,
-}
-
-impl Joined {
-    /// Records that `key`'s latest record is `record`, joined with `partners`
-    /// (`None`: a tombstone; the key is forgotten).
-    fn remember(&mut self, key: &str, record: Option<Record>, partners: Vec<(String, String)>) {
-        for old in self.partners.remove(key).unwrap_or_default() {
-            if let Some(keys) = self.by_partner.get_mut(&old) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    self.by_partner.remove(&old);
-                }
-            }
-        }
-        match record {
-            Some(record) => {
-                for partner in &partners {
-                    self.by_partner
-                        .entry(partner.clone())
-                        .or_default()
-                        .insert(key.to_owned());
-                }
-                self.latest.insert(key.to_owned(), record);
-                self.partners.insert(key.to_owned(), partners);
-            }
-            None => {
-                self.latest.remove(key);
-            }
-        }
-    }
-
-    /// The product keys joined with row `key` of table `alias`.
-    fn joined_with(&self, alias: &str, key: &str) -> Vec<String> {
-        self.by_partner
-            .get(&(alias.to_owned(), key.to_owned()))
-            .map(|keys| keys.iter().cloned().collect())
-            .unwrap_or_default()
-    }
 }
 
 /// Why a driving record is transformed.
@@ -329,7 +277,7 @@ impl TransformStage {
             producer,
             streams,
             tables: RefCell::new(tables),
-            joined: RefCell::new(Joined::default()),
+            joined: RefCell::new(Joined::new(config.state.clone(), &config.label)),
             propagates,
             window,
             paused: Cell::new(None),
@@ -672,7 +620,11 @@ impl TransformStage {
         if let Some(window) = &self.window {
             self.held(window.borrow_mut().sweep());
         }
-        let flushed = self.tables.borrow_mut().flush();
+        let flushed = self
+            .tables
+            .borrow_mut()
+            .flush()
+            .and_then(|()| self.joined.borrow_mut().flush());
         if let Some(e) = self.broken.take().map(Err).unwrap_or(flushed).err() {
             let _ = self.producer.abort_transaction(ABORT_TIMEOUT);
             return Err(format!("job state: {e}"));
@@ -866,12 +818,8 @@ impl TransformStage {
         if self.propagates && pass != Pass::Recompute {
             let keys: BTreeSet<&str> = emitted.iter().map(|e| e.key.as_str()).collect();
             for key in keys {
-                let record = value
-                    .clone()
-                    .map(|v| (record_key.map(<[u8]>::to_vec), v, event_ms));
-                self.joined
-                    .borrow_mut()
-                    .remember(key, record, partners.clone());
+                let record = value.as_ref().map(|v| (record_key, v, event_ms));
+                self.held(self.joined.borrow_mut().remember(key, record, &partners));
             }
         }
         Ok(emitted)
@@ -961,10 +909,10 @@ impl TransformStage {
 
     /// Computes again the output rows joined with row `row` of table `alias`.
     fn propagate(&self, alias: &str, row: &str) -> Result<(), String> {
-        let keys = self.joined.borrow().joined_with(alias, row);
+        let keys = self.held(self.joined.borrow_mut().joined_with(alias, row));
         for key in keys {
             let Some((record_key, value, event_ms)) =
-                self.joined.borrow().latest.get(&key).cloned()
+                self.held(self.joined.borrow_mut().latest(&key))
             else {
                 continue;
             };

@@ -7,12 +7,10 @@
 //! ([`DiskRecords::commit`]). Like the lookup tables' store, it is a cache of what the
 //! streams hold, rebuilt on every start, so nothing here needs to survive a crash.
 
-use std::path::{Path, PathBuf};
-
-use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition};
 
 use super::{Kept, Side};
-use crate::state::{StateError, StateSettings, create_store};
+use crate::state::{StateError, StateSettings, WriteStore, failed};
 
 /// A kept record as stored: (event time, record key, value JSON).
 type Stored<'a> = (i64, Option<&'a [u8]>, &'a [u8]);
@@ -32,63 +30,17 @@ fn side_byte(side: Side) -> u8 {
 }
 
 /// A window join's records in a database file, removed when dropped.
+#[derive(Debug)]
 pub(super) struct DiskRecords {
-    /// The open write transaction, if any change was made since the last commit.
-    write: Option<WriteTransaction>,
-    db: Database,
-    path: PathBuf,
-}
-
-impl std::fmt::Debug for DiskRecords {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiskRecords")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for DiskRecords {
-    fn drop(&mut self) {
-        // An uncommitted transaction is dropped first (redb aborts it), then the file goes.
-        self.write = None;
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// A redb failure, named with the store's file.
-fn failed(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> StateError + '_ {
-    move |e| StateError::Disk {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
+    store: WriteStore,
 }
 
 impl DiskRecords {
     /// An empty store in the settings' directory; `label` (fit for a file name) names it.
     pub(super) fn create(settings: &StateSettings, label: &str) -> Result<Self, StateError> {
-        let (db, path) = create_store(settings, label)?;
         Ok(DiskRecords {
-            write: None,
-            db,
-            path,
+            store: WriteStore::create(settings, label)?,
         })
-    }
-
-    /// The open write transaction (begun, not waiting for the disk, when there is none) and
-    /// the file, for naming failures.
-    fn open(&mut self) -> Result<(&WriteTransaction, &Path), StateError> {
-        let write = match self.write.take() {
-            Some(write) => write,
-            None => {
-                let fail = failed(&self.path);
-                let mut write = self.db.begin_write().map_err(|e| fail(&e))?;
-                write
-                    .set_durability(Durability::None)
-                    .map_err(|e| fail(&e))?;
-                write
-            }
-        };
-        Ok((self.write.insert(write), &self.path))
     }
 
     /// Keeps `kept` under `join_key` (the caller has removed the record key's earlier record).
@@ -99,7 +51,7 @@ impl DiskRecords {
         kept: &Kept,
     ) -> Result<(), StateError> {
         let s = side_byte(side);
-        let (txn, path) = self.open()?;
+        let (txn, path) = self.store.open()?;
         let fail = failed(path);
         let mut by_key = txn.open_table(BY_KEY).map_err(|e| fail(&e))?;
         let mut by_time = txn.open_table(BY_TIME).map_err(|e| fail(&e))?;
@@ -128,7 +80,7 @@ impl DiskRecords {
         record_key: &[u8],
     ) -> Result<(), StateError> {
         let s = side_byte(side);
-        let (txn, path) = self.open()?;
+        let (txn, path) = self.store.open()?;
         let fail = failed(path);
         let mut by_record = txn.open_table(BY_RECORD).map_err(|e| fail(&e))?;
         let Some((join_key, seq)) = by_record
@@ -156,7 +108,7 @@ impl DiskRecords {
     /// The records of `side` kept under `join_key`, in arrival order.
     pub(super) fn matching(&mut self, side: Side, join_key: &str) -> Result<Vec<Kept>, StateError> {
         let s = side_byte(side);
-        let (txn, path) = self.open()?;
+        let (txn, path) = self.store.open()?;
         let fail = failed(path);
         let by_key = txn.open_table(BY_KEY).map_err(|e| fail(&e))?;
         let range = by_key
@@ -180,7 +132,7 @@ impl DiskRecords {
     /// Drops every record of `side` older than `before`.
     pub(super) fn expire(&mut self, side: Side, before: i64) -> Result<(), StateError> {
         let s = side_byte(side);
-        let (txn, path) = self.open()?;
+        let (txn, path) = self.store.open()?;
         let fail = failed(path);
         let mut by_time = txn.open_table(BY_TIME).map_err(|e| fail(&e))?;
         let gone: Vec<(i64, u64, String)> = by_time
@@ -217,17 +169,15 @@ impl DiskRecords {
 
     /// Commits the changes made since the last commit (without waiting for the disk).
     pub(super) fn commit(&mut self) -> Result<(), StateError> {
-        if let Some(write) = self.write.take() {
-            write.commit().map_err(|e| failed(&self.path)(&e))?;
-        }
-        Ok(())
+        self.store.commit()
     }
 
     /// How many records `side` keeps.
     #[cfg(test)]
     pub(super) fn len(&mut self, side: Side) -> usize {
         let s = side_byte(side);
-        self.open()
+        self.store
+            .open()
             .and_then(|(txn, path)| {
                 let fail = failed(path);
                 let table = txn.open_table(BY_TIME).map_err(|e| fail(&e))?;
@@ -242,7 +192,7 @@ impl DiskRecords {
 
     /// The database file.
     #[cfg(test)]
-    pub(super) fn path(&self) -> &Path {
-        &self.path
+    pub(super) fn path(&self) -> &std::path::Path {
+        self.store.path()
     }
 }
