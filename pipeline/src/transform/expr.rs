@@ -60,6 +60,9 @@ pub(crate) struct Compiled {
     /// Where it sits in the product.
     pub site: Site,
     kind: Kind,
+    /// The positions (in scope) of the aliases a CEL program reads; empty for a plain
+    /// path, which reads the record's JSON directly.
+    cel_reads: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -133,6 +136,16 @@ impl Compiled {
             .plain_path
             .as_ref()
             .and_then(|p| in_scope.iter().position(|&a| a == p.root));
+        // The analysis names every free variable, and each is in scope (checked above).
+        let cel_reads = match (&analysis.plain_path, path_alias) {
+            (Some(_), Some(_)) => Vec::new(),
+            _ => in_scope
+                .iter()
+                .enumerate()
+                .filter(|(_, alias)| analysis.refs.iter().any(|r| r.root == **alias))
+                .map(|(i, _)| i)
+                .collect(),
+        };
         let kind = match (analysis.plain_path, path_alias) {
             (Some(path), Some(alias)) => Kind::Path(alias, path.path),
             _ => Kind::Program(env.compile(text).map_err(|e| {
@@ -143,7 +156,14 @@ impl Compiled {
             text: text.to_owned(),
             site,
             kind,
+            cel_reads,
         })
+    }
+
+    /// The positions (in scope) of the aliases this expression needs as CEL values: none
+    /// for a plain path.
+    pub fn cel_reads(&self) -> &[usize] {
+        &self.cel_reads
     }
 
     /// The fields this expression selects below the driving source alias, if it is a plain

@@ -102,6 +102,10 @@ pub struct CompiledProduct {
     /// The source dataset's JSON Schema, if stated: guides number conversion into CEL.
     source_schema: Option<Json>,
     fields: Vec<FieldPlan>,
+    /// Per alias (as `aliases`): whether some expression reads it through CEL. Records of
+    /// the others are never converted to CEL values, the larger part of a record's cost
+    /// when every expression is a plain path.
+    in_cel: Vec<bool>,
 }
 
 impl std::fmt::Debug for CompiledProduct {
@@ -200,6 +204,19 @@ impl CompiledProduct {
             })
             .collect::<Result<Vec<_>, TransformError>>()?;
 
+        let mut in_cel = vec![false; sources.aliases.len()];
+        let compiled = filter
+            .iter()
+            .chain(key.as_ref().map(|k| &k.expr))
+            .chain(fields.iter().map(|f| &f.expr))
+            .chain(sources.plans.iter().map(|p| &p.left));
+        for expr in compiled {
+            for &i in expr.cel_reads() {
+                if let Some(slot) = in_cel.get_mut(i) {
+                    *slot = true;
+                }
+            }
+        }
         let lookups = sources
             .joins
             .iter()
@@ -220,6 +237,7 @@ impl CompiledProduct {
             key,
             fields,
             source_schema: None,
+            in_cel,
         })
     }
 
@@ -351,10 +369,12 @@ impl CompiledProduct {
             });
         }
         let mut scope = self.base.new_inner_scope();
-        scope.add_variable_from_value(
-            self.source.as_str(),
-            json_to_cel(value, self.source_schema.as_ref()),
-        );
+        if self.in_cel.first().copied().unwrap_or(true) {
+            scope.add_variable_from_value(
+                self.source.as_str(),
+                json_to_cel(value, self.source_schema.as_ref()),
+            );
+        }
         let mut rows: Vec<Option<&Json>> = Vec::with_capacity(self.aliases.len());
         rows.push(Some(value));
         let mut partnerless = false;
@@ -368,10 +388,12 @@ impl CompiledProduct {
                 None => None,
             };
             partnerless |= plan.inner && row.is_none();
-            scope.add_variable_from_value(
-                table.alias.as_str(),
-                row.map_or(cel::Value::Null, |r| json_to_cel(r, plan.schema.as_ref())),
-            );
+            if self.in_cel.get(rows.len()).copied().unwrap_or(true) {
+                scope.add_variable_from_value(
+                    table.alias.as_str(),
+                    row.map_or(cel::Value::Null, |r| json_to_cel(r, plan.schema.as_ref())),
+                );
+            }
             rows.push(row);
         }
 

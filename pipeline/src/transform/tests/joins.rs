@@ -574,3 +574,39 @@ fn a_window_join_pairs_the_record_with_the_partner_the_runtime_gives_and_is_inne
         })
     );
 }
+
+/// Records enter CEL only for the aliases some expression reads through CEL; plain paths
+/// read the JSON. Either way the rows are the same.
+#[test]
+fn only_aliases_cel_reads_are_converted_and_rows_stay_the_same() {
+    let tables = Tables::customers();
+    let paid = order("o-1", json!("c-1"), "PAID");
+
+    // `amount_cents` and the filter read `o` through CEL; `customer_name` is a path of `c`.
+    let p = compile(&enriched());
+    assert_eq!(p.in_cel, [true, false]);
+    assert_eq!(
+        tables.apply(&p, None, Some(&paid)).unwrap(),
+        emit("o-1", Some(enriched_row("o-1", json!("Ada"))))
+    );
+
+    // Nothing but paths: no record is converted.
+    let paths = compile(&enriched_with(|s| {
+        s.as_object_mut().unwrap().remove("filter");
+        s["fields"]["amount_cents"] = json!("o.amount");
+    }));
+    assert_eq!(paths.in_cel, [false, false]);
+    let row = tables.apply(&paths, None, Some(&paid)).unwrap().unwrap();
+    assert_eq!(row.row.as_ref().unwrap()["customer_name"], json!("Ada"));
+    assert_eq!(row.key, "o-1");
+
+    // A program reading `c`.
+    let shouting = compile(&enriched_with(|s| {
+        s["fields"]["customer_name"] = json!({"expr": "c.name.upperAscii()", "type": "string"});
+    }));
+    assert_eq!(shouting.in_cel, [true, true]);
+    assert_eq!(
+        tables.apply(&shouting, None, Some(&paid)).unwrap(),
+        emit("o-1", Some(enriched_row("o-1", json!("ADA"))))
+    );
+}
