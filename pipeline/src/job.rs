@@ -40,6 +40,10 @@ const BATCH: usize = 20_000;
 /// batches (one written, one read ahead) stay a few tens of MiB. (20,000 was as fast and
 /// took up to 200 MiB more RSS in `backfill_join`.)
 const SINK_BATCH: usize = 10_000;
+/// How long the job's consumers wait before fetching again once their read-ahead is full
+/// (librdkafka's `fetch.queue.backoff.ms`, 1 s by default): a job drains its read-ahead in
+/// far less, and then stood idle for the rest of the second.
+pub(crate) const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 /// How long a batch waits to fill.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
 /// Once the sink has records, how long a pause in their arrival ends its batch: a
@@ -163,10 +167,10 @@ impl Tables {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
     ) -> Result<Option<String>, StateError> {
-        let parsed = payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok());
+        let parsed = payload.and_then(|p| row_key(p, &table.key_field));
         match (parsed, payload) {
-            (Some(row), Some(bytes)) => {
-                let Some(k) = key_text(row.get(&table.key_field)) else {
+            (Some(key), Some(bytes)) => {
+                let Some(k) = key else {
                     return Ok(None);
                 };
                 self.rows.put(&table.alias, &k, bytes)?;
@@ -216,6 +220,62 @@ impl Tables {
             }
         }
     }
+}
+
+/// The value of `field` in the JSON object `row` as join-key text ([`key_text`]; `Some(None)`
+/// when it has none, or one of another type), or `None` when `row` is not a JSON object.
+/// Only that field's value is built: the other fields are checked and skipped, which makes
+/// loading a table several times cheaper than parsing each row whole.
+fn row_key(row: &[u8], field: &str) -> Option<Option<String>> {
+    struct KeyOf<'f>(&'f str);
+    impl<'de> serde::de::DeserializeSeed<'de> for KeyOf<'_> {
+        type Value = Option<String>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for KeyOf<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(is_field) = map.next_key_seed(IsField(self.0))? {
+                if is_field {
+                    // A repeated field counts as its last occurrence, as in a parsed row.
+                    found = key_text(Some(&map.next_value::<serde_json::Value>()?));
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    /// Whether a member's name is the field's, compared without allocating.
+    struct IsField<'f>(&'f str);
+    impl<'de> serde::de::DeserializeSeed<'de> for IsField<'_> {
+        type Value = bool;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl serde::de::Visitor<'_> for IsField<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a member name")
+        }
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<bool, E> {
+            Ok(name == self.0)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(row);
+    let key = serde::de::DeserializeSeed::deserialize(KeyOf(field), &mut de).ok()?;
+    de.end().ok()?;
+    Some(key)
 }
 
 /// A join-key value as text: strings as they are, integers in decimal.
@@ -444,6 +504,7 @@ pub(crate) fn load_tables(
     config: &JobConfig,
     ends: &BTreeMap<(String, i32), i64>,
 ) -> Result<Tables, JobError> {
+    let started = Instant::now();
     let mut tables = Tables::new(config.state.clone(), &config.label);
     for table in &config.tables {
         let mut assignment = TopicPartitionList::new();
@@ -498,7 +559,12 @@ pub(crate) fn load_tables(
     if tables.on_disk() {
         tracing::info!(job = %config.label, "lookup tables are kept on disk");
     } else {
-        tracing::debug!(job = %config.label, bytes = tables.memory_bytes(), "lookup tables loaded");
+        tracing::debug!(
+            job = %config.label,
+            bytes = tables.memory_bytes(),
+            seconds = started.elapsed().as_secs_f64(),
+            "lookup tables loaded"
+        );
     }
     Ok(tables)
 }
@@ -597,6 +663,7 @@ impl SinkStage {
             // The sink needs about one batch read ahead, not librdkafka's default 64 MiB
             // of prefetched records: this bounds the job's memory beside the join state.
             .set("queued.max.messages.kbytes", "16384")
+            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")
@@ -918,4 +985,54 @@ fn event_ms(message: &rdkafka::message::BorrowedMessage<'_>) -> Option<i64> {
         .iter()
         .find(|h| h.key == EVENT_TIME_HEADER)
         .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::row_key;
+
+    /// The key is read as a parsed row would give it, and what is not a JSON object is
+    /// told apart.
+    #[test]
+    fn a_table_row_key_is_read_without_parsing_the_row() {
+        let key = |row: &str| row_key(row.as_bytes(), "id");
+        let text = |k: &str| Some(Some(k.to_owned()));
+        assert_eq!(key(r#"{"name": "Ada", "id": "c-1"}"#), text("c-1"));
+        assert_eq!(
+            key(r#"{"id": 42, "tags": [1, {"id": "inner"}]}"#),
+            text("42")
+        );
+        assert_eq!(key(r#"{"tags": {"id": "inner"}, "id": -7}"#), text("-7"));
+        assert_eq!(key(r#"{"i\u0064": "escaped name"}"#), text("escaped name"));
+        assert_eq!(key(r#"{"id": "first", "id": "last"}"#), text("last"));
+        assert_eq!(key(r#"{"id": "a\"b"}"#), text("a\"b"));
+        // No usable key: the row has no partner key.
+        for row in [
+            r#"{"name": "Ada"}"#,
+            r#"{"id": null}"#,
+            r#"{"id": {"x": 1}}"#,
+            r#"{"id": true}"#,
+            "{}",
+        ] {
+            assert_eq!(key(row), Some(None), "{row}");
+        }
+        // Not a JSON object.
+        for row in [
+            "[1, 2]",
+            "\"id\"",
+            "12",
+            "{\"id\": \"c-1\"",
+            "{\"id\": \"c-1\"} x",
+            "not json",
+            "",
+        ] {
+            assert_eq!(key(row), None, "{row}");
+        }
+        // The same as parsing the row whole.
+        let row = r#"{"id": 1.5, "n": "x"}"#;
+        let parsed: serde_json::Value = serde_json::from_str(row).unwrap();
+        assert_eq!(key(row), Some(super::key_text(parsed.get("id"))));
+    }
 }

@@ -173,6 +173,7 @@ fn read_expected(
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.bootstrap)
         .set("group.id", format!("{}.verify", config.group))
+        .set("fetch.queue.backoff.ms", crate::job::FETCH_QUEUE_BACKOFF_MS)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")

@@ -114,6 +114,15 @@ const TRACER_EVERY: usize = 50;
 const SAMPLE: usize = 1_000;
 
 fn main() {
+    // `RUST_LOG` (e.g. `sluice_pipeline=debug`) shows the job's own log, with times since
+    // the start, to see where a phase's time goes.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let settings = Settings {
         events: env_or("SLUICE_BENCH_EVENTS", 10_000_000),
         customers: env_or("SLUICE_BENCH_CUSTOMERS", 1_000_000),

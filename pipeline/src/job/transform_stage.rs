@@ -15,8 +15,9 @@ use serde_json::Value as Json;
 use sluice_provisioners::kafka::CloseAside;
 
 use super::{
-    BATCH, BATCH_WINDOW, EVENT_TIME_HEADER, JobConfig, JobError, JobSlice, KAFKA_TIMEOUT, Shared,
-    Tables, backfill_bounds, kafka, key_text, load_tables, output_end_offsets, partitions_of,
+    BATCH, BATCH_WINDOW, EVENT_TIME_HEADER, FETCH_QUEUE_BACKOFF_MS, JobConfig, JobError, JobSlice,
+    KAFKA_TIMEOUT, Shared, Tables, backfill_bounds, kafka, key_text, load_tables,
+    output_end_offsets, partitions_of,
 };
 use typed_arena::Arena;
 
@@ -158,6 +159,11 @@ impl TransformStage {
             // A transaction's worth of records read ahead is enough, not librdkafka's
             // default 64 MiB of prefetched records (see the sink's consumer).
             .set("queued.max.messages.kbytes", "16384")
+            // When the read-ahead is full, librdkafka waits `fetch.queue.backoff.ms`
+            // (1 s by default) before fetching again, though the queue drains in a fraction
+            // of that: with the default, loading 1M table rows of 130 B took 7.4 s at a
+            // quarter of a core, waiting.
+            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")

@@ -373,7 +373,7 @@ impl PostgresSink {
     fn row_values(
         &self,
         record: &SinkRecord,
-        row: &serde_json::Map<String, Value>,
+        row: &[(String, Value)],
     ) -> Result<Vec<Option<String>>, SinkError> {
         let mut out = vec![None; self.columns.len()];
         for (field, value) in row {

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sluice_provisioners::TargetConnection;
 use sluice_provisioners::plan::VERSION_FIELD;
 use sluice_provisioners::redis::{RedisEncoding, RedisPlan};
@@ -12,6 +12,12 @@ use super::{SinkError, SinkRecord, error_text, latest_per_key};
 
 /// What a tombstone marker key is named after: `<name>:v<N>` + this + `<key>`.
 pub const TOMBSTONE_INFIX: &str = "~deleted:";
+
+/// Records per pipeline ([`RedisSink::write`]).
+const PIPELINE_RECORDS: usize = 1_000;
+
+/// A pipeline sent on a task of its own: its answers, one per call.
+type Pipelined = tokio::task::JoinHandle<redis::RedisResult<Vec<redis::RedisResult<i64>>>>;
 
 /// The conditional write of one record.
 ///
@@ -105,7 +111,12 @@ impl RedisSink {
         format!("{}{key}", self.tombstone_prefix)
     }
 
-    /// Applies `batch` with one pipelined script call per key; see [`RedisSink`] for how.
+    /// Applies `batch` with one script call per key, pipelined; see [`RedisSink`] for how.
+    ///
+    /// The calls go as pipelines of [`PIPELINE_RECORDS`] records, each built while the one
+    /// before is in flight: building the calls' arguments overlaps Redis running them, and
+    /// at most two pipelines' commands are held at a time, not the whole batch's. The keys
+    /// of a batch are distinct, so the order in which pipelines land does not matter.
     pub async fn write(&self, batch: &[SinkRecord]) -> Result<(), SinkError> {
         let TargetConnection::Redis(target) = self.conn.as_ref() else {
             return Err(SinkError::Refused {
@@ -114,11 +125,7 @@ impl RedisSink {
             });
         };
         let records = latest_per_key(batch);
-        let mut calls = Vec::with_capacity(records.len());
-        for record in &records {
-            calls.push(self.call_args(record)?);
-        }
-        let mut con = target
+        let con = target
             .connection()
             .await
             .map_err(|e| SinkError::Unavailable {
@@ -127,48 +134,83 @@ impl RedisSink {
             })?;
         // A server that restarted or flushed its scripts answers NOSCRIPT: load and retry.
         for attempt in 0..2 {
-            let sha = self.sha(&mut con).await.inspect_err(|e| {
+            let sha = self.sha(&mut con.clone()).await.inspect_err(|e| {
                 if e.is_retryable() {
                     target.discard_connection();
                 }
             })?;
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for args in &calls {
-                pipe.cmd("EVALSHA").arg(&sha).arg(2).arg(args);
-            }
-            let results: Vec<redis::RedisResult<i64>> =
-                pipe.query_async(&mut con).await.map_err(|e| {
-                    let error = self.redis_error(&e);
-                    if error.is_retryable() {
-                        target.discard_connection();
-                    }
-                    error
-                })?;
-            let no_script = results.iter().any(|r| {
-                r.as_ref()
-                    .is_err_and(|e| e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
-            });
-            if no_script && attempt == 0 {
-                *self.sha.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                continue;
-            }
-            for (record, result) in records.iter().zip(results) {
-                if let Err(e) = result {
-                    let error = self.redis_error(&e);
-                    return Err(if error.is_retryable() {
-                        error
-                    } else {
-                        SinkError::record_error(record, error_text(&e))
-                    });
+            let mut no_script = false;
+            let mut in_flight: Option<(&[&SinkRecord], Pipelined)> = None;
+            for chunk in records.chunks(PIPELINE_RECORDS) {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for record in chunk {
+                    pipe.cmd("EVALSHA")
+                        .arg(&sha)
+                        .arg(2)
+                        .arg(self.call_args(record)?);
+                }
+                let mut con = con.clone();
+                let sent = tokio::spawn(async move { pipe.query_async(&mut con).await });
+                if let Some((before, pipelined)) = in_flight.replace((chunk, sent)) {
+                    no_script |= self.applied(before, pipelined.await)?;
                 }
             }
-            return Ok(());
+            if let Some((last, pipelined)) = in_flight {
+                no_script |= self.applied(last, pipelined.await)?;
+            }
+            if !no_script {
+                return Ok(());
+            }
+            if attempt == 0 {
+                *self.sha.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
         }
         Err(SinkError::Refused {
             target: self.target(),
             detail: "the server keeps forgetting the sink's script (NOSCRIPT)".to_owned(),
         })
+    }
+
+    /// Checks the answers of one pipeline of `records`' calls: `Ok(true)` when the server
+    /// did not know the script (the pipeline applied nothing and must be sent again).
+    fn applied(
+        &self,
+        records: &[&SinkRecord],
+        answers: Result<redis::RedisResult<Vec<redis::RedisResult<i64>>>, tokio::task::JoinError>,
+    ) -> Result<bool, SinkError> {
+        let TargetConnection::Redis(target) = self.conn.as_ref() else {
+            return Ok(false);
+        };
+        let results = answers
+            .map_err(|e| SinkError::Unavailable {
+                target: self.target(),
+                detail: format!("the pipeline's task ended: {e}"),
+            })?
+            .map_err(|e| {
+                let error = self.redis_error(&e);
+                if error.is_retryable() {
+                    target.discard_connection();
+                }
+                error
+            })?;
+        if results.iter().any(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
+        }) {
+            return Ok(true);
+        }
+        for (record, result) in records.iter().zip(results) {
+            if let Err(e) = result {
+                let error = self.redis_error(&e);
+                return Err(if error.is_retryable() {
+                    error
+                } else {
+                    SinkError::record_error(record, error_text(&e))
+                });
+            }
+        }
+        Ok(false)
     }
 
     /// KEYS and ARGV of one record's script call.
@@ -179,11 +221,11 @@ impl RedisSink {
             self.tombstone_key(&record.key),
             record.version.to_string(),
         ];
-        let Some(row) = &record.row else {
+        let Some(row_text) = &record.row else {
             args.extend(["d".to_owned(), ttl]);
             return Ok(args);
         };
-        let row = row.parse(record)?;
+        let row = row_text.parse(record)?;
         self.check_fields(record, &row)?;
         match self.plan.encoding {
             RedisEncoding::Hash => {
@@ -203,17 +245,19 @@ impl RedisSink {
                 args.push(record.version.to_string());
             }
             RedisEncoding::Json => {
-                let mut doc = row.clone();
-                doc.insert(VERSION_FIELD.to_owned(), Value::from(record.version));
-                args.extend(["j".to_owned(), ttl, Value::Object(doc).to_string()]);
+                args.extend([
+                    "j".to_owned(),
+                    ttl,
+                    row_text.with_member(VERSION_FIELD, record.version),
+                ]);
             }
         }
         Ok(args)
     }
 
     /// Every field of the row is one of the plan's output fields.
-    fn check_fields(&self, record: &SinkRecord, row: &Map<String, Value>) -> Result<(), SinkError> {
-        for field in row.keys() {
+    fn check_fields(&self, record: &SinkRecord, row: &[(String, Value)]) -> Result<(), SinkError> {
+        for (field, _) in row {
             if field == VERSION_FIELD || !self.plan.fields.contains(field) {
                 return Err(SinkError::record_error(
                     record,

@@ -917,6 +917,65 @@ async fn redis_hash_rows_are_idempotent_version_guarded_and_stay_deleted() {
     .await;
 }
 
+/// A batch larger than one pipeline lands whole, also after the server forgot the script,
+/// and a record refused in a later pipeline is named.
+#[tokio::test]
+async fn redis_batches_of_several_pipelines_land_whole_after_a_script_flush() {
+    let out = every_type();
+    let f = Fixture::new(TargetType::Redis, REDIS, WriteMode::Upsert, json!({}), &out).await;
+    with_fixture(f, |f| async move {
+        let TargetConnection::Redis(r) = f.conn.as_ref() else {
+            panic!("not Redis");
+        };
+        let batch: Vec<SinkRecord> = (0..2_500i64)
+            .map(|n| {
+                rec(
+                    &format!("k{n}"),
+                    n,
+                    Some(json!({"id": format!("k{n}"), "count": n})),
+                )
+            })
+            .collect();
+        f.write(&batch).await;
+        let mut con = r.connection().await.unwrap();
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        // Newer versions of every key, written after the flush.
+        let newer: Vec<SinkRecord> = (0..2_500i64)
+            .map(|n| {
+                let key = format!("k{n}");
+                rec(&key, 10_000 + n, Some(json!({"id": key, "count": n + 1})))
+            })
+            .collect();
+        f.write(&newer).await;
+        for n in [0i64, 999, 1_000, 1_999, 2_000, 2_499] {
+            let key = format!("k{n}");
+            assert_eq!(
+                redis_read(&f, &key).await,
+                Some(json!({"id": key, "count": (n + 1).to_string(),
+                            "_sluice_version": (10_000 + n).to_string()})),
+                "{key}"
+            );
+        }
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", data_key(&f, "k")))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 2_500);
+
+        // A record the plan refuses, sorted (by key) into the second pipeline.
+        let mut refused = newer.clone();
+        refused.push(rec("k2600", 20_000, Some(json!({"id": "x", "unknown": 1}))));
+        let err = f.sink.write(&refused).await.unwrap_err();
+        assert_eq!(err.record(), Some(("k2600", 20_000)), "{err}");
+    })
+    .await;
+}
+
 fn data_key(f: &Fixture, key: &str) -> String {
     match &f.plan {
         TargetPlan::Redis(p) => p.data_key(key),
@@ -1036,4 +1095,37 @@ async fn a_sink_needs_a_connection_of_its_plan_type() {
         Sink::new(conn, &plan),
         Err(SinkError::PlanMismatch { .. })
     ));
+}
+
+/// A row parses into its fields in order (a repeated field once, with its last value), a
+/// text that is not one JSON object is a record error, and the version goes in last.
+#[test]
+fn row_text_parses_into_fields_and_takes_a_member() {
+    let record = rec("k", 3, None);
+    let row = RowText::new(r#"{"b": 1, "a": {"x": [1]}, "b": "two", "c": null}"#).unwrap();
+    assert_eq!(
+        row.parse(&record).unwrap(),
+        [
+            ("b".to_owned(), json!("two")),
+            ("a".to_owned(), json!({"x": [1]})),
+            ("c".to_owned(), Value::Null),
+        ]
+    );
+    assert!(
+        RowText::new("{}")
+            .unwrap()
+            .parse(&record)
+            .unwrap()
+            .is_empty()
+    );
+    for text in [r#"{"a": 1} {"b": 2}"#, r#"{"a": }"#, r#"{"a" 1}"#] {
+        let err = RowText::new(text).unwrap().parse(&record).unwrap_err();
+        assert_eq!(err.record(), Some(("k", 3)), "{text}");
+        assert!(err.to_string().contains("not a JSON object"), "{err}");
+    }
+    let with = |text: &str| RowText::new(text).unwrap().with_member("_v", 7);
+    assert_eq!(with(r#"{"a": 1}"#), r#"{"a": 1,"_v":7}"#);
+    assert_eq!(with("{ }"), r#"{"_v":7}"#);
+    let parsed: Value = serde_json::from_str(&with(r#"{"a": "}"}"#)).unwrap();
+    assert_eq!(parsed, json!({"a": "}", "_v": 7}));
 }
