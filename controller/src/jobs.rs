@@ -106,7 +106,7 @@ impl Controller {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot record this worker"),
             }
-            if let Err(e) = supervise(&self.inner, &mut jobs).await {
+            if let Err(e) = supervise(&self.inner, &mut jobs, &self.waker()).await {
                 tracing::warn!(error = %e, "cannot match jobs to products");
             }
             tokio::select! {
@@ -171,7 +171,11 @@ async fn hold(
 }
 
 /// Starts missing jobs, stops unwanted ones, reports progress.
-async fn supervise(inner: &Arc<Inner>, jobs: &mut Jobs) -> Result<(), sluice_store::StoreError> {
+async fn supervise(
+    inner: &Arc<Inner>,
+    jobs: &mut Jobs,
+    waker: &crate::runner::Waker,
+) -> Result<(), sluice_store::StoreError> {
     let mut wanted: HashMap<(ObjectKey, u32), (StoredObject, ProvisionedVersion)> = HashMap::new();
     let mut query = ListQuery {
         limit: ListQuery::MAX_LIMIT,
@@ -390,6 +394,14 @@ async fn supervise(inner: &Arc<Inner>, jobs: &mut Jobs) -> Result<(), sluice_sto
                     .store
                     .put_job_report(&key.0, key.1, key.2, &report)
                     .await?;
+                // What moves the product's phase (the backfill done, an error come or
+                // gone) is reconciled now, not at the product's next poll (5 s).
+                let turned = |field: &str| {
+                    r.reported.as_ref().map(|old| &old[field]) != Some(&report[field])
+                };
+                if turned("backfillComplete") || turned("error") || turned("running") {
+                    waker.wake();
+                }
                 r.reported = Some(report);
             }
             if count > 1 && !r.job.progress().backfill_complete {

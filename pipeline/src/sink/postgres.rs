@@ -24,6 +24,8 @@ use super::{SinkError, SinkRecord, error_text, latest_per_key};
 /// ACK the second waits ~40 ms (100 rows: 2k rows/s against 39k; 1,000 rows: 43k against
 /// 49k). So only backfill-sized batches take it.
 pub const COPY_MIN_ROWS: usize = 10_000;
+/// Batches of at least twice this many rows are applied as two concurrent transactions.
+const PARALLEL_WRITE_MIN: usize = 2_000;
 
 /// Writes one version's table (`<schema>.<name>_v<N>`, not the view).
 ///
@@ -265,7 +267,33 @@ impl PostgresSink {
             Mode::Append => batch.iter().filter(|r| r.row.is_some()).collect(),
             Mode::KeyField(_) | Mode::ComputedKey(_) => latest_per_key(batch),
         };
+        // A large batch goes as two transactions at once, on two connections: the server
+        // applies one half while the sink prepares or sends the other. The halves hold
+        // different keys (a batch holds each key once, in key order), so they never wait
+        // on each other's row locks; each is applied whole or not at all, and the batch's
+        // offsets are committed only once both are, so a failed half is written again
+        // with the whole batch (the version guard makes the other half's rows no-ops).
+        // Whether the rows go by COPY is the batch's size, not its halves'.
+        let copy = records.len() >= self.copy_min_rows;
+        if records.len() >= 2 * PARALLEL_WRITE_MIN {
+            let (left, right) = records.split_at(records.len() / 2);
+            let (a, b) = tokio::join!(
+                self.write_part(target, left, copy),
+                self.write_part(target, right, copy)
+            );
+            return a.and(b);
+        }
+        self.write_part(target, &records, copy).await
+    }
 
+    /// Applies `records` in one transaction, their rows by COPY into a staging table when
+    /// `copy`.
+    async fn write_part(
+        &self,
+        target: &sluice_provisioners::PostgresTarget,
+        records: &[&SinkRecord],
+        copy: bool,
+    ) -> Result<(), SinkError> {
         let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); self.columns.len()];
         let mut keys = Vec::new();
         let mut partitions = Vec::new();
@@ -273,7 +301,7 @@ impl PostgresSink {
         let mut versions = Vec::new();
         let mut deleted_keys = Vec::new();
         let mut deleted_versions = Vec::new();
-        for record in records {
+        for &record in records {
             let Some(row) = &record.row else {
                 self.check_key(record)?;
                 deleted_keys.push(record.key.clone());
@@ -310,7 +338,7 @@ impl PostgresSink {
                 .await
                 .map_err(|e| self.db_error(e))?;
         }
-        if versions.len() >= self.copy_min_rows {
+        if copy && !versions.is_empty() {
             let text = copy_text(&values, &keys, &partitions, &offsets, &versions);
             sqlx::raw_sql(AssertSqlSafe(self.copy.create.as_str()))
                 .execute(&mut *tx)

@@ -198,6 +198,13 @@ impl Fixture {
         self
     }
 
+    fn never_copying(mut self) -> Fixture {
+        if let Sink::Postgres(sink) = &mut self.sink {
+            sink.set_copy_min_rows(usize::MAX);
+        }
+        self
+    }
+
     async fn write(&self, batch: &[SinkRecord]) {
         self.sink.write(batch).await.unwrap();
     }
@@ -308,6 +315,48 @@ async fn postgres_upserts_are_idempotent_and_version_guarded() {
 #[tokio::test]
 async fn postgres_upserts_are_idempotent_and_version_guarded_with_copy() {
     pg_upserts_are_idempotent_and_version_guarded(true).await;
+}
+
+/// A batch large enough to go as two concurrent transactions lands whole, by COPY and by
+/// `unnest` alike, with deletes in both halves; a refused record in the second half is
+/// named, and writing the batch again without it leaves every row right.
+#[tokio::test]
+async fn postgres_large_batches_go_as_two_transactions_and_land_whole() {
+    for copy in [true, false] {
+        let out = every_type();
+        let f = Fixture::new(TargetType::Postgres, PG, WriteMode::Upsert, json!({}), &out).await;
+        let f = if copy { f.copying() } else { f.never_copying() };
+        with_fixture(f, |f| async move {
+            let key = |n: i64| format!("k{n:05}");
+            let first: Vec<SinkRecord> = (0..6_000i64)
+                .map(|n| rec(&key(n), n, Some(json!({"id": key(n), "count": n}))))
+                .collect();
+            f.write(&first).await;
+            assert_eq!(pg_state(&f).await.len(), 6_000);
+            // Every tenth key deleted, the others updated; one refused row near the end.
+            let mut second: Vec<SinkRecord> = (0..6_000i64)
+                .map(|n| {
+                    let row = (n % 10 != 0).then(|| json!({"id": key(n), "count": n + 1}));
+                    rec(&key(n), 10_000 + n, row)
+                })
+                .collect();
+            second.push(rec(
+                "k99999",
+                20_000,
+                Some(json!({"id": "k99999", "count": "x"})),
+            ));
+            let err = f.sink.write(&second).await.unwrap_err();
+            assert_eq!(err.record(), Some(("k99999", 20_000)), "{err}");
+            second.pop();
+            f.write(&second).await;
+            let expected: Vec<(String, i64, i64)> = (0..6_000i64)
+                .filter(|n| n % 10 != 0)
+                .map(|n| (key(n), n + 1, 10_000 + n))
+                .collect();
+            assert_eq!(pg_state(&f).await, expected, "copy: {copy}");
+        })
+        .await;
+    }
 }
 
 async fn pg_upserts_are_idempotent_and_version_guarded(copy: bool) {
