@@ -301,6 +301,38 @@ impl World {
         self.run_jobs_with(|config| config.job_state = state)
     }
 
+    /// Where [`World::run_jobs_on_disk`] keeps the jobs' state stores.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("sluice-state-{}", self.suffix))
+    }
+
+    /// Runs the jobs as [`World::run_jobs`] does, or, when `on_disk`, with a state memory
+    /// budget of 1 KiB, so every state store a job has moves to disk (in
+    /// [`World::state_dir`]) at once.
+    pub fn run_jobs_on_disk(&self, on_disk: bool) -> Background {
+        if on_disk {
+            self.run_jobs_with_state(sluice_controller::StateSettings {
+                dir: self.state_dir(),
+                memory_bytes: 1024,
+            })
+        } else {
+            self.run_jobs()
+        }
+    }
+
+    /// The file names in [`World::state_dir`], sorted.
+    pub fn state_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.state_dir())
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     /// Runs the jobs, as [`World::run_jobs`], in a process whose settings `change` sets.
     pub fn run_jobs_with(&self, change: impl FnOnce(&mut ControllerConfig)) -> Background {
         let mut config = ControllerConfig::new(self.ns.services().kafka_bootstrap.clone());

@@ -497,39 +497,24 @@ async fn lookup_scenario(label: &str, propagate: bool) {
     });
     world.submit(&doc).await;
     let controller = world.run_controller();
-    let state_dir = std::env::temp_dir().join(format!("sluice-state-{}", world.suffix));
-    let run_jobs = || {
-        if propagate {
-            world.run_jobs_with_state(sluice_controller::StateSettings {
-                dir: state_dir.clone(),
-                memory_bytes: 1024,
-            })
-        } else {
-            world.run_jobs()
-        }
-    };
+    // `<label>-<pid>-<nanos>.redb`: the kind of store is the label's end.
     let stores = || {
-        std::fs::read_dir(&state_dir)
-            .map(|dir| {
-                let mut names: Vec<String> = dir
-                    .filter_map(Result::ok)
-                    .map(|e| {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        // `<label>-<pid>-<nanos>.redb`: the kind is the label's end.
-                        let label = name.split('-').next().unwrap_or_default().to_owned();
-                        if label.ends_with("_propagate") {
-                            "propagation".to_owned()
-                        } else {
-                            "tables".to_owned()
-                        }
-                    })
-                    .collect();
-                names.sort();
-                names
+        let mut kinds: Vec<&str> = world
+            .state_files()
+            .iter()
+            .map(|name| {
+                let label = name.split('-').next().unwrap_or_default();
+                if label.ends_with("_propagate") {
+                    "propagation"
+                } else {
+                    "tables"
+                }
             })
-            .unwrap_or_default()
+            .collect();
+        kinds.sort();
+        kinds
     };
-    let jobs = run_jobs();
+    let jobs = world.run_jobs_on_disk(propagate);
     let names: BTreeMap<String, String> = (0..50)
         .map(|c| (format!("c-{c}"), format!("name-{c}")))
         .collect();
@@ -592,7 +577,7 @@ async fn lookup_scenario(label: &str, propagate: bool) {
         )
         .await;
     }
-    let jobs = run_jobs();
+    let jobs = world.run_jobs_on_disk(propagate);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut want = if propagate {
         oracle(&latest, &renamed)

@@ -239,27 +239,14 @@ async fn window_scenario(label: &str, on_disk: bool) {
     }
 
     let controller = world.run_controller();
-    let state_dir = std::env::temp_dir().join(format!("sluice-state-{}", world.suffix));
-    let run_jobs = || {
-        if on_disk {
-            world.run_jobs_with_state(sluice_controller::StateSettings {
-                dir: state_dir.clone(),
-                memory_bytes: 1024,
-            })
-        } else {
-            world.run_jobs()
-        }
-    };
     let window_stores = || {
-        std::fs::read_dir(&state_dir)
-            .map(|dir| {
-                dir.filter_map(Result::ok)
-                    .filter(|e| e.file_name().to_string_lossy().contains("_window-"))
-                    .count()
-            })
-            .unwrap_or(0)
+        world
+            .state_files()
+            .iter()
+            .filter(|name| name.contains("_window-"))
+            .count()
     };
-    let jobs = run_jobs();
+    let jobs = world.run_jobs_on_disk(on_disk);
     let read = || async {
         let pool = world.ns.pg_pool().await.unwrap();
         let statement = format!(
@@ -376,7 +363,7 @@ async fn window_scenario(label: &str, on_disk: bool) {
     jobs.stop().await;
     assert_eq!(window_stores(), 0, "the on-disk store goes with the job");
     produce(down.to_vec()).await;
-    let jobs = run_jobs();
+    let jobs = world.run_jobs_on_disk(on_disk);
     produce(up.to_vec()).await;
     all.extend(after.iter().cloned());
     let want = oracle(&all);
