@@ -41,7 +41,7 @@ if cur ~= nil and cur >= v then return 0 end
 local dead = tonumber(redis.call('GET', KEYS[2]))
 if dead ~= nil and dead >= v then return 0 end
 local ttl = tonumber(ARGV[3])
-redis.call('DEL', KEYS[1])
+if t ~= 'none' then redis.call('DEL', KEYS[1]) end
 if ARGV[2] == 'd' then
   if ttl > 0 then
     redis.call('SET', KEYS[2], ARGV[1], 'EX', ttl)
