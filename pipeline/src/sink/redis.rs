@@ -1,4 +1,4 @@
-//! The Redis sink: one Lua script call per record, pipelined per batch.
+//! The Redis sink: Lua script calls of up to 50 records each, pipelined.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,50 +19,76 @@ const PIPELINE_RECORDS: usize = 1_000;
 /// A pipeline sent on a task of its own: its answers, one per call.
 type Pipelined = tokio::task::JoinHandle<redis::RedisResult<Vec<redis::RedisResult<i64>>>>;
 
-/// The conditional write of one record.
+/// Records per script call: a call's own cost in Redis (looking the script up, building
+/// its KEYS and ARGV, entering Lua, the reply) is paid once per group, not per record.
+const GROUP_RECORDS: usize = 50;
+
+/// The conditional writes of a group of records.
 ///
-/// KEYS[1]: the data key; KEYS[2]: its tombstone marker. ARGV[1]: the version; ARGV[2]:
-/// `h` (hash row), `j` (JSON row) or `d` (delete); ARGV[3]: TTL in seconds, 0 for none;
-/// ARGV[4..]: hash field/value pairs, or the JSON text. Returns 1 if applied, 0 if the
-/// stored version (of the row or of a delete) is at least as new.
+/// KEYS: per record, its data key and its tombstone marker. ARGV[1]: the TTL in seconds, 0
+/// for none; then per record: its version, `h` (hash row), `j` (JSON row) or `d` (delete),
+/// how many values follow, and those values (hash field/value pairs, or the JSON text). A
+/// record is applied only if neither the stored row nor a delete marker holds a version at
+/// least as new.
 const SCRIPT: &str = r#"
-local v = tonumber(ARGV[1])
-local cur = nil
-local t = redis.call('TYPE', KEYS[1])
-t = t['ok'] or t
-if t == 'hash' then
-  cur = redis.call('HGET', KEYS[1], '_sluice_version')
-elseif t == 'string' then
-  local ok, doc = pcall(cjson.decode, redis.call('GET', KEYS[1]))
-  if ok and type(doc) == 'table' then cur = doc['_sluice_version'] end
-end
-cur = tonumber(cur)
-if cur ~= nil and cur >= v then return 0 end
-local dead = tonumber(redis.call('GET', KEYS[2]))
-if dead ~= nil and dead >= v then return 0 end
-local ttl = tonumber(ARGV[3])
-if t ~= 'none' then redis.call('DEL', KEYS[1]) end
-if ARGV[2] == 'd' then
-  if ttl > 0 then
-    redis.call('SET', KEYS[2], ARGV[1], 'EX', ttl)
-  else
-    redis.call('SET', KEYS[2], ARGV[1])
+local ttl = tonumber(ARGV[1])
+local at = 2
+for k = 1, #KEYS, 2 do
+  local key, marker = KEYS[k], KEYS[k + 1]
+  local version, op, n = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+  local first = at + 3
+  at = first + n
+  local v = tonumber(version)
+  local cur = nil
+  local t = redis.call('TYPE', key)
+  t = t['ok'] or t
+  if t == 'hash' then
+    cur = redis.call('HGET', key, '_sluice_version')
+  elseif t == 'string' then
+    local ok, doc = pcall(cjson.decode, redis.call('GET', key))
+    if ok and type(doc) == 'table' then cur = doc['_sluice_version'] end
   end
-  return 1
+  cur = tonumber(cur)
+  local dead = nil
+  local newer = cur == nil or cur < v
+  if newer then
+    dead = tonumber(redis.call('GET', marker))
+    newer = dead == nil or dead < v
+  end
+  if newer then
+    if t ~= 'none' then redis.call('DEL', key) end
+    if op == 'd' then
+      if ttl > 0 then
+        redis.call('SET', marker, version, 'EX', ttl)
+      else
+        redis.call('SET', marker, version)
+      end
+    else
+      if op == 'h' then
+        redis.call('HSET', key, unpack(ARGV, first, first + n - 1))
+      else
+        redis.call('SET', key, ARGV[first])
+      end
+      if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+      if dead ~= nil then redis.call('DEL', marker) end
+    end
+  end
 end
-if ARGV[2] == 'h' then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-else
-  redis.call('SET', KEYS[1], ARGV[4])
-end
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
-if dead ~= nil then redis.call('DEL', KEYS[2]) end
-return 1
+return 0
 "#;
 
-/// Writes one version's keys (`<name>:v<N>:<key>`) with one Lua script call per record,
-/// all of a batch in one pipeline. The script compares the stored version and writes only
-/// if the record is newer, so each key changes atomically.
+/// One record's part of a script call.
+struct Call {
+    /// Its data key and tombstone marker.
+    keys: [String; 2],
+    /// Its version, operation, the number of values and the values.
+    args: Vec<String>,
+}
+
+/// Writes one version's keys (`<name>:v<N>:<key>`) with Lua script calls of up to
+/// [`GROUP_RECORDS`] records each, pipelined. For each record the script compares the
+/// stored version and writes only if the record is newer; a script runs whole before any
+/// other command, so each key changes atomically.
 ///
 /// Rows: with `hash` encoding the key is replaced by a hash of the row's non-null fields
 /// (strings as they are, numbers in decimal, booleans `true`/`false`, objects and arrays
@@ -111,7 +137,8 @@ impl RedisSink {
         format!("{}{key}", self.tombstone_prefix)
     }
 
-    /// Applies `batch` with one script call per key, pipelined; see [`RedisSink`] for how.
+    /// Applies `batch` with script calls of [`GROUP_RECORDS`] keys, pipelined; see
+    /// [`RedisSink`] for how.
     ///
     /// The calls go as pipelines of [`PIPELINE_RECORDS`] records, each built while the one
     /// before is in flight: building the calls' arguments overlaps Redis running them, and
@@ -144,11 +171,19 @@ impl RedisSink {
             for chunk in records.chunks(PIPELINE_RECORDS) {
                 let mut pipe = redis::pipe();
                 pipe.ignore_errors();
-                for record in chunk {
-                    pipe.cmd("EVALSHA")
-                        .arg(&sha)
-                        .arg(2)
-                        .arg(self.call_args(record)?);
+                for group in chunk.chunks(GROUP_RECORDS) {
+                    let calls = group
+                        .iter()
+                        .map(|record| self.call(record))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    pipe.cmd("EVALSHA").arg(&sha).arg(2 * calls.len());
+                    for call in &calls {
+                        pipe.arg(&call.keys);
+                    }
+                    pipe.arg(self.plan.ttl_seconds.unwrap_or(0));
+                    for call in calls {
+                        pipe.arg(call.args);
+                    }
                 }
                 let mut con = con.clone();
                 let sent = tokio::spawn(async move { pipe.query_async(&mut con).await });
@@ -200,59 +235,73 @@ impl RedisSink {
         }) {
             return Ok(true);
         }
-        for (record, result) in records.iter().zip(results) {
+        for (group, result) in records.chunks(GROUP_RECORDS).zip(results) {
             if let Err(e) = result {
                 let error = self.redis_error(&e);
-                return Err(if error.is_retryable() {
-                    error
-                } else {
-                    SinkError::record_error(record, error_text(&e))
+                return Err(match (error.is_retryable(), group) {
+                    (true, _) => error,
+                    (false, [record]) => SinkError::record_error(record, error_text(&e)),
+                    // The server refused a call of several records, which the script does
+                    // not tell apart (none is refused for what it holds: rows are checked
+                    // against the plan before they are sent).
+                    (false, _) => SinkError::Refused {
+                        target: self.target(),
+                        detail: format!(
+                            "the script call for keys {:?} to {:?}: {}",
+                            group.first().map_or("", |r| r.key.as_str()),
+                            group.last().map_or("", |r| r.key.as_str()),
+                            error_text(&e)
+                        ),
+                    },
                 });
             }
         }
         Ok(false)
     }
 
-    /// KEYS and ARGV of one record's script call.
-    fn call_args(&self, record: &SinkRecord) -> Result<Vec<String>, SinkError> {
-        let ttl = self.plan.ttl_seconds.unwrap_or(0).to_string();
-        let mut args = vec![
+    /// One record's keys and arguments in a script call.
+    fn call(&self, record: &SinkRecord) -> Result<Call, SinkError> {
+        let keys = [
             self.plan.data_key(&record.key),
             self.tombstone_key(&record.key),
-            record.version.to_string(),
         ];
+        let version = record.version.to_string();
         let Some(row_text) = &record.row else {
-            args.extend(["d".to_owned(), ttl]);
-            return Ok(args);
+            return Ok(Call {
+                keys,
+                args: vec![version, "d".to_owned(), "0".to_owned()],
+            });
         };
         let row = row_text.parse(record)?;
         self.check_fields(record, &row)?;
-        match self.plan.encoding {
+        let args = match self.plan.encoding {
             RedisEncoding::Hash => {
-                args.extend(["h".to_owned(), ttl]);
-                for (field, value) in &row {
+                let mut values = Vec::with_capacity(2 * row.len() + 2);
+                for (field, value) in row {
                     let text = match value {
                         Value::Null => continue,
-                        Value::String(s) => s.clone(),
+                        Value::String(s) => s,
                         Value::Bool(b) => b.to_string(),
                         Value::Number(n) => n.to_string(),
                         Value::Array(_) | Value::Object(_) => value.to_string(),
                     };
-                    args.push(field.clone());
-                    args.push(text);
+                    values.push(field);
+                    values.push(text);
                 }
-                args.push(VERSION_FIELD.to_owned());
-                args.push(record.version.to_string());
+                values.push(VERSION_FIELD.to_owned());
+                values.push(version.clone());
+                let mut args = vec![version, "h".to_owned(), values.len().to_string()];
+                args.append(&mut values);
+                args
             }
-            RedisEncoding::Json => {
-                args.extend([
-                    "j".to_owned(),
-                    ttl,
-                    row_text.with_member(VERSION_FIELD, record.version),
-                ]);
-            }
-        }
-        Ok(args)
+            RedisEncoding::Json => vec![
+                version,
+                "j".to_owned(),
+                "1".to_owned(),
+                row_text.with_member(VERSION_FIELD, record.version),
+            ],
+        };
+        Ok(Call { keys, args })
     }
 
     /// Every field of the row is one of the plan's output fields.
