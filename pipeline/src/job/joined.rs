@@ -61,7 +61,9 @@ fn partners_bytes(partners: &[Partner]) -> usize {
 
 impl Memory {
     fn forget_partners(&mut self, key: &str) {
-        let old = self.partners.remove(key).unwrap_or_default();
+        let Some(old) = self.partners.remove(key) else {
+            return;
+        };
         self.bytes = self.bytes.saturating_sub(partners_bytes(&old) + key.len());
         for partner in old {
             if let Some(keys) = self.by_partner.get_mut(&partner) {
