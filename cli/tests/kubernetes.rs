@@ -289,12 +289,7 @@ fn object_status(ns: &str, name: &str) -> Value {
 #[test]
 fn a_data_product_object_goes_live_keeps_its_workers_and_tears_down() {
     let demo = Demo::start("k8s", "kube-e2e", "sluice-a", 60, 10, 10);
-    let (run, team, ns, serve) = (
-        demo.run.clone(),
-        demo.team.clone(),
-        demo.namespace.0.clone(),
-        &demo.serve,
-    );
+    let (run, team, ns, serve) = demo.names();
     let cluster = format!("pg-{run}");
     let targets = serve.dir.join("targets.yaml");
     std::fs::write(
@@ -462,15 +457,7 @@ fn a_data_product_object_goes_live_keeps_its_workers_and_tears_down() {
     }
 
     // Deleting the object tears the product down through the finalizer.
-    must_kubectl(
-        &["delete", "dataproduct", name, "-n", &ns, "--wait=false"],
-        None,
-    );
-    wait_for("the object gone", Duration::from_secs(120), || {
-        get_json(&["dataproduct", name, "-n", &ns])
-            .is_none()
-            .then_some(())
-    });
+    delete_product_object(&ns, name);
     let (ok, _, stderr) = serve.sluice(&["get", "product", name, "--team", &team]);
     assert!(!ok && stderr.contains("not found"), "{stderr}");
     assert!(get_json(&["deployment", &worker, "-n", &ns]).is_none());
@@ -627,6 +614,16 @@ struct Demo {
 }
 
 impl Demo {
+    /// The run's name, the team, the namespace and the server, as the tests use them.
+    fn names(&self) -> (String, String, String, &Serve) {
+        (
+            self.run.clone(),
+            self.team.clone(),
+            self.namespace.0.clone(),
+            &self.serve,
+        )
+    }
+
     fn start(
         prefix: &str,
         label: &str,
@@ -662,6 +659,20 @@ impl Demo {
     }
 }
 
+/// Deletes the DataProduct object `name` in `ns` and waits until it is gone (its finalizer
+/// has torn the product down).
+fn delete_product_object(ns: &str, name: &str) {
+    must_kubectl(
+        &["delete", "dataproduct", name, "-n", ns, "--wait=false"],
+        None,
+    );
+    wait_for("the product object gone", Duration::from_secs(120), || {
+        get_json(&["dataproduct", name, "-n", ns])
+            .is_none()
+            .then_some(())
+    });
+}
+
 /// The status of a cluster-scoped object's `Ready` condition, once it has one.
 fn ready_condition(kind: &str, name: &str) -> Option<Value> {
     let object = get_json(&[kind, name])?;
@@ -675,12 +686,7 @@ fn ready_condition(kind: &str, name: &str) -> Option<Value> {
 #[test]
 fn datasets_and_target_clusters_from_objects_join_the_catalog() {
     let demo = Demo::start("k8sc", "kube-catalog", "sluice-c", 40, 8, 5);
-    let (run, team, ns, serve) = (
-        demo.run.clone(),
-        demo.team.clone(),
-        demo.namespace.0.clone(),
-        &demo.serve,
-    );
+    let (run, team, ns, serve) = demo.names();
     // The demo makes the topics; its orders dataset, registered through the API, lends its
     // spec to one applied as an object.
     let registered = serve.must(&[
@@ -806,15 +812,7 @@ fn datasets_and_target_clusters_from_objects_join_the_catalog() {
     serve.must(&["verify", &format!("{team}/{name}")]);
 
     // Deleting the objects takes the entries out of the catalog.
-    must_kubectl(
-        &["delete", "dataproduct", name, "-n", &ns, "--wait=false"],
-        None,
-    );
-    wait_for("the product object gone", Duration::from_secs(120), || {
-        get_json(&["dataproduct", name, "-n", &ns])
-            .is_none()
-            .then_some(())
-    });
+    delete_product_object(&ns, name);
     for (kind, name) in [
         ("targetcluster", &cluster),
         ("dataset", &dataset),
@@ -837,12 +835,7 @@ fn datasets_and_target_clusters_from_objects_join_the_catalog() {
 #[test]
 fn a_dedicated_target_gets_a_store_of_its_own() {
     let demo = Demo::start("k8sd", "kube-dedicated", "sluice-d", 20, 5, 5);
-    let (run, team, ns, serve) = (
-        demo.run.clone(),
-        demo.team.clone(),
-        demo.namespace.0.clone(),
-        &demo.serve,
-    );
+    let (run, team, ns, serve) = demo.names();
     let name = "own-store";
     let yaml = product_yaml(&ns, name, &format!("{run}.shop.orders"), "unused", "orders").replace(
         "    cluster: unused\n",
@@ -954,15 +947,7 @@ fn a_dedicated_target_gets_a_store_of_its_own() {
     assert_eq!(secret["data"]["password"], password.as_str());
 
     // Deleting the product takes the store and its catalog entry with it.
-    must_kubectl(
-        &["delete", "dataproduct", name, "-n", &ns, "--wait=false"],
-        None,
-    );
-    wait_for("the product object gone", Duration::from_secs(60), || {
-        get_json(&["dataproduct", name, "-n", &ns])
-            .is_none()
-            .then_some(())
-    });
+    delete_product_object(&ns, name);
     for kind in ["statefulset", "service", "secret"] {
         assert!(
             get_json(&[kind, &store, "-n", &ns]).is_none(),

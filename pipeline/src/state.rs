@@ -122,6 +122,7 @@ pub(crate) fn create_store(
             .map(|d| d.as_nanos())
             .unwrap_or_default()
     ));
+    // Clones the path: it is moved out at the end, past this closure's last use.
     let fail = |e: &dyn std::fmt::Display| StateError::Disk {
         path: path.clone(),
         reason: e.to_string(),
@@ -329,10 +330,7 @@ impl TableRows {
             return Ok(());
         }
         let path = disk.path.clone();
-        let fail = |e: &dyn std::fmt::Display| StateError::Disk {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
+        let fail = failed(&path);
         let mut write = disk.db.begin_write().map_err(|e| fail(&e))?;
         write
             .set_durability(redb::Durability::None)
