@@ -64,7 +64,7 @@ clippy: claim-target
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 test-rust: claim-target
-	$(CARGO) test --workspace --locked --no-fail-fast
+	@CARGO="$(CARGO)" tests/tools/cargo-test.sh
 
 ## Everything CI runs: services, formatting, lints and every test, each phase timed.
 test:
