@@ -372,19 +372,11 @@ async fn outage(label: &str, kind: &str, during: During, outage: Duration, histo
         During::Backfill => {
             // The job is part-way through its backfill: it reported progress, not the end.
             for cluster in targets {
-                let status = wait_for(&world, product_name(*cluster), 60, |s| {
-                    let (done, total) = (&s["backfill"][0]["done"], &s["backfill"][0]["total"]);
-                    s["phase"] == "Backfilling"
-                        && total.as_u64() == Some(history.len() as u64)
-                        && done
-                            .as_u64()
-                            .is_some_and(|d| d > 0 && d < history.len() as u64)
-                })
-                .await;
+                let report = part_way(&world, product_name(*cluster), history.len()).await;
                 eprintln!(
                     "{label}: {cluster:?} at {:?}: {}",
                     started.elapsed(),
-                    status["backfill"]
+                    report["sources"]
                 );
             }
         }
@@ -461,6 +453,38 @@ async fn outage(label: &str, kind: &str, during: During, outage: Duration, histo
     world.cleanup().await;
 }
 
+/// Waits until the job of product `name` reports its backfill of `total` events begun and
+/// not complete, and returns that report. The job's own report, at most a supervision
+/// round (1 s) old, is read rather than the product's status, which can be a job poll (5 s)
+/// old: by then a fast backfill may be over, and the outage would not fall inside it.
+async fn part_way(world: &World, name: &str, total: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reports = world
+            .api
+            .store
+            .job_reports(&world.key(name), 1)
+            .await
+            .unwrap();
+        if let Some((_, report)) = reports.first() {
+            let source = &report["sources"][0];
+            let done = source["done"].as_u64().unwrap_or_default();
+            if source["total"].as_u64() == Some(total as u64)
+                && done > 0
+                && done < total as u64
+                && report["backfillComplete"] != true
+            {
+                return report.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: no job report of a backfill part-way through in 60 s: {reports:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The longest a fault scenario may take: each of its waits is bounded, and this bounds
 /// their sum, so that a scenario that cannot finish fails instead of holding the run.
 const FAULT_LIMIT: Duration = Duration::from_secs(600);
@@ -488,13 +512,12 @@ fn bounded(scenario: impl std::future::Future<Output = ()>) {
 
 /// Enough events that the backfill lasts seconds: `n` of them, over 3,000 keys.
 ///
-/// The outage must begin while the backfill runs, and the test sees the job's progress
-/// through the product's status, which can be a job poll (5 s) old. So the backfill must
-/// outlast the first progress it shows by more than that, even on a loaded machine: the
-/// test's own broker moves some 17,000 events a second in a debug build, and a Kafka
-/// scenario whose 60,000 events were 40,000 done by the status was already complete under
-/// CI load. 200,000 leave it over 8 s; the target scenarios, on the shared broker, use
-/// 150,000.
+/// The outage must begin while the backfill runs, and the test sees the job's progress in
+/// its report ([`part_way`]), up to a second old. So the backfill must outlast its first
+/// reported progress by more than that, even on a loaded machine: the test's own broker
+/// moves some 17,000 events a second in a debug build (a Kafka scenario of 60,000 events
+/// was once over before its outage began under CI load), so it gets 200,000; the target
+/// scenarios, on the shared broker, get 150,000.
 fn big_history(seed: u64, n: usize) -> Vec<Event> {
     workload(seed, n, 3_000)
 }
