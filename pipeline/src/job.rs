@@ -204,15 +204,17 @@ impl Tables {
         self.rows.memory_bytes()
     }
 
-    /// A lookup function for [`CompiledProduct::apply_with`]: rows are parsed into `arena`,
-    /// which outlives the call; a store failure is left in `failure` (the lookup then finds
-    /// nothing, and the caller must not use the result).
+    /// A lookup function for `transform`'s [`CompiledProduct::apply_with`]: rows are parsed
+    /// into `arena`, which outlives the call, with only the fields `transform` reads of them
+    /// ([`CompiledProduct::table_fields`]); a store failure is left in `failure` (the lookup
+    /// then finds nothing, and the caller must not use the result).
     pub(crate) fn lookup<'a>(
         &'a self,
+        transform: &'a CompiledProduct,
         arena: &'a typed_arena::Arena<serde_json::Value>,
         failure: &'a std::cell::RefCell<Option<StateError>>,
     ) -> impl Fn(&str, &str) -> Option<&'a serde_json::Value> + 'a {
-        move |alias, key| match self.rows.get(alias, key) {
+        move |alias, key| match self.rows.get(alias, key, transform.table_fields(alias)) {
             Ok(row) => row.map(|r| &*arena.alloc(r)),
             Err(e) => {
                 failure.replace(Some(e));

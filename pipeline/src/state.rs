@@ -14,6 +14,7 @@
 //! waiting for the disk (`Durability::None`), and deleted when the job ends.
 
 mod packed;
+mod projected;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -299,10 +300,16 @@ impl TableRows {
         Ok(())
     }
 
-    /// The row of `key` in table `alias`, parsed; `None` when it has none (or it is not JSON,
-    /// which a table row written by [`TableRows::put`] always is).
-    pub(crate) fn get(&self, alias: &str, key: &str) -> Result<Option<Json>, StateError> {
-        let parse = |bytes: &[u8]| serde_json::from_slice(bytes).ok();
+    /// The row of `key` in table `alias`, parsed (with only the top-level `fields`, when
+    /// `Some` and the row is an object); `None` when it has none (or it is not JSON, which a
+    /// table row written by [`TableRows::put`] always is).
+    pub(crate) fn get(
+        &self,
+        alias: &str,
+        key: &str,
+        fields: Option<&[String]>,
+    ) -> Result<Option<Json>, StateError> {
+        let parse = |bytes: &[u8]| projected::parse(bytes, fields);
         let Some(disk) = &self.disk else {
             return Ok(self
                 .memory
@@ -479,15 +486,21 @@ mod tests {
         for round in 0..2 {
             for key in ["c-0", "c-1", "c-2", "c-29999", "c-30000"] {
                 assert_eq!(
-                    small.get("c", key).unwrap(),
-                    large.get("c", key).unwrap(),
+                    small.get("c", key, None).unwrap(),
+                    large.get("c", key, None).unwrap(),
                     "{key} in round {round}"
                 );
             }
-            assert_eq!(small.get("c", "c-1").unwrap().unwrap()["name"], "name-7");
-            assert_eq!(small.get("c", "c-3").unwrap(), None);
-            assert_eq!(small.get("other", "c-1").unwrap(), Some(json!({"x": 1})));
-            assert_eq!(small.get("other", "c-2").unwrap(), None);
+            assert_eq!(
+                small.get("c", "c-1", None).unwrap().unwrap()["name"],
+                "name-7"
+            );
+            assert_eq!(small.get("c", "c-3", None).unwrap(), None);
+            assert_eq!(
+                small.get("other", "c-1", None).unwrap(),
+                Some(json!({"x": 1}))
+            );
+            assert_eq!(small.get("other", "c-2", None).unwrap(), None);
             small.flush().unwrap();
         }
         assert!(file.exists());

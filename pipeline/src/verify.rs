@@ -246,7 +246,7 @@ fn read_expected(
                 };
                 // Rows looked up live as long as the record's transformation.
                 let arena = typed_arena::Arena::with_capacity(transform.lookups().len());
-                let lookup = tables.lookup(&arena, &broken);
+                let lookup = tables.lookup(transform, &arena, &broken);
                 match transform.apply_with(message.key(), value.as_ref(), &lookup) {
                     Ok(Some(Emit { key, row })) => {
                         if config.append {

@@ -561,7 +561,8 @@ impl TransformStage {
         positions: &mut BTreeMap<(usize, i32), i64>,
         dead_letters: &mut u64,
     ) -> Result<(), String> {
-        let deadline = Instant::now() + BATCH_WINDOW;
+        let started = Instant::now();
+        let deadline = started + BATCH_WINDOW;
         let mut messages = Vec::new();
         while messages.len() < BATCH {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -577,6 +578,8 @@ impl TransformStage {
         if messages.is_empty() {
             return Ok(());
         }
+        let records = messages.len();
+        let read = started.elapsed();
         self.producer
             .begin_transaction()
             .map_err(|e| format!("beginning a transaction: {e}"))?;
@@ -584,12 +587,9 @@ impl TransformStage {
         let mut table_next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut rejected = 0u64;
         for message in &messages {
-            if let Some(table) = self
-                .config
-                .tables
-                .iter()
-                .find(|t| t.topic == message.topic())
-            {
+            // Read once: each call checks the name's UTF-8 again.
+            let topic = message.topic();
+            if let Some(table) = self.config.tables.iter().find(|t| t.topic == topic) {
                 table_next.insert(
                     (table.topic.clone(), message.partition()),
                     message.offset() + 1,
@@ -606,7 +606,7 @@ impl TransformStage {
                 }
                 continue;
             }
-            let Some(i) = self.stream_of(message.topic()) else {
+            let Some(i) = self.stream_of(topic) else {
                 continue;
             };
             next.insert((i, message.partition()), message.offset() + 1);
@@ -652,10 +652,12 @@ impl TransformStage {
             .consumer
             .group_metadata()
             .ok_or_else(|| "the source consumer has no group metadata".to_owned())?;
+        let processed = started.elapsed();
         if let Err(e) = self.deliver() {
             let _ = self.producer.abort_transaction(ABORT_TIMEOUT);
             return Err(e);
         }
+        let delivered = started.elapsed();
         let committed = if offsets.count() == 0 {
             self.producer.commit_transaction(KAFKA_TIMEOUT)
         } else {
@@ -667,7 +669,18 @@ impl TransformStage {
             let _ = self.producer.abort_transaction(ABORT_TIMEOUT);
             return Err(format!("committing a transaction: {e}"));
         }
-        tracing::debug!(job = %self.config.label, ?next, "transaction committed");
+        // Where a batch's time goes: reading, transforming and producing, waiting for the
+        // broker to acknowledge the records, committing.
+        tracing::debug!(
+            job = %self.config.label,
+            records,
+            read_ms = read.as_millis() as u64,
+            process_ms = (processed - read).as_millis() as u64,
+            deliver_ms = (delivered - processed).as_millis() as u64,
+            commit_ms = (started.elapsed() - delivered).as_millis() as u64,
+            ?next,
+            "transaction committed"
+        );
         positions.extend(next);
         *dead_letters += rejected;
         Ok(())
@@ -750,7 +763,7 @@ impl TransformStage {
         let tables = self.tables.borrow();
         // Sized for one row per lookup: a product without lookups allocates nothing here.
         let arena = Arena::with_capacity(self.transform.lookups().len());
-        let lookup = tables.lookup(&arena, &self.broken);
+        let lookup = tables.lookup(&self.transform, &arena, &self.broken);
         let mut partners = Vec::new();
         let alone = self
             .transform
@@ -867,7 +880,7 @@ impl TransformStage {
             let met = self.held(state.partners(Side::Joined, &join_key, at));
             let tables = self.tables.borrow();
             let arena = Arena::with_capacity(self.transform.lookups().len());
-            let lookup = tables.lookup(&arena, &self.broken);
+            let lookup = tables.lookup(&self.transform, &arena, &self.broken);
             let paired = |alias: &str, key: &str| {
                 if alias == join.alias {
                     Some(&value)

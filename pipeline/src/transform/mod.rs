@@ -106,6 +106,9 @@ pub struct CompiledProduct {
     /// the others are never converted to CEL values, the larger part of a record's cost
     /// when every expression is a plain path.
     in_cel: Vec<bool>,
+    /// Per alias (as `aliases`): the top-level fields its expressions read, when each reads
+    /// it by a plain path below it; `None` when one reads it whole or through CEL.
+    reads: Vec<Option<Vec<String>>>,
 }
 
 impl std::fmt::Debug for CompiledProduct {
@@ -205,6 +208,7 @@ impl CompiledProduct {
             .collect::<Result<Vec<_>, TransformError>>()?;
 
         let mut in_cel = vec![false; sources.aliases.len()];
+        let mut reads: Vec<Option<Vec<String>>> = vec![Some(Vec::new()); sources.aliases.len()];
         let compiled = filter
             .iter()
             .chain(key.as_ref().map(|k| &k.expr))
@@ -214,6 +218,18 @@ impl CompiledProduct {
             for &i in expr.cel_reads() {
                 if let Some(slot) = in_cel.get_mut(i) {
                     *slot = true;
+                }
+                if let Some(slot) = reads.get_mut(i) {
+                    *slot = None;
+                }
+            }
+            for (i, slot) in reads.iter_mut().enumerate() {
+                if expr.is_whole(i) {
+                    *slot = None;
+                } else if let (Some(fields), Some(root)) = (slot.as_mut(), expr.path_root(i))
+                    && !fields.iter().any(|f| f == root)
+                {
+                    fields.push(root.to_owned());
                 }
             }
         }
@@ -238,6 +254,7 @@ impl CompiledProduct {
             fields,
             source_schema: None,
             in_cel,
+            reads,
         })
     }
 
@@ -286,6 +303,19 @@ impl CompiledProduct {
     /// The tables this product looks rows up in, in join order (empty without lookups).
     pub fn lookups(&self) -> &[LookupTable] {
         &self.lookups
+    }
+
+    /// The top-level fields of the rows of the table looked up as `alias` that this product
+    /// reads, when it reads only those (every expression reading `alias` is a plain path
+    /// below it); `None` when it reads the rows whole (a CEL program reads `alias`), or
+    /// `alias` is not a lookup's. The runtime then need not build the other members of a
+    /// row it finds.
+    pub fn table_fields(&self, alias: &str) -> Option<&[String]> {
+        if !self.lookups.iter().any(|t| t.alias == alias) {
+            return None;
+        }
+        let i = self.aliases.iter().position(|a| a == alias)?;
+        self.reads.get(i)?.as_deref()
     }
 
     /// The stream this product joins in an event-time window, if any. Its partner rows come

@@ -137,6 +137,43 @@ fn the_driving_source_and_lookups_are_named() {
 }
 
 #[test]
+fn a_table_read_only_by_plain_paths_names_the_fields_it_reads() {
+    let named = |p: &CompiledProduct, alias: &str| {
+        p.table_fields(alias).map(|f| {
+            let mut f = f.to_vec();
+            f.sort();
+            f
+        })
+    };
+    // `enriched()` reads `c.name` only (its join's left side reads `o`).
+    assert_eq!(named(&compile(&enriched()), "c"), Some(vec!["name".into()]));
+    // Every plain path counts, in the filter, the key and the fields; a field read twice
+    // is named once.
+    let paths = compile(&enriched_with(|s| {
+        s["filter"] = json!("c.tier");
+        s["fields"]["customer_country"] = json!("c.country");
+        s["fields"]["customer_again"] = json!("c.name");
+    }));
+    assert_eq!(
+        named(&paths, "c"),
+        Some(vec!["country".into(), "name".into(), "tier".into()])
+    );
+    // A CEL program reading `c` reads its rows whole.
+    let cel = compile(&enriched_with(|s| {
+        s["fields"]["customer_label"] = json!({"expr": "c.name + \"!\"", "type": "string"});
+    }));
+    assert_eq!(cel.table_fields("c"), None);
+    // A program reading only `o` leaves `c`'s projection alone.
+    let other = compile(&enriched_with(|s| {
+        s["fields"]["doubled"] = json!({"expr": "o.amount * 2.0", "type": "number"});
+    }));
+    assert_eq!(named(&other, "c"), Some(vec!["name".into()]));
+    // The driving source and unknown aliases are no lookup's.
+    assert_eq!(compile(&enriched()).table_fields("o"), None);
+    assert_eq!(compile(&enriched()).table_fields("x"), None);
+}
+
+#[test]
 fn orders_are_enriched_with_their_customer_or_nulls() {
     let p = compile(&enriched());
     let tables = Tables::customers();
