@@ -10,6 +10,7 @@
 
 pub mod job;
 pub mod preview;
+mod projected;
 pub mod sample;
 pub mod sink;
 pub mod state;

@@ -14,7 +14,6 @@
 //! waiting for the disk (`Durability::None`), and deleted when the job ends.
 
 mod packed;
-mod projected;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -309,7 +308,7 @@ impl TableRows {
         key: &str,
         fields: Option<&[String]>,
     ) -> Result<Option<Json>, StateError> {
-        let parse = |bytes: &[u8]| projected::parse(bytes, fields);
+        let parse = |bytes: &[u8]| crate::projected::parse(bytes, fields).ok();
         let Some(disk) = &self.disk else {
             return Ok(self
                 .memory

@@ -318,6 +318,15 @@ impl CompiledProduct {
         self.reads.get(i)?.as_deref()
     }
 
+    /// The top-level fields of a driving-source record that this product reads, when it
+    /// reads only those (every expression reading the driving source is a plain path below
+    /// it); `None` when it reads records whole (a CEL program reads the driving source).
+    /// The runtime then need not build a record's other members; a record it keeps (a
+    /// window join's, `propagate`'s) is transformed again by this product only.
+    pub fn source_fields(&self) -> Option<&[String]> {
+        self.reads.first()?.as_deref()
+    }
+
     /// The stream this product joins in an event-time window, if any. Its partner rows come
     /// through the same `lookup` function as table rows: for the window join's alias and the
     /// record's join key, the runtime answers with the partner it pairs the record with.

@@ -174,6 +174,34 @@ fn a_table_read_only_by_plain_paths_names_the_fields_it_reads() {
 }
 
 #[test]
+fn a_driving_source_read_only_by_plain_paths_names_the_fields_it_reads() {
+    let sorted = |f: Option<&[String]>| {
+        f.map(|f| {
+            let mut f = f.to_vec();
+            f.sort();
+            f
+        })
+    };
+    // `enriched()`'s filter and `amount_cents` are CEL programs reading `o`: records whole.
+    assert_eq!(compile(&enriched()).source_fields(), None);
+    // Plain paths only: the key, the fields and the join's left side (`o.customer_id`).
+    let plain = compile(&enriched_with(|s| {
+        s.as_object_mut().unwrap().remove("filter");
+        let fields = s["fields"].as_object_mut().unwrap();
+        fields.remove("amount_cents");
+        fields.insert("state".into(), json!("o.status"));
+    }));
+    assert_eq!(
+        sorted(plain.source_fields()),
+        Some(
+            ["amount", "currency", "customer_id", "id", "status"]
+                .map(String::from)
+                .to_vec()
+        )
+    );
+}
+
+#[test]
 fn orders_are_enriched_with_their_customer_or_nulls() {
     let p = compile(&enriched());
     let tables = Tables::customers();

@@ -1,27 +1,28 @@
-//! Parsing a table row with only the members a product reads.
+//! Parsing a record or a table row with only the members a product reads.
 //!
-//! A looked-up row is parsed for every record that finds it, and the members a product
-//! never reads (a customer's e-mail address when the output takes its name) cost as much to
-//! build as the rest. Members outside the projection are still checked as JSON and skipped,
-//! so a row parses or fails as it would whole.
+//! A driving record is parsed once, and a looked-up row for every record that finds it;
+//! the members a product never reads (a customer's e-mail address when the output takes its
+//! name) cost as much to build as the rest. Members outside the projection are still checked
+//! as JSON and skipped, so a value parses or fails as it would whole.
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value as Json};
 
 /// `row` parsed: with only the top-level members named in `fields` when it is a JSON
 /// object and `fields` is `Some`; whole otherwise (`fields` `None`, or a row that is not an
-/// object, which the caller refuses as such). `None` when `row` is not JSON.
-pub(crate) fn parse(row: &[u8], fields: Option<&[String]>) -> Option<Json> {
+/// object, which the caller refuses as such). The error is a whole parse's when `row` is
+/// not JSON.
+pub(crate) fn parse(row: &[u8], fields: Option<&[String]>) -> Result<Json, serde_json::Error> {
     let Some(fields) = fields else {
-        return serde_json::from_slice(row).ok();
+        return serde_json::from_slice(row);
     };
     let mut de = serde_json::Deserializer::from_slice(row);
     match Projection(fields).deserialize(&mut de).and_then(|m| {
         de.end()?;
         Ok(m)
     }) {
-        Ok(members) => Some(Json::Object(members)),
-        Err(_) => serde_json::from_slice(row).ok(),
+        Ok(members) => Ok(Json::Object(members)),
+        Err(_) => serde_json::from_slice(row),
     }
 }
 
@@ -82,7 +83,11 @@ impl Visitor<'_> for Wanted<'_> {
 mod tests {
     use serde_json::json;
 
-    use super::parse;
+    use super::parse as parse_result;
+
+    fn parse(row: &[u8], fields: Option<&[String]>) -> Option<serde_json::Value> {
+        parse_result(row, fields).ok()
+    }
 
     fn fields(names: &[&str]) -> Vec<String> {
         names.iter().map(|&n| n.to_owned()).collect()
