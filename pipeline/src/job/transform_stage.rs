@@ -587,10 +587,15 @@ impl TransformStage {
             let polled = match self.consumer.poll(Duration::ZERO) {
                 Some(polled) => polled,
                 None => {
+                    // A polled record is the consumer's past: it must not be polled and
+                    // then dropped, so the window's end is checked before polling.
                     let left = deadline.saturating_duration_since(Instant::now());
-                    match (left.is_zero(), self.consumer.poll(left)) {
-                        (false, Some(polled)) => polled,
-                        _ => break,
+                    if left.is_zero() {
+                        break;
+                    }
+                    match self.consumer.poll(left) {
+                        Some(polled) => polled,
+                        None => break,
                     }
                 }
             };
