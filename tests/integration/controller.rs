@@ -221,6 +221,17 @@ impl World {
         ObjectKey::data_product(&self.team, name)
     }
 
+    /// The last report of each slice of the job of version 1 of product `name`, by slice,
+    /// as the job wrote it (the product's status shows it only at the controller's next
+    /// pass).
+    pub async fn job_reports(&self, name: &str) -> Vec<(u32, Value)> {
+        self.api
+            .store
+            .job_reports(&self.key(name), 1)
+            .await
+            .unwrap()
+    }
+
     pub async fn put_admin(&self, doc: &Value) {
         let answer = self.api.put_json(&crate::api::path_of(doc), doc).await;
         assert!(answer.status.is_success(), "{}", answer.body);

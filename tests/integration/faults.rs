@@ -460,12 +460,7 @@ async fn outage(label: &str, kind: &str, during: During, outage: Duration, histo
 async fn part_way(world: &World, name: &str, total: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let reports = world
-            .api
-            .store
-            .job_reports(&world.key(name), 1)
-            .await
-            .unwrap();
+        let reports = world.job_reports(name).await;
         if let Some((_, report)) = reports.first() {
             let source = &report["sources"][0];
             let done = source["done"].as_u64().unwrap_or_default();

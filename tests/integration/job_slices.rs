@@ -13,12 +13,7 @@ use crate::jobs::{converge, filtered, produce};
 
 /// The workers named by the reports of the job's slices, once there are `slices` reports.
 async fn workers(world: &World, name: &str, slices: usize) -> Vec<String> {
-    let reports = world
-        .api
-        .store
-        .job_reports(&world.key(name), 1)
-        .await
-        .unwrap();
+    let reports = world.job_reports(name).await;
     if reports.len() < slices {
         return Vec::new();
     }
