@@ -226,58 +226,14 @@ impl Tables {
 
 /// The value of `field` in the JSON object `row` as join-key text ([`key_text`]; `Some(None)`
 /// when it has none, or one of another type), or `None` when `row` is not a JSON object.
-/// Only that field's value is built: the other fields are checked and skipped, which makes
-/// loading a table several times cheaper than parsing each row whole.
+/// Only that field's value is built ([`crate::projected`]): the other fields are checked
+/// and skipped, which makes loading a table several times cheaper than parsing each row
+/// whole.
 fn row_key(row: &[u8], field: &str) -> Option<Option<String>> {
-    struct KeyOf<'f>(&'f str);
-    impl<'de> serde::de::DeserializeSeed<'de> for KeyOf<'_> {
-        type Value = Option<String>;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
+    match crate::projected::parse(row, Some(&[field])).ok()? {
+        serde_json::Value::Object(members) => Some(key_text(members.get(field))),
+        _ => None,
     }
-    impl<'de> serde::de::Visitor<'de> for KeyOf<'_> {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut found = None;
-            while let Some(is_field) = map.next_key_seed(IsField(self.0))? {
-                if is_field {
-                    // A repeated field counts as its last occurrence, as in a parsed row.
-                    found = key_text(Some(&map.next_value::<serde_json::Value>()?));
-                } else {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-            Ok(found)
-        }
-    }
-    /// Whether a member's name is the field's, compared without allocating.
-    struct IsField<'f>(&'f str);
-    impl<'de> serde::de::DeserializeSeed<'de> for IsField<'_> {
-        type Value = bool;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-            d.deserialize_str(self)
-        }
-    }
-    impl serde::de::Visitor<'_> for IsField<'_> {
-        type Value = bool;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a member name")
-        }
-        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<bool, E> {
-            Ok(name == self.0)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(row);
-    let key = serde::de::DeserializeSeed::deserialize(KeyOf(field), &mut de).ok()?;
-    de.end().ok()?;
-    Some(key)
 }
 
 /// A join-key value as text: strings as they are, integers in decimal.

@@ -1,4 +1,5 @@
-//! Parsing a record or a table row with only the members a product reads.
+//! Parsing a record or a table row with only the members a product reads (or, loading a
+//! table, only its key field).
 //!
 //! A driving record is parsed once, and a looked-up row for every record that finds it;
 //! the members a product never reads (a customer's e-mail address when the output takes its
@@ -12,7 +13,10 @@ use serde_json::{Map, Value as Json};
 /// object and `fields` is `Some`; whole otherwise (`fields` `None`, or a row that is not an
 /// object, which the caller refuses as such). The error is a whole parse's when `row` is
 /// not JSON.
-pub(crate) fn parse(row: &[u8], fields: Option<&[String]>) -> Result<Json, serde_json::Error> {
+pub(crate) fn parse<S: AsRef<str>>(
+    row: &[u8],
+    fields: Option<&[S]>,
+) -> Result<Json, serde_json::Error> {
     let Some(fields) = fields else {
         return serde_json::from_slice(row);
     };
@@ -27,16 +31,16 @@ pub(crate) fn parse(row: &[u8], fields: Option<&[String]>) -> Result<Json, serde
 }
 
 /// Deserializes a JSON object into a map of the members it names.
-struct Projection<'f>(&'f [String]);
+struct Projection<'f, S>(&'f [S]);
 
-impl<'de> DeserializeSeed<'de> for Projection<'_> {
+impl<'de, S: AsRef<str>> DeserializeSeed<'de> for Projection<'_, S> {
     type Value = Map<String, Json>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for Projection<'_> {
+impl<'de, S: AsRef<str>> Visitor<'de> for Projection<'_, S> {
     type Value = Map<String, Json>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -47,7 +51,7 @@ impl<'de> Visitor<'de> for Projection<'_> {
             match wanted {
                 // A repeated member counts as its last occurrence, as in a whole parse.
                 Some(i) => {
-                    members.insert(self.0[i].clone(), map.next_value()?);
+                    members.insert(self.0[i].as_ref().to_owned(), map.next_value()?);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -60,22 +64,22 @@ impl<'de> Visitor<'de> for Projection<'_> {
 
 /// A member's name: its position in the projection, if it is one of it (compared without
 /// allocating).
-struct Wanted<'f>(&'f [String]);
+struct Wanted<'f, S>(&'f [S]);
 
-impl<'de> DeserializeSeed<'de> for Wanted<'_> {
+impl<'de, S: AsRef<str>> DeserializeSeed<'de> for Wanted<'_, S> {
     type Value = Option<usize>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl Visitor<'_> for Wanted<'_> {
+impl<S: AsRef<str>> Visitor<'_> for Wanted<'_, S> {
     type Value = Option<usize>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a member name")
     }
     fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.iter().position(|f| f == name))
+        Ok(self.0.iter().position(|f| f.as_ref() == name))
     }
 }
 

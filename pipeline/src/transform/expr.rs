@@ -166,20 +166,13 @@ impl Compiled {
         &self.cel_reads
     }
 
-    /// The top-level field of the alias at `alias` (its position in scope) that this
-    /// expression reads, if it reads that alias by a plain path; `None` when it reads that
-    /// alias otherwise or not at all (see [`Compiled::cel_reads`] for which).
-    pub fn path_root(&self, alias: usize) -> Option<&str> {
+    /// The alias (its position in scope) and the fields this expression selects below it,
+    /// if it is a plain path; `None` for a CEL program (see [`Compiled::cel_reads`]).
+    pub fn path(&self) -> Option<(usize, &[String])> {
         match &self.kind {
-            Kind::Path(a, path) if *a == alias => path.first().map(String::as_str),
-            Kind::Path(..) | Kind::Program(_) => None,
+            Kind::Path(alias, path) => Some((*alias, path)),
+            Kind::Program(_) => None,
         }
-    }
-
-    /// Whether this expression is a plain path naming the alias at `alias` itself, with no
-    /// field below it: it reads the whole row.
-    pub fn is_whole(&self, alias: usize) -> bool {
-        matches!(&self.kind, Kind::Path(a, path) if *a == alias && path.is_empty())
     }
 
     /// The fields this expression selects below the driving source alias, if it is a plain

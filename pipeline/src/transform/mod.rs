@@ -223,13 +223,16 @@ impl CompiledProduct {
                     *slot = None;
                 }
             }
-            for (i, slot) in reads.iter_mut().enumerate() {
-                if expr.is_whole(i) {
-                    *slot = None;
-                } else if let (Some(fields), Some(root)) = (slot.as_mut(), expr.path_root(i))
-                    && !fields.iter().any(|f| f == root)
-                {
-                    fields.push(root.to_owned());
+            if let Some((i, path)) = expr.path()
+                && let Some(slot) = reads.get_mut(i)
+            {
+                match (slot.as_mut(), path.first()) {
+                    (Some(fields), Some(root)) if !fields.contains(root) => {
+                        fields.push(root.clone());
+                    }
+                    // The alias itself, with no field below it: its rows are read whole.
+                    (_, None) => *slot = None,
+                    _ => {}
                 }
             }
         }
