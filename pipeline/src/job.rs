@@ -23,8 +23,11 @@ use crate::sink::{RowText, Sink, SinkRecord};
 use crate::state::{StateError, StateSettings, TableRows};
 use crate::transform::CompiledProduct;
 
+mod hanging;
 mod joined;
 mod transform_stage;
+
+pub use hanging::HangingError;
 
 use transform_stage::TransformStage;
 
@@ -312,6 +315,9 @@ pub enum JobError {
     /// The lookup tables' store failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A transaction of the job that the broker left open could not be ended.
+    #[error("Kafka: {0}")]
+    Hanging(#[source] HangingError),
 }
 
 fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> JobError {

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod job;
+pub mod kafka_wire;
 pub mod preview;
 mod projected;
 pub mod sample;

@@ -157,13 +157,13 @@ async fn converge(world: &World, cluster: Cluster, events: &[Event], want: &Rows
                 Err(_) => String::new(),
             };
             panic!(
-                "{:?}: {}; status {:#}\n{trail}",
+                "{:?}: {}; {}\n{trail}",
                 cluster,
                 match got {
                     Ok(got) => oracle::difference(&got, want),
                     Err(e) => e.to_string(),
                 },
-                world.status(product_name(cluster)).await
+                status_summary(&world.status(product_name(cluster)).await)
             );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -339,6 +339,26 @@ async fn committed_records(world: &World, topic: &str) -> usize {
     })
     .await
     .unwrap()
+}
+
+/// A product status in a few lines, the phase and message first: a failure's message is
+/// often all a CI log keeps of it, so the reason must come before the detail.
+fn status_summary(status: &Value) -> String {
+    let mut out = format!(
+        "phase {}: {}",
+        status["phase"],
+        status["message"].as_str().unwrap_or_default()
+    );
+    for c in status["conditions"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  {} {} {}: {}",
+            c["type"].as_str().unwrap_or_default(),
+            c["status"].as_str().unwrap_or_default(),
+            c["reason"].as_str().unwrap_or_default(),
+            c["message"].as_str().unwrap_or_default()
+        ));
+    }
+    out
 }
 
 fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
@@ -747,4 +767,260 @@ fn a_consumer_closed_aside_does_not_wait_for_an_absent_broker() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
+}
+
+/// A transaction of the job's own transactional id that its coordinator does not know,
+/// open in output partition 0 and holding the job's group offsets — what a restarted broker
+/// leaves when it skips partitions writing markers (`docs/jobs.md`, Faults) — made here by
+/// hand, on a broker that does not verify transactional writes. Left alone it would keep the
+/// job from reading its offsets and the sink from reading past it, for good. The job must
+/// end it when it starts, by **aborting** it (the offsets hang with the output): committed,
+/// the offsets would skip all of source partition 0 and the target would miss its keys.
+#[test]
+fn a_transaction_the_broker_left_open_is_ended_when_the_job_starts() {
+    bounded(async {
+        let kafka = tokio::task::block_in_place(|| {
+            OwnKafka::start_with("transaction.partition.verification.enable=false\n").unwrap()
+        });
+        let services = Services {
+            kafka_bootstrap: kafka.bootstrap(),
+            ..sluice_tests::services().clone()
+        };
+        let world = World::with_services("fault_left_open", services).await;
+        let history = workload(111, 3_000, 400);
+        produce(&world, &history).await;
+        world
+            .submit(&filtered(&world, "pg-orders", Cluster::Postgres))
+            .await;
+        let controller = world.run_controller();
+        wait_for(&world, "pg-orders", 90, |s| {
+            condition(s, "TopicsReady")["status"] == "True"
+        })
+        .await;
+
+        let transactional_id = format!("sluice.job.{}.pg-orders.v1.transform", world.team);
+        let output = format!("sluice.{}.pg-orders.v1", world.team);
+        let source = world.ns.topic("orders");
+        let source_end = tokio::task::block_in_place(|| {
+            let consumer: BaseConsumer = world.ns.kafka_config().create().unwrap();
+            consumer
+                .fetch_watermarks(&source, 0, Duration::from_secs(10))
+                .unwrap()
+                .1
+        });
+        assert!(source_end > 0, "source partition 0 holds events");
+        let bootstrap = kafka.bootstrap();
+        tokio::task::block_in_place(|| {
+            left_open::make(&bootstrap, &transactional_id, &output, &source, source_end)
+        });
+
+        let jobs = world.run_jobs();
+        wait_for(&world, "pg-orders", 120, |s| s["phase"] == "Live").await;
+        converge(&world, Cluster::Postgres, &history, &expected(&history), 60).await;
+        // Nothing is left open: a read_committed reader reads the output topic to its end.
+        assert!(committed_records(&world, &output).await > 0);
+
+        jobs.stop().await;
+        controller.stop().await;
+        world.cleanup().await;
+    });
+}
+
+/// Makes, with the wire protocol, the transaction a broker leaves open when it skips
+/// partitions writing markers.
+mod left_open {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use kafka_protocol::ResponseError;
+    use kafka_protocol::error::ParseResponseErrorCode;
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, InitProducerIdRequest,
+        InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+        TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use sluice_pipeline::kafka_wire::call;
+
+    fn text(s: &str) -> StrBytes {
+        StrBytes::from_string(s.to_owned())
+    }
+
+    /// Takes a producer id for `transactional_id` (the job's, before the job ever ran), then
+    /// writes — without telling its coordinator — a transactional tombstone into `output`
+    /// partition 0 and the job group's offset `offset` for `source` partition 0. The
+    /// coordinator's state stays `Empty`, so no marker will ever end them.
+    pub(super) fn make(
+        bootstrap: &str,
+        transactional_id: &str,
+        output: &str,
+        source: &str,
+        offset: i64,
+    ) {
+        // Finding the coordinators creates their internal topics (transaction state, group
+        // offsets) on a broker that has none yet.
+        coordinator(bootstrap, transactional_id, 1);
+        coordinator(bootstrap, transactional_id, 0);
+        // The coordinator may still be loading its partition: asked again until it answers.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (producer_id, epoch) = loop {
+            let answer: InitProducerIdResponse = call(
+                bootstrap,
+                ApiKey::InitProducerId,
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(text(transactional_id))))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            )
+            .unwrap();
+            match answer.error_code.err() {
+                None => break (answer.producer_id.0, answer.producer_epoch),
+                Some(e) if Instant::now() < deadline => {
+                    eprintln!("left_open: InitProducerId: {e}; asking again");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Some(e) => panic!("InitProducerId: {e}"),
+            }
+        };
+
+        let record = Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: 0,
+            timestamp: chrono_now_ms(),
+            key: Some(Bytes::from_static(b"o-left-open")),
+            value: None,
+            headers: IndexMap::new(),
+        };
+        let mut batch = Vec::new();
+        RecordBatchEncoder::encode(
+            &mut batch,
+            [&record],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        let produced: ProduceResponse = call(
+            bootstrap,
+            ApiKey::Produce,
+            9,
+            &ProduceRequest::default()
+                .with_transactional_id(Some(TransactionalId(text(transactional_id))))
+                .with_acks(-1)
+                .with_timeout_ms(10_000)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(TopicName(text(output)))
+                        .with_partition_data(vec![
+                            PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(Some(Bytes::from(batch))),
+                        ]),
+                ]),
+        )
+        .unwrap();
+        for topic in &produced.responses {
+            for partition in &topic.partition_responses {
+                assert_eq!(
+                    partition.error_code.err(),
+                    None::<ResponseError>,
+                    "producing into {output}-{}: {:?}",
+                    partition.index,
+                    partition.error_message
+                );
+            }
+        }
+
+        let committed: TxnOffsetCommitResponse = call(
+            bootstrap,
+            ApiKey::TxnOffsetCommit,
+            3,
+            &TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(text(transactional_id)))
+                .with_group_id(GroupId(text(transactional_id)))
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch)
+                .with_generation_id(-1)
+                .with_member_id(text(""))
+                .with_topics(vec![
+                    TxnOffsetCommitRequestTopic::default()
+                        .with_name(TopicName(text(source)))
+                        .with_partitions(vec![
+                            TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(-1),
+                        ]),
+                ]),
+        )
+        .unwrap();
+        for topic in &committed.topics {
+            for partition in &topic.partitions {
+                assert_eq!(
+                    partition.error_code.err(),
+                    None::<ResponseError>,
+                    "committing the offset of {source}-{}",
+                    partition.partition_index
+                );
+            }
+        }
+    }
+
+    /// Asks for the coordinator of `key` (`key_type` 1: a transactional id, 0: a group)
+    /// until the broker names one.
+    fn coordinator(bootstrap: &str, key: &str, key_type: i8) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer: FindCoordinatorResponse = call(
+                bootstrap,
+                ApiKey::FindCoordinator,
+                4,
+                &FindCoordinatorRequest::default()
+                    .with_key_type(key_type)
+                    .with_coordinator_keys(vec![text(key)]),
+            )
+            .unwrap();
+            let error = answer
+                .coordinators
+                .first()
+                .map_or(Some(ResponseError::CoordinatorNotAvailable), |c| {
+                    c.error_code.err()
+                });
+            match error {
+                None => return,
+                Some(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "FindCoordinator({key_type}): {e}"
+                    );
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    fn chrono_now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or_default()
+    }
 }

@@ -68,6 +68,12 @@ impl OwnKafka {
     /// Formats a fresh broker on two free loopback ports and starts it; returns once it
     /// serves metadata. Blocks (a JVM start takes seconds).
     pub fn start() -> Result<OwnKafka, OwnKafkaError> {
+        OwnKafka::start_with("")
+    }
+
+    /// Starts a broker as [`OwnKafka::start`] does, with `extra` (`key=value` lines) added
+    /// to its configuration.
+    pub fn start_with(extra: &str) -> Result<OwnKafka, OwnKafkaError> {
         let libs = jars()?;
         let port = reserve_port().map_err(io("finding a free port"))?;
         let controller_port = reserve_port().map_err(io("finding a free port"))?;
@@ -80,7 +86,7 @@ impl OwnKafka {
             libs,
             child: None,
         };
-        kafka.write_config(controller_port)?;
+        kafka.write_config(controller_port, extra)?;
         kafka.format()?;
         kafka.resume()?;
         Ok(kafka)
@@ -169,7 +175,7 @@ impl OwnKafka {
         }
     }
 
-    fn write_config(&self, controller_port: u16) -> Result<(), OwnKafkaError> {
+    fn write_config(&self, controller_port: u16, extra: &str) -> Result<(), OwnKafkaError> {
         let (port, data) = (self.port, self.dir.join("data"));
         let server = format!(
             "process.roles=broker,controller\n\
@@ -195,7 +201,8 @@ impl OwnKafka {
              group.initial.rebalance.delay.ms=0\n\
              num.network.threads=2\n\
              num.io.threads=2\n\
-             num.recovery.threads.per.data.dir=1\n",
+             num.recovery.threads.per.data.dir=1\n\
+             {extra}",
             data.display()
         );
         write(&self.dir.join("server.properties"), &server)?;
@@ -208,7 +215,9 @@ impl OwnKafka {
              appender.out.layout.type = PatternLayout\n\
              appender.out.layout.pattern = [%d] %p %m (%c)%n\n\
              rootLogger.level = WARN\n\
-             rootLogger.appenderRef.out.ref = STDOUT\n",
+             rootLogger.appenderRef.out.ref = STDOUT\n\
+             logger.txn.name = kafka.coordinator.transaction\n\
+             logger.txn.level = INFO\n",
         )
     }
 

@@ -23,7 +23,7 @@ if [[ $status -ne 0 ]]; then
       print "--- " name; print "    " $0; inmsg = 1; lines = 0; next
     }
     inmsg {
-      if ($0 ~ /^stack backtrace:/ || $0 ~ /^note: / || $0 ~ /^---- / || lines >= 12) { inmsg = 0; next }
+      if ($0 ~ /^stack backtrace:/ || $0 ~ /^note: / || $0 ~ /^---- / || lines >= 40) { inmsg = 0; next }
       print "    " $0; lines++
     }
   ' "$log"

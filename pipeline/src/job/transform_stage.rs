@@ -185,6 +185,7 @@ impl TransformStage {
         producer
             .init_transactions(KAFKA_TIMEOUT)
             .map_err(kafka("initialising transactions"))?;
+        end_hanging_transactions(config, &consumer)?;
 
         let mut wanted = vec![(
             config.source_topic.clone(),
@@ -1064,6 +1065,36 @@ impl TransformStage {
                 }
                 Err((e, _)) => return Err(format!("producing: {e}")),
             }
+        }
+    }
+}
+
+/// Ends the transactions of this job that a broker left open (see [`super::hanging`]),
+/// which would otherwise keep the job from reading its offsets for good. A lookup that
+/// fails (a broker that refuses these requests, one still starting) leaves the job to
+/// start as it would have; transactions found and not ended stop it, saying how to end
+/// them.
+fn end_hanging_transactions(config: &JobConfig, consumer: &BaseConsumer) -> Result<(), JobError> {
+    let transactional_id = format!("{}.transform", config.group);
+    let topics = [
+        config.output_topic.as_str(),
+        config.dead_letter_topic.as_str(),
+    ];
+    match super::hanging::close_hanging(consumer, &transactional_id, &transactional_id, &topics) {
+        Ok(None) => Ok(()),
+        Ok(Some(closed)) => {
+            tracing::warn!(
+                job = %config.label,
+                outcome = ?closed.outcome,
+                partitions = ?closed.partitions,
+                "ended transactions of this job that the broker had left open"
+            );
+            Ok(())
+        }
+        Err(e @ super::HangingError::Unended { .. }) => Err(JobError::Hanging(e)),
+        Err(e) => {
+            tracing::warn!(job = %config.label, error = %e, "cannot look for transactions left open");
+            Ok(())
         }
     }
 }
