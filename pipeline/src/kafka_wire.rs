@@ -13,6 +13,10 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 /// How long connecting to a broker, and each read or write of a request, may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest answer read: these calls' answers are a few KiB, and a garbled length must
+/// not make the job allocate gigabytes.
+const MAX_ANSWER: usize = 64 << 20;
+
 /// A broker could not be reached or its answer could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("broker {broker}: {message}")]
@@ -78,7 +82,9 @@ where
         .read_exact(&mut length)
         .map_err(|e| io("reading the answer", e))?;
     let length = usize::try_from(i32::from_be_bytes(length))
-        .map_err(|_| wire_error(address, "an answer of negative length".to_owned()))?;
+        .ok()
+        .filter(|n| *n <= MAX_ANSWER)
+        .ok_or_else(|| wire_error(address, "an answer of impossible length".to_owned()))?;
     let mut answer = vec![0u8; length];
     stream
         .read_exact(&mut answer)
