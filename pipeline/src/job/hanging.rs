@@ -335,15 +335,17 @@ impl Cluster {
                         ));
                     }
                     for producer in &partition.active_producers {
-                        let older = i16::try_from(producer.producer_epoch).is_ok_and(|e| e < epoch);
+                        let Ok(its_epoch) = i16::try_from(producer.producer_epoch) else {
+                            continue;
+                        };
                         if producer.producer_id.0 == producer_id
                             && producer.current_txn_start_offset >= 0
-                            && older
+                            && its_epoch < epoch
                         {
                             hanging.push(Hanging {
                                 topic: topic.name.0.as_str().to_owned(),
                                 partition: partition.partition_index,
-                                epoch: i16::try_from(producer.producer_epoch).unwrap_or(0),
+                                epoch: its_epoch,
                                 coordinator_epoch: producer.coordinator_epoch,
                                 start_offset: producer.current_txn_start_offset,
                             });
@@ -362,26 +364,23 @@ impl Cluster {
         hanging: &[Hanging],
         outcome: Outcome,
     ) -> Result<(), HangingError> {
-        let wanted: Vec<(String, i32)> = hanging
-            .iter()
-            .map(|h| (h.topic.clone(), h.partition))
-            .collect();
-        for (leader, _) in self.by_leader(&wanted) {
-            let address = self.broker(leader)?;
-            // One marker per (epoch, coordinator epoch), naming its partitions on this
-            // leader.
-            let mut markers: BTreeMap<(i16, i32), BTreeMap<String, Vec<i32>>> = BTreeMap::new();
-            for h in hanging
-                .iter()
-                .filter(|h| self.leaders.get(&(h.topic.clone(), h.partition)) == Some(&leader))
-            {
-                markers
+        // Per leader, one marker per (epoch, coordinator epoch) naming its partitions there.
+        type Markers = BTreeMap<(i16, i32), BTreeMap<String, Vec<i32>>>;
+        let mut by_leader: BTreeMap<i32, Markers> = BTreeMap::new();
+        for h in hanging {
+            if let Some(leader) = self.leaders.get(&(h.topic.clone(), h.partition)) {
+                by_leader
+                    .entry(*leader)
+                    .or_default()
                     .entry((h.epoch, h.coordinator_epoch))
                     .or_default()
                     .entry(h.topic.clone())
                     .or_default()
                     .push(h.partition);
             }
+        }
+        for (leader, markers) in by_leader {
+            let address = self.broker(leader)?;
             let request = WriteTxnMarkersRequest::default().with_markers(
                 markers
                     .into_iter()
