@@ -1,9 +1,11 @@
 //! The PostgreSQL sink: one transaction per batch, with at most one conditional `DELETE`
 //! and one conditional `INSERT … ON CONFLICT`, over `unnest`ed arrays for small batches and
-//! from a `COPY`-loaded temporary staging table for large ones (backfill).
+//! from a `COPY`-loaded temporary staging table for large ones (backfill), which go
+//! `COPY`-ed straight into the table when none of their keys is there yet.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 use sluice_provisioners::plan::{KEY_FIELD, OFFSET_FIELD, PARTITION_FIELD, VERSION_FIELD};
@@ -26,6 +28,11 @@ use super::{SinkError, SinkRecord, error_text, latest_per_key};
 pub const COPY_MIN_ROWS: usize = 10_000;
 /// Batches of at least twice this many rows are applied as two concurrent transactions.
 const PARALLEL_WRITE_MIN: usize = 2_000;
+/// At most this many COPY batches in a row go through the staging table without trying
+/// the straight COPY again, after straight COPYs kept meeting keys already in the table.
+const STRAIGHT_COPY_MAX_PAUSE: u32 = 64;
+/// The SQLSTATE of a unique violation: a straight COPY met a key already in the table.
+const UNIQUE_VIOLATION: &str = "23505";
 
 /// Writes one version's table (`<schema>.<name>_v<N>`, not the view).
 ///
@@ -47,10 +54,19 @@ const PARALLEL_WRITE_MIN: usize = 2_000;
 ///
 /// **Loading.** A batch with fewer rows to write than the COPY threshold binds them as
 /// arrays and writes them with one `INSERT … SELECT … FROM unnest(…)` (one round trip). A
-/// larger one — the backfill — is sent with `COPY … FROM STDIN` (text format) into a
-/// temporary staging table of text columns (per session, `ON COMMIT DELETE ROWS`, not
-/// WAL-logged), then written by the same guarded `INSERT … SELECT … ON CONFLICT` from it, in
-/// the same transaction as the delete: both paths give the same rows and guarantees.
+/// larger one — the backfill — is sent with `COPY … FROM STDIN` (text format) straight
+/// into the table, inside a savepoint of the batch's transaction. That succeeds only when
+/// none of the batch's keys has a row yet, and then inserting each row is exactly what the
+/// guarded upsert would have done. If a key is there (a re-delivery, or a key written by an
+/// earlier batch), the primary key refuses the COPY (unique violation), the savepoint is
+/// rolled back and the rows are sent again with `COPY` into a temporary staging table of
+/// text columns (per session, `ON COMMIT DELETE ROWS`, not WAL-logged), then written by the
+/// same guarded `INSERT … SELECT … ON CONFLICT` from it. After a refused straight COPY the
+/// next batches go to the staging table directly, 1, 2, 4 … up to
+/// [`STRAIGHT_COPY_MAX_PAUSE`] of them as refusals repeat, so a stream of updates pays the
+/// wasted attempt at most once in that many batches. All paths run in the same transaction
+/// as the delete and give the same rows and guarantees; the straight one spares the server
+/// the staging table and the upsert's conflict checks, about half its work per row.
 ///
 /// **Append** (`_sluice_partition`, `_sluice_offset` as primary key): one
 /// `INSERT … ON CONFLICT DO NOTHING` per batch; re-delivered records are skipped, and
@@ -80,12 +96,52 @@ pub struct PostgresSink {
     copy: CopyStatements,
     /// Batches with at least this many rows to write take the COPY path.
     copy_min_rows: usize,
+    /// When the COPY path next tries a straight COPY into the table.
+    straight: StraightCopy,
 }
 
-/// The COPY path: stage a batch's rows (as text) in a temporary table with `COPY`, then
-/// write them with one `INSERT … SELECT … ON CONFLICT`, guarded as the `unnest` upsert is.
+/// Whether a COPY batch tries the straight COPY into the table first: not for a while
+/// after straight COPYs met keys already in the table, a pause that doubles with each
+/// refusal in a row (up to [`STRAIGHT_COPY_MAX_PAUSE`] batches) and ends with a success.
+#[derive(Debug, Default)]
+struct StraightCopy {
+    /// Batches still to go through the staging table before the next attempt.
+    skip: AtomicU32,
+    /// The pause after the last refusal, 0 after a success.
+    pause: AtomicU32,
+}
+
+impl StraightCopy {
+    /// Whether this batch tries the straight COPY (counts a skipped batch down).
+    fn attempt(&self) -> bool {
+        self.skip
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_err()
+    }
+
+    fn succeeded(&self) {
+        self.pause.store(0, Ordering::Relaxed);
+    }
+
+    fn refused(&self) {
+        let pause = self
+            .pause
+            .load(Ordering::Relaxed)
+            .saturating_mul(2)
+            .clamp(1, STRAIGHT_COPY_MAX_PAUSE);
+        self.pause.store(pause, Ordering::Relaxed);
+        self.skip.store(pause, Ordering::Relaxed);
+    }
+}
+
+/// The COPY path: a straight `COPY` into the table, or stage a batch's rows (as text) in a
+/// temporary table with `COPY`, then write them with one `INSERT … SELECT … ON CONFLICT`,
+/// guarded as the `unnest` upsert is.
 #[derive(Debug)]
 struct CopyStatements {
+    /// `COPY <table> (<columns>) FROM STDIN` (text format), the staging table's columns in
+    /// the same order.
+    straight: String,
     /// Creates the session's staging table when it is not there yet (simple protocol).
     create: String,
     /// `COPY <staging> FROM STDIN` (text format).
@@ -204,6 +260,7 @@ impl PostgresSink {
                 .join(", ")
         );
         let stage_copy = format!("COPY {stage} FROM STDIN");
+        let straight_copy = format!("COPY {table} ({}) FROM STDIN", targets.join(", "));
         let stage_insert = format!(
             "INSERT INTO {table} AS t ({}) SELECT {} FROM {stage} AS s",
             targets.join(", "),
@@ -237,6 +294,7 @@ impl PostgresSink {
         };
         let write_sql = format!("{insert}{conflict}");
         let copy = CopyStatements {
+            straight: straight_copy,
             create: stage_create,
             copy: stage_copy,
             insert: format!("{stage_insert}{conflict}"),
@@ -252,6 +310,7 @@ impl PostgresSink {
             delete_sql,
             copy,
             copy_min_rows: COPY_MIN_ROWS,
+            straight: StraightCopy::default(),
         })
     }
 
@@ -340,22 +399,19 @@ impl PostgresSink {
         }
         if copy && !versions.is_empty() {
             let text = copy_text(&values, &keys, &partitions, &offsets, &versions);
-            sqlx::raw_sql(AssertSqlSafe(self.copy.create.as_str()))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db_error(e))?;
-            let mut copy = tx
-                .copy_in_raw(&self.copy.copy)
-                .await
-                .map_err(|e| self.db_error(e))?;
-            copy.send(text.into_bytes())
-                .await
-                .map_err(|e| self.db_error(e))?;
-            copy.finish().await.map_err(|e| self.db_error(e))?;
-            sqlx::query(AssertSqlSafe(self.copy.insert.as_str()))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db_error(e))?;
+            if !(self.straight.attempt() && self.copy_straight(&mut tx, &text).await?) {
+                sqlx::raw_sql(AssertSqlSafe(self.copy.create.as_str()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db_error(e))?;
+                copy_into(&mut tx, &self.copy.copy, &text)
+                    .await
+                    .map_err(|e| self.db_error(e))?;
+                sqlx::query(AssertSqlSafe(self.copy.insert.as_str()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.db_error(e))?;
+            }
         } else if !versions.is_empty() {
             let mut query = sqlx::query(AssertSqlSafe(self.write_sql.as_str()));
             for column in values {
@@ -373,6 +429,35 @@ impl PostgresSink {
                 .map_err(|e| self.db_error(e))?;
         }
         tx.commit().await.map_err(|e| self.db_error(e))
+    }
+
+    /// Tries the straight COPY of `text` into the table inside a savepoint: `Ok(false)` when
+    /// a key of it is in the table already (the savepoint is rolled back, the transaction
+    /// goes on as before it).
+    async fn copy_straight(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        text: &str,
+    ) -> Result<bool, SinkError> {
+        sqlx::raw_sql("SAVEPOINT sluice_straight_copy")
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        match copy_into(tx, &self.copy.straight, text).await {
+            Ok(()) => {
+                self.straight.succeeded();
+                Ok(true)
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+                self.straight.refused();
+                sqlx::raw_sql("ROLLBACK TO SAVEPOINT sluice_straight_copy")
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| self.db_error(e))?;
+                Ok(false)
+            }
+            Err(e) => Err(self.db_error(e)),
+        }
     }
 
     /// Sets from how many rows a batch takes the COPY path (0: always, `usize::MAX`:
@@ -480,6 +565,17 @@ impl PostgresSink {
     }
 }
 
+/// Runs `statement` (a `COPY … FROM STDIN`) with `text` as its data.
+async fn copy_into(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    statement: &str,
+    text: &str,
+) -> Result<(), sqlx::Error> {
+    let mut copy = tx.copy_in_raw(statement).await?;
+    copy.send(text.as_bytes()).await?;
+    copy.finish().await.map(drop)
+}
+
 /// The staged rows in `COPY`'s text format, columns in the order of the staging table
 /// (values, then the computed key or the partition and offset, then the version).
 fn copy_text(
@@ -567,8 +663,31 @@ fn column_text(sql_type: &str, value: &Value) -> Result<Option<String>, &'static
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::column_text;
+    use super::{STRAIGHT_COPY_MAX_PAUSE, StraightCopy, column_text};
     use serde_json::json;
+
+    #[test]
+    fn straight_copies_pause_longer_after_each_refusal_in_a_row() {
+        let straight = StraightCopy::default();
+        assert!(straight.attempt());
+        let mut pauses = Vec::new();
+        for _ in 0..9 {
+            straight.refused();
+            let mut skipped = 0;
+            while !straight.attempt() {
+                skipped += 1;
+            }
+            pauses.push(skipped);
+        }
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 64, 64, 64]);
+        assert_eq!(STRAIGHT_COPY_MAX_PAUSE, 64);
+        // A success ends the pausing: the next refusal pauses one batch again.
+        straight.succeeded();
+        assert!(straight.attempt());
+        straight.refused();
+        assert!(!straight.attempt());
+        assert!(straight.attempt());
+    }
 
     #[test]
     fn values_are_checked_against_column_types() {

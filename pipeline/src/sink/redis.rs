@@ -8,7 +8,7 @@ use sluice_provisioners::TargetConnection;
 use sluice_provisioners::plan::VERSION_FIELD;
 use sluice_provisioners::redis::{RedisEncoding, RedisPlan};
 
-use super::{SinkError, SinkRecord, error_text, latest_per_key};
+use super::{RowFields, SinkError, SinkRecord, error_text, latest_per_key};
 
 /// What a tombstone marker key is named after: `<name>:v<N>` + this + `<key>`.
 pub const TOMBSTONE_INFIX: &str = "~deleted:";
@@ -23,53 +23,80 @@ type Pipelined = tokio::task::JoinHandle<redis::RedisResult<Vec<redis::RedisResu
 /// its KEYS and ARGV, entering Lua, the reply) is paid once per group, not per record.
 const GROUP_RECORDS: usize = 50;
 
+/// What the counter of a version's deletes is named after: `<name>:v<N>` + this.
+pub const DELETES_SUFFIX: &str = "~deletes";
+
 /// The conditional writes of a group of records.
 ///
-/// KEYS: per record, its data key and its tombstone marker. ARGV[1]: the TTL in seconds, 0
-/// for none; then per record: its version, `h` (hash row), `j` (JSON row) or `d` (delete),
-/// how many values follow, and those values (hash field/value pairs, or the JSON text). A
-/// record is applied only if neither the stored row nor a delete marker holds a version at
-/// least as new.
+/// KEYS: the version's delete counter, then per record its data key and its tombstone
+/// marker. ARGV[1]: the TTL in seconds, 0 for none; ARGV[2]: the encoding, `h` (hash) or
+/// `j` (JSON); then per record: its version, `w` (write) or `d` (delete), how many values
+/// follow, and those values (hash field/value pairs, or the JSON text). A record is applied
+/// only if neither the stored row nor a delete marker holds a version at least as new.
+///
+/// Per record that is one read of the stored version and one write, as long as the
+/// version never had a delete: the delete counter (one read per call) says whether any
+/// marker can exist, and a marker is only looked up for a key without a row, since
+/// writing a row removes its marker. A key of another type is replaced whole.
 const SCRIPT: &str = r#"
 local ttl = tonumber(ARGV[1])
-local at = 2
-for k = 1, #KEYS, 2 do
+local hash = ARGV[2] == 'h'
+local deletes = KEYS[1]
+local markers = redis.call('EXISTS', deletes) == 1
+local at = 3
+for k = 2, #KEYS, 2 do
   local key, marker = KEYS[k], KEYS[k + 1]
   local version, op, n = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
   local first = at + 3
   at = first + n
   local v = tonumber(version)
   local cur = nil
-  local t = redis.call('TYPE', key)
-  t = t['ok'] or t
-  if t == 'hash' then
-    cur = redis.call('HGET', key, '_sluice_version')
-  elseif t == 'string' then
-    local ok, doc = pcall(cjson.decode, redis.call('GET', key))
-    if ok and type(doc) == 'table' then cur = doc['_sluice_version'] end
+  local held = false
+  local stored
+  if hash then
+    stored = redis.pcall('HGET', key, '_sluice_version')
+  else
+    stored = redis.pcall('GET', key)
   end
-  cur = tonumber(cur)
-  local dead = nil
+  if type(stored) == 'table' then
+    held = true
+  elseif stored then
+    held = true
+    if hash then
+      cur = tonumber(stored)
+    else
+      local ok, doc = pcall(cjson.decode, stored)
+      if ok and type(doc) == 'table' then cur = tonumber(doc['_sluice_version']) end
+    end
+  end
   local newer = cur == nil or cur < v
-  if newer then
+  local dead = nil
+  if newer and cur == nil and markers then
     dead = tonumber(redis.call('GET', marker))
     newer = dead == nil or dead < v
   end
   if newer then
-    if t ~= 'none' then redis.call('DEL', key) end
     if op == 'd' then
+      redis.call('DEL', key)
       if ttl > 0 then
         redis.call('SET', marker, version, 'EX', ttl)
       else
         redis.call('SET', marker, version)
       end
+      if not markers then
+        redis.call('SET', deletes, '1')
+        markers = true
+      end
     else
-      if op == 'h' then
+      if hash then
+        if held then redis.call('DEL', key) end
         redis.call('HSET', key, unpack(ARGV, first, first + n - 1))
+        if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+      elseif ttl > 0 then
+        redis.call('SET', key, ARGV[first], 'EX', ttl)
       else
         redis.call('SET', key, ARGV[first])
       end
-      if ttl > 0 then redis.call('EXPIRE', key, ttl) end
       if dead ~= nil then redis.call('DEL', marker) end
     end
   end
@@ -77,12 +104,12 @@ end
 return 0
 "#;
 
-/// One record's part of a script call.
-struct Call {
-    /// Its data key and tombstone marker.
-    keys: [String; 2],
-    /// Its version, operation, the number of values and the values.
-    args: Vec<String>,
+/// A record's row as the script call writes it.
+enum Row {
+    /// The row's fields (hash encoding).
+    Hash(RowFields),
+    /// The row's JSON text with the version member (JSON encoding).
+    Json(String),
 }
 
 /// Writes one version's keys (`<name>:v<N>:<key>`) with Lua script calls of up to
@@ -100,7 +127,12 @@ struct Call {
 /// Deletes: a key without a row is removed, and a tombstone marker
 /// `<name>:v<N>~deleted:<key>` (a string holding the delete's version; outside the data
 /// keys' `<name>:v<N>:` namespace, so it can never be a product key) remembers the delete,
-/// with the plan's TTL if any. A later write of a higher version removes the marker.
+/// with the plan's TTL if any. A later write of a higher version removes the marker. The
+/// version's first delete sets a counter key `<name>:v<N>~deletes` (outside the data keys'
+/// namespace too): until it exists no marker can, and the script looks none up.
+///
+/// Keys of the version's namespace are the sink's: one of another type (a string where
+/// rows are hashes, or the other way round) is replaced whole by the next row.
 ///
 /// Guarantees: a row is only ever replaced by a record of a higher version, and a deleted
 /// key stays deleted against any older record — re-delivery of any prefix and older
@@ -114,6 +146,10 @@ pub struct RedisSink {
     conn: Arc<TargetConnection>,
     plan: RedisPlan,
     tombstone_prefix: String,
+    /// The version's delete counter (`<name>:v<N>~deletes`).
+    deletes_key: String,
+    /// `h` or `j`: the script's encoding argument.
+    encoding: &'static str,
     /// The SHA1 of [`SCRIPT`] once loaded.
     sha: Mutex<Option<String>>,
 }
@@ -128,6 +164,11 @@ impl RedisSink {
             conn,
             plan: plan.clone(),
             tombstone_prefix: format!("{stem}{TOMBSTONE_INFIX}"),
+            deletes_key: format!("{stem}{DELETES_SUFFIX}"),
+            encoding: match plan.encoding {
+                RedisEncoding::Hash => "h",
+                RedisEncoding::Json => "j",
+            },
             sha: Mutex::new(None),
         }
     }
@@ -172,18 +213,7 @@ impl RedisSink {
                 let mut pipe = redis::pipe();
                 pipe.ignore_errors();
                 for group in chunk.chunks(GROUP_RECORDS) {
-                    let calls = group
-                        .iter()
-                        .map(|record| self.call(record))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    pipe.cmd("EVALSHA").arg(&sha).arg(2 * calls.len());
-                    for call in &calls {
-                        pipe.arg(&call.keys);
-                    }
-                    pipe.arg(self.plan.ttl_seconds.unwrap_or(0));
-                    for call in calls {
-                        pipe.arg(call.args);
-                    }
+                    self.push_call(&mut pipe, &sha, group)?;
                 }
                 let mut con = con.clone();
                 let sent = tokio::spawn(async move { pipe.query_async(&mut con).await });
@@ -259,49 +289,82 @@ impl RedisSink {
         Ok(false)
     }
 
-    /// One record's keys and arguments in a script call.
-    fn call(&self, record: &SinkRecord) -> Result<Call, SinkError> {
-        let keys = [
-            self.plan.data_key(&record.key),
-            self.tombstone_key(&record.key),
-        ];
-        let version = record.version.to_string();
+    /// Adds the script call of `group` to `pipe`; fails, adding nothing, on a row the plan
+    /// refuses. Arguments go into the pipeline's buffer as they are, without a list of
+    /// strings per record in between.
+    fn push_call(
+        &self,
+        pipe: &mut redis::Pipeline,
+        sha: &str,
+        group: &[&SinkRecord],
+    ) -> Result<(), SinkError> {
+        let rows = group
+            .iter()
+            .map(|record| self.fields(record))
+            .collect::<Result<Vec<_>, _>>()?;
+        pipe.cmd("EVALSHA")
+            .arg(sha)
+            .arg(1 + 2 * group.len())
+            .arg(&self.deletes_key);
+        let mut key = String::new();
+        for record in group {
+            key.clear();
+            key.push_str(&self.plan.key_prefix);
+            key.push_str(&record.key);
+            pipe.arg(key.as_str());
+            key.clear();
+            key.push_str(&self.tombstone_prefix);
+            key.push_str(&record.key);
+            pipe.arg(key.as_str());
+        }
+        pipe.arg(self.plan.ttl_seconds.unwrap_or(0))
+            .arg(self.encoding);
+        for (record, row) in group.iter().zip(rows) {
+            pipe.arg(record.version);
+            match row {
+                None => {
+                    pipe.arg("d").arg(0);
+                }
+                Some(Row::Json(text)) => {
+                    pipe.arg("w").arg(1).arg(text);
+                }
+                Some(Row::Hash(fields)) => {
+                    let present = fields.iter().filter(|(_, v)| !v.is_null()).count();
+                    pipe.arg("w").arg(2 * present + 2);
+                    for (field, value) in &fields {
+                        match value {
+                            Value::Null => continue,
+                            Value::String(s) => pipe.arg(field).arg(s),
+                            Value::Bool(b) => {
+                                pipe.arg(field).arg(if *b { "true" } else { "false" })
+                            }
+                            Value::Number(n) => match n.as_i64() {
+                                Some(i) => pipe.arg(field).arg(i),
+                                None => pipe.arg(field).arg(n.to_string()),
+                            },
+                            Value::Array(_) | Value::Object(_) => {
+                                pipe.arg(field).arg(value.to_string())
+                            }
+                        };
+                    }
+                    pipe.arg(VERSION_FIELD).arg(record.version);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What `record` writes, checked against the plan: `None` for a delete.
+    fn fields(&self, record: &SinkRecord) -> Result<Option<Row>, SinkError> {
         let Some(row_text) = &record.row else {
-            return Ok(Call {
-                keys,
-                args: vec![version, "d".to_owned(), "0".to_owned()],
-            });
+            return Ok(None);
         };
         let row = row_text.parse(record)?;
         self.check_fields(record, &row)?;
-        let args = match self.plan.encoding {
-            RedisEncoding::Hash => {
-                let mut values = Vec::with_capacity(2 * row.len() + 2);
-                for (field, value) in row {
-                    let text = match value {
-                        Value::Null => continue,
-                        Value::String(s) => s,
-                        Value::Bool(b) => b.to_string(),
-                        Value::Number(n) => n.to_string(),
-                        Value::Array(_) | Value::Object(_) => value.to_string(),
-                    };
-                    values.push(field);
-                    values.push(text);
-                }
-                values.push(VERSION_FIELD.to_owned());
-                values.push(version.clone());
-                let mut args = vec![version, "h".to_owned(), values.len().to_string()];
-                args.append(&mut values);
-                args
-            }
-            RedisEncoding::Json => vec![
-                version,
-                "j".to_owned(),
-                "1".to_owned(),
-                row_text.with_member(VERSION_FIELD, record.version),
-            ],
-        };
-        Ok(Call { keys, args })
+        Ok(Some(match self.plan.encoding {
+            RedisEncoding::Hash => Row::Hash(row),
+            RedisEncoding::Json => Row::Json(row_text.with_member(VERSION_FIELD, record.version)),
+        }))
     }
 
     /// Every field of the row is one of the plan's output fields.

@@ -359,6 +359,69 @@ async fn postgres_large_batches_go_as_two_transactions_and_land_whole() {
     }
 }
 
+/// A COPY batch whose keys are all new goes straight into the table; one that meets keys
+/// already there gives way to the guarded upsert, in the same transaction as its deletes,
+/// and later batches take whichever path without a row going wrong.
+#[tokio::test]
+async fn postgres_straight_copy_gives_way_to_the_guarded_upsert_on_known_keys() {
+    let out = every_type();
+    let f = Fixture::new(TargetType::Postgres, PG, WriteMode::Upsert, json!({}), &out).await;
+    with_fixture(f.copying(), |f| async move {
+        let key = |n: i64| format!("k{n:03}");
+        let record = |n: i64, version: i64, count: i64| {
+            rec(
+                &key(n),
+                version,
+                Some(json!({"id": key(n), "count": count})),
+            )
+        };
+        f.write(&(0..100).map(|n| record(n, n, n)).collect::<Vec<_>>())
+            .await;
+        let mut expected: BTreeMap<String, (i64, i64)> =
+            (0..100).map(|n| (key(n), (n, n))).collect();
+        // Older versions of 0..25 (ignored), newer ones of 25..50, deletes of 50..60 (one
+        // of them older than its row), and new keys 100..150.
+        let mut mixed: Vec<SinkRecord> = (0..25).map(|n| record(n, n - 1, -1)).collect();
+        mixed.extend((25..50).map(|n| record(n, 1_000 + n, 1_000 + n)));
+        mixed.extend((50..60).map(|n| rec(&key(n), if n == 50 { 49 } else { 1_000 + n }, None)));
+        mixed.extend((100..150).map(|n| record(n, 1_000 + n, n)));
+        f.write(&mixed).await;
+        for n in 25..50 {
+            expected.insert(key(n), (1_000 + n, 1_000 + n));
+        }
+        for n in 51..60 {
+            expected.remove(&key(n));
+        }
+        for n in 100..150 {
+            expected.insert(key(n), (n, 1_000 + n));
+        }
+        let state = |expected: &BTreeMap<String, (i64, i64)>| {
+            expected
+                .iter()
+                .map(|(k, (count, version))| (k.clone(), *count, *version))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pg_state(&f).await, state(&expected));
+        // Batches of new keys, then one re-delivered, then new ones again: whatever path
+        // each takes, the table holds every newest row once.
+        for round in 0..8i64 {
+            let batch: Vec<SinkRecord> = (0..20)
+                .map(|i| 200 + 20 * round + i)
+                .map(|n| record(n, 2_000 + n, n))
+                .collect();
+            f.write(&batch).await;
+            if round == 3 {
+                f.write(&batch).await;
+            }
+            for n in (0..20).map(|i| 200 + 20 * round + i) {
+                expected.insert(key(n), (n, 2_000 + n));
+            }
+        }
+        assert_eq!(pg_state(&f).await, state(&expected));
+    })
+    .await;
+}
+
 async fn pg_upserts_are_idempotent_and_version_guarded(copy: bool) {
     let out = every_type();
     let f = Fixture::new(TargetType::Postgres, PG, WriteMode::Upsert, json!({}), &out).await;
@@ -964,6 +1027,76 @@ async fn redis_hash_rows_are_idempotent_version_guarded_and_stay_deleted() {
         assert_eq!(err.record(), Some(("c", 8)), "{err}");
     })
     .await;
+}
+
+/// A data key holding something the sink did not write (a string where rows are hashes,
+/// a hash where rows are JSON) is replaced whole by the next row, and a delete removes it.
+#[tokio::test]
+async fn redis_keys_of_another_type_are_replaced_whole() {
+    for encoding in ["hash", "json"] {
+        let out = every_type();
+        let f = Fixture::new(
+            TargetType::Redis,
+            REDIS,
+            WriteMode::Upsert,
+            json!({"type": encoding}),
+            &out,
+        )
+        .await;
+        with_fixture(f, move |f| async move {
+            let TargetConnection::Redis(r) = f.conn.as_ref() else {
+                panic!("not Redis");
+            };
+            let mut con = r.connection().await.unwrap();
+            let (a, b) = (data_key(&f, "a"), data_key(&f, "b"));
+            if encoding == "hash" {
+                let _: () = redis::cmd("SET")
+                    .arg(&a)
+                    .arg("junk")
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+                let _: () = redis::cmd("SET")
+                    .arg(&b)
+                    .arg("junk")
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+            } else {
+                let _: () = redis::cmd("HSET")
+                    .arg(&a)
+                    .arg("x")
+                    .arg("1")
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+                let _: () = redis::cmd("HSET")
+                    .arg(&b)
+                    .arg("x")
+                    .arg("1")
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+            }
+            f.write(&[
+                rec("a", 3, Some(json!({"id": "a", "count": 3}))),
+                rec("b", 4, None),
+            ])
+            .await;
+            let a_row = if encoding == "hash" {
+                json!({"id": "a", "count": "3", "_sluice_version": "3"})
+            } else {
+                json!({"id": "a", "count": 3, "_sluice_version": 3})
+            };
+            assert_eq!(redis_read(&f, "a").await, Some(a_row), "{encoding}");
+            assert_eq!(redis_read(&f, "b").await, None, "{encoding}");
+            // The delete is remembered: an older row of `b` stays out.
+            f.write(&[rec("b", 2, Some(json!({"id": "b", "count": 2})))])
+                .await;
+            assert_eq!(redis_read(&f, "b").await, None, "{encoding}");
+        })
+        .await;
+    }
 }
 
 /// A batch larger than one pipeline lands whole, also after the server forgot the script,
