@@ -1048,35 +1048,16 @@ async fn redis_keys_of_another_type_are_replaced_whole() {
                 panic!("not Redis");
             };
             let mut con = r.connection().await.unwrap();
-            let (a, b) = (data_key(&f, "a"), data_key(&f, "b"));
-            if encoding == "hash" {
-                let _: () = redis::cmd("SET")
-                    .arg(&a)
-                    .arg("junk")
-                    .query_async(&mut con)
-                    .await
-                    .unwrap();
-                let _: () = redis::cmd("SET")
-                    .arg(&b)
-                    .arg("junk")
-                    .query_async(&mut con)
-                    .await
-                    .unwrap();
+            // A string where rows are hashes, a hash where rows are JSON strings.
+            let foreign: &[&str] = if encoding == "hash" {
+                &["SET", "junk"]
             } else {
-                let _: () = redis::cmd("HSET")
-                    .arg(&a)
-                    .arg("x")
-                    .arg("1")
-                    .query_async(&mut con)
-                    .await
-                    .unwrap();
-                let _: () = redis::cmd("HSET")
-                    .arg(&b)
-                    .arg("x")
-                    .arg("1")
-                    .query_async(&mut con)
-                    .await
-                    .unwrap();
+                &["HSET", "x", "1"]
+            };
+            for key in [data_key(&f, "a"), data_key(&f, "b")] {
+                let mut cmd = redis::cmd(foreign[0]);
+                cmd.arg(&key).arg(&foreign[1..]);
+                let _: () = cmd.query_async(&mut con).await.unwrap();
             }
             f.write(&[
                 rec("a", 3, Some(json!({"id": "a", "count": 3}))),
