@@ -19,4 +19,6 @@ pub mod transform;
 pub mod verify;
 mod window;
 
-pub use transform::{CompiledProduct, Emit, RecordError, Site, TransformError};
+pub use transform::{
+    CompiledProduct, Emit, Emitted, RecordError, RowForm, RowJson, Site, TransformError,
+};

@@ -23,8 +23,11 @@ use typed_arena::Arena;
 
 use super::joined::Joined;
 use crate::state::StateError;
-use crate::transform::{CompiledProduct, Emit};
+use crate::transform::{CompiledProduct, Emitted, RowJson};
 use crate::window::{Side, WindowState};
+
+/// What a record means for the target, its row as the JSON text the output topic gets.
+type Emit = Emitted<RowJson>;
 
 /// How long a failed transaction's abort may take. The abort is a courtesy: the job ends
 /// after it and its next start's `init_transactions` aborts whatever is still open, so
@@ -804,7 +807,7 @@ impl TransformStage {
         let mut partners = Vec::new();
         let alone = self
             .transform
-            .apply_traced(record_key, value.as_ref(), &lookup, &mut partners)
+            .apply_as(record_key, value.as_ref(), &lookup, &mut partners)
             .map_err(|e| e.reason())?;
         let mut emitted = Vec::new();
         match (self.transform.window(), &self.window, &value, event_ms) {
@@ -838,7 +841,7 @@ impl TransformStage {
                     };
                     if let Some(emit) = self
                         .transform
-                        .apply_with(record_key, Some(value), &paired)
+                        .apply_as(record_key, Some(value), &paired, &mut Vec::new())
                         .map_err(|e| e.reason())?
                     {
                         emitted.push(emit);
@@ -928,7 +931,12 @@ impl TransformStage {
             for (driving_key, driving) in &met {
                 if let Some(emit) = self
                     .transform
-                    .apply_with(driving_key.as_deref(), Some(driving), &paired)
+                    .apply_as(
+                        driving_key.as_deref(),
+                        Some(driving),
+                        &paired,
+                        &mut Vec::new(),
+                    )
                     .map_err(|e| e.reason())?
                 {
                     emitted.push(emit);
@@ -999,20 +1007,8 @@ impl TransformStage {
     /// Writes the result for `key` to the output topic (in the open transaction).
     /// `event_ms` is the source event's time, carried to the output record so the sink can
     /// tell how far behind the events the target is.
-    fn emit(
-        &self,
-        key: &str,
-        row: Option<serde_json::Map<String, Json>>,
-        event_ms: Option<i64>,
-    ) -> Result<(), String> {
-        // Serialized straight into bytes: `to_string` goes through `fmt`, a call per token.
-        let payload = row
-            .map(|r| serde_json::to_vec(&r))
-            .transpose()
-            .map_err(|e| {
-                // A map of JSON values always serializes; this names the key if it ever does not.
-                format!("serializing the row of key {key}: {e}")
-            })?;
+    fn emit(&self, key: &str, row: Option<RowJson>, event_ms: Option<i64>) -> Result<(), String> {
+        let payload = row.map(|r| r.0);
         let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(&self.config.output_topic);
         let event = event_ms.map(|ms| ms.to_string());
         if let Some(ms) = event.as_deref() {

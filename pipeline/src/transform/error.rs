@@ -113,6 +113,13 @@ pub enum RecordError {
         /// The JSON type found.
         found: &'static str,
     },
+    /// The output row's values could not be written as JSON text (not expected: they are
+    /// JSON values already).
+    #[error("the output row could not be written as JSON: {reason}")]
+    RowNotWritten {
+        /// The serializer's message.
+        reason: String,
+    },
     /// A tombstone has no Kafka record key, so it addresses nothing.
     #[error("the tombstone has no record key")]
     TombstoneWithoutKey,

@@ -221,3 +221,37 @@ fn the_source_schema_makes_integer_written_numbers_doubles() {
         emit("o-1", Some(json!({"amount_cents": 1200})))
     );
 }
+
+/// The JSON text the job writes is the map's serialization, byte for byte: the same fields
+/// in the same order, nulls included, tombstones and filtered records alike.
+#[test]
+fn rows_as_json_text_are_the_rows_as_maps_serialized() {
+    use crate::transform::{Emitted, RowJson};
+    let p = compile(&events(
+        json!({
+            "n": "e.n",
+            "score": "e.score",
+            "at": "e.at",
+            "flag": "e.flag",
+            "tags": "e.tags",
+            "meta": "e.meta",
+            "label": "e.label",
+            "note": "e.note",
+            "shout": {"expr": "e.label.upperAscii() + \"\\\"!\"", "type": "string"},
+            "half": {"expr": "double(e.n) / 2.0", "type": "number"},
+        }),
+        "e.n",
+        None,
+    ));
+    let sparse = json!({"n": 1, "at": "2026-03-01T10:00:00Z", "flag": false, "label": "x"});
+    for value in [Some(event()), Some(sparse), None] {
+        let as_map = p.apply(Some(b"7"), value.as_ref());
+        let as_text: Result<Option<Emitted<RowJson>>, _> =
+            p.apply_as(Some(b"7"), value.as_ref(), &|_, _| None, &mut Vec::new());
+        let (as_map, as_text) = (as_map.unwrap().unwrap(), as_text.unwrap().unwrap());
+        assert_eq!(as_text.key, as_map.key);
+        let text = as_text.row.map(|r| String::from_utf8(r.0).unwrap());
+        let serialized = as_map.row.map(|m| serde_json::to_string(&m).unwrap());
+        assert_eq!(text, serialized, "{value:?}");
+    }
+}
