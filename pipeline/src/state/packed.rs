@@ -31,8 +31,8 @@ pub(crate) struct PackedRows {
     index: HashTable<Position>,
     /// Hashes keys: hashbrown's default, foldhash with a random seed per table. Table keys
     /// come from users' data, and the seed keeps them from choosing their collisions;
-    /// SipHash, cryptographically stronger, took some 8 % of the transform's thread in the
-    /// join benchmark (every driving record looks its partner up), foldhash a fraction.
+    /// SipHash, cryptographically stronger, showed as some 8 % of the transform thread's
+    /// samples in a profile of the join benchmark (every driving record looks its partner up).
     hasher: DefaultHashBuilder,
     /// Bytes of the buffers that belong to changed or removed rows.
     garbage: usize,

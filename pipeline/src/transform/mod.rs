@@ -54,7 +54,7 @@ pub type Emit = Emitted<Map<String, Json>>;
 
 /// An output row as the text of a JSON object, fields in output-schema order: what the job
 /// writes to the output topic, built without a map (whose hashing, key copies and
-/// insertions were a tenth of the transform's time per record).
+/// insertions the job would only throw away).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowJson(pub Vec<u8>);
 
