@@ -7,29 +7,35 @@ use sluice_schemas::output::{OutputField, OutputKey};
 use super::*;
 use crate::transform::RecordError;
 
+/// Fields of every output type, by plain paths and by CEL, over [`event`].
+fn typed_fields() -> Value {
+    json!({
+        "n": "e.n",
+        "score": "e.score",
+        "at": "e.at",
+        "flag": "e.flag",
+        "tags": "e.tags",
+        "meta": "e.meta",
+        "city": "e.meta.city",
+        "score_cents": {"expr": "int(e.score * 100.0)", "type": "integer"},
+        "at_utc": {"expr": "timestamp(e.at)", "type": "timestamp"},
+        "shout": {"expr": "e.label.upperAscii() + \"!\"", "type": "string"},
+        "big": {"expr": "e.n > 5", "type": "boolean"},
+        "half": {"expr": "double(e.n) / 2.0", "type": "number"},
+        "tag_count": {"expr": "size(e.tags)", "type": "integer"},
+        "summary": {"expr": "{\"n\": e.n, \"tags\": e.tags}", "type": "object"},
+        "upper_tags": {"expr": "e.tags.map(t, t.upperAscii())", "type": "array"},
+    })
+}
+
+/// Nullable fields, over sparse events.
+fn sparse_fields() -> Value {
+    json!({"n": "e.n", "label": "e.label", "note": "e.note", "zip": "e.meta.zip", "flag": "e.flag"})
+}
+
 #[test]
 fn plain_paths_and_typed_computed_fields_give_typed_values() {
-    let p = compile(&events(
-        json!({
-            "n": "e.n",
-            "score": "e.score",
-            "at": "e.at",
-            "flag": "e.flag",
-            "tags": "e.tags",
-            "meta": "e.meta",
-            "city": "e.meta.city",
-            "score_cents": {"expr": "int(e.score * 100.0)", "type": "integer"},
-            "at_utc": {"expr": "timestamp(e.at)", "type": "timestamp"},
-            "shout": {"expr": "e.label.upperAscii() + \"!\"", "type": "string"},
-            "big": {"expr": "e.n > 5", "type": "boolean"},
-            "half": {"expr": "double(e.n) / 2.0", "type": "number"},
-            "tag_count": {"expr": "size(e.tags)", "type": "integer"},
-            "summary": {"expr": "{\"n\": e.n, \"tags\": e.tags}", "type": "object"},
-            "upper_tags": {"expr": "e.tags.map(t, t.upperAscii())", "type": "array"},
-        }),
-        "e.n",
-        None,
-    ));
+    let p = compile(&events(typed_fields(), "e.n", None));
     let emitted = p.apply(None, Some(&event())).unwrap().unwrap();
     assert_eq!(
         Value::Object(emitted.row.unwrap()),
@@ -81,11 +87,7 @@ fn retail_amount_cents_is_an_integer_from_a_double() {
 
 #[test]
 fn missing_and_null_values_respect_nullability() {
-    let p = compile(&events(
-        json!({"n": "e.n", "label": "e.label", "note": "e.note", "zip": "e.meta.zip", "flag": "e.flag"}),
-        "e.n",
-        None,
-    ));
+    let p = compile(&events(sparse_fields(), "e.n", None));
     let mut sparse = json!({"n": 1, "at": "2026-03-01T10:00:00Z", "flag": false});
     assert_eq!(
         Value::Object(p.apply(None, Some(&sparse)).unwrap().unwrap().row.unwrap()),
@@ -223,28 +225,19 @@ fn the_source_schema_makes_integer_written_numbers_doubles() {
 }
 
 /// The JSON text the job writes is the map's serialization, byte for byte: the same fields
-/// in the same order, nulls included, tombstones and filtered records alike.
+/// in the same order, nulls included, tombstones alike.
 #[test]
 fn rows_as_json_text_are_the_rows_as_maps_serialized() {
     use crate::transform::{Emitted, RowJson};
-    let p = compile(&events(
-        json!({
-            "n": "e.n",
-            "score": "e.score",
-            "at": "e.at",
-            "flag": "e.flag",
-            "tags": "e.tags",
-            "meta": "e.meta",
-            "label": "e.label",
-            "note": "e.note",
-            "shout": {"expr": "e.label.upperAscii() + \"\\\"!\"", "type": "string"},
-            "half": {"expr": "double(e.n) / 2.0", "type": "number"},
-        }),
-        "e.n",
-        None,
-    ));
-    let sparse = json!({"n": 1, "at": "2026-03-01T10:00:00Z", "flag": false, "label": "x"});
-    for value in [Some(event()), Some(sparse), None] {
+    let typed = compile(&events(typed_fields(), "e.n", None));
+    let sparse = compile(&events(sparse_fields(), "e.n", None));
+    let quoted =
+        json!({"n": 1, "at": "2026-03-01T10:00:00Z", "flag": false, "label": "say \"hi\"\n"});
+    for (p, value) in [
+        (&typed, Some(event())),
+        (&sparse, Some(quoted)),
+        (&typed, None),
+    ] {
         let as_map = p.apply(Some(b"7"), value.as_ref());
         let as_text: Result<Option<Emitted<RowJson>>, _> =
             p.apply_as(Some(b"7"), value.as_ref(), &|_, _| None, &mut Vec::new());
