@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use serde_json::Value;
 use sluice_provisioners::plan::{KEY_FIELD, OFFSET_FIELD, PARTITION_FIELD, VERSION_FIELD};
@@ -109,6 +109,8 @@ struct StraightCopy {
     skip: AtomicU32,
     /// The pause after the last refusal, 0 after a success.
     pause: AtomicU32,
+    /// Transactions written by a straight COPY so far.
+    written: AtomicU64,
 }
 
 impl StraightCopy {
@@ -121,6 +123,7 @@ impl StraightCopy {
 
     fn succeeded(&self) {
         self.pause.store(0, Ordering::Relaxed);
+        self.written.fetch_add(1, Ordering::Relaxed);
     }
 
     fn refused(&self) {
@@ -458,6 +461,11 @@ impl PostgresSink {
             }
             Err(e) => Err(self.db_error(e)),
         }
+    }
+
+    /// How many transactions (a batch, or half of a large one) went by a straight COPY.
+    pub fn straight_copies(&self) -> u64 {
+        self.straight.written.load(Ordering::Relaxed)
     }
 
     /// Sets from how many rows a batch takes the COPY path (0: always, `usize::MAX`:

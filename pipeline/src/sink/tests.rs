@@ -375,8 +375,13 @@ async fn postgres_straight_copy_gives_way_to_the_guarded_upsert_on_known_keys() 
                 Some(json!({"id": key(n), "count": count})),
             )
         };
+        let straight = || match &f.sink {
+            Sink::Postgres(sink) => sink.straight_copies(),
+            _ => panic!("not PostgreSQL"),
+        };
         f.write(&(0..100).map(|n| record(n, n, n)).collect::<Vec<_>>())
             .await;
+        assert_eq!(straight(), 1, "a batch of new keys goes straight");
         let mut expected: BTreeMap<String, (i64, i64)> =
             (0..100).map(|n| (key(n), (n, n))).collect();
         // Older versions of 0..25 (ignored), newer ones of 25..50, deletes of 50..60 (one
@@ -386,6 +391,7 @@ async fn postgres_straight_copy_gives_way_to_the_guarded_upsert_on_known_keys() 
         mixed.extend((50..60).map(|n| rec(&key(n), if n == 50 { 49 } else { 1_000 + n }, None)));
         mixed.extend((100..150).map(|n| record(n, 1_000 + n, n)));
         f.write(&mixed).await;
+        assert_eq!(straight(), 1, "a batch of known keys is upserted");
         for n in 25..50 {
             expected.insert(key(n), (1_000 + n, 1_000 + n));
         }
@@ -418,6 +424,9 @@ async fn postgres_straight_copy_gives_way_to_the_guarded_upsert_on_known_keys() 
             }
         }
         assert_eq!(pg_state(&f).await, state(&expected));
+        // Refused once before round 0 (pause 1: round 0 staged), rounds 1–3 straight, the
+        // re-delivery refused (pause 1: round 4 staged), rounds 5–7 straight.
+        assert_eq!(straight(), 1 + 6);
     })
     .await;
 }
