@@ -109,9 +109,25 @@ impl Controller {
             if let Err(e) = supervise(&self.inner, &mut jobs, &self.waker()).await {
                 tracing::warn!(error = %e, "cannot match jobs to products");
             }
+            // A backfill that completes is reported at once: the product turns Live then,
+            // not up to a round later.
+            let completing: Vec<_> = jobs
+                .running
+                .values()
+                .filter(|r| !r.job.progress().backfill_complete)
+                .map(|r| Box::pin(r.job.backfill_completed()))
+                .collect();
+            let any_completes = async move {
+                if completing.is_empty() {
+                    std::future::pending::<()>().await;
+                } else {
+                    futures::future::select_all(completing).await;
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(SUPERVISE_EVERY) => {}
+                () = any_completes => {}
             }
         }
         for (key, starting) in jobs.starting.drain() {

@@ -346,9 +346,9 @@ impl std::fmt::Debug for Job {
 /// Shared between the two stages.
 struct Shared {
     progress: watch::Sender<JobProgress>,
-    /// Set by the transform when it reached its start watermarks (the output topic's last
-    /// stable offsets at that moment); from then on the sink finds where the backfill ends
-    /// in the output topic (`SinkStage::backfill_end`).
+    /// Set by the transform when it reached its start watermarks (the output topic's high
+    /// watermarks at that moment); from then on the sink finds where the backfill ends in
+    /// the output topic (`SinkStage::backfill_end`).
     sink_target: std::sync::Mutex<Option<BTreeMap<i32, i64>>>,
 }
 
@@ -423,6 +423,18 @@ impl Job {
     /// The job's latest progress.
     pub fn progress(&self) -> JobProgress {
         self.progress.borrow().clone()
+    }
+
+    /// Resolves when the backfill is complete (at once if it is, never if the job ends
+    /// first), so whoever reports the job's progress can report that turn without waiting
+    /// for its next round.
+    pub fn backfill_completed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut progress = self.progress.clone();
+        async move {
+            if progress.wait_for(|p| p.backfill_complete).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Whether both stages still run.
@@ -594,19 +606,38 @@ pub(crate) fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<
     Ok(partitions)
 }
 
-/// The end offset of every partition of the output topic.
-fn output_end_offsets(
-    consumer: &BaseConsumer,
+/// The high watermark of `partitions` of `topic` (every partition when `None`), read by a
+/// client of its own: a consumer that is fetching answers such requests only after its
+/// fetches, which wait up to half a second per partition asked for when nothing new comes.
+fn high_watermarks(
+    bootstrap: &str,
     topic: &str,
+    partitions: Option<Vec<i32>>,
+    timeout: Duration,
 ) -> Result<BTreeMap<i32, i64>, JobError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", "read_uncommitted")
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .map_err(kafka("creating a watermark reader"))?;
+    let partitions = match partitions {
+        Some(partitions) => partitions,
+        None => partitions_of(&consumer, topic)?,
+    };
     let mut ends = BTreeMap::new();
-    for p in partitions_of(consumer, topic)? {
+    for p in partitions {
         let (_, high) = consumer
-            .fetch_watermarks(topic, p, KAFKA_TIMEOUT)
-            .map_err(kafka("reading the output watermarks"))?;
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(kafka("reading the output high watermarks"))?;
         ends.insert(p, high);
     }
     Ok(ends)
+}
+
+/// The end offset of every partition of the output topic.
+fn output_end_offsets(config: &JobConfig) -> Result<BTreeMap<i32, i64>, JobError> {
+    high_watermarks(&config.bootstrap, &config.output_topic, None, KAFKA_TIMEOUT)
 }
 
 /// Reads the output topic and applies it to the target.
@@ -794,10 +825,10 @@ impl SinkStage {
     /// Where the backfill ends in the output topic, asked once the transform has read every
     /// source partition to its start watermark and committed what it wrote: the **high
     /// watermark** of each output partition now, which lies past every record of every
-    /// committed transaction. (The transform's own figure is the last *stable* offset, which
-    /// stops before its last transaction while that transaction's commit markers are still
-    /// being written — complete by it, the sink could miss that transaction.) `None` when
-    /// Kafka does not answer; asked again on the next round.
+    /// committed transaction. (Not the last *stable* offset, which stops before the last
+    /// transaction while that transaction's commit markers are still being written —
+    /// complete by it, the sink could miss that transaction.) `None` when Kafka does not
+    /// answer; asked again on the next round.
     async fn backfill_end(&self) -> Option<BTreeMap<i32, i64>> {
         let (bootstrap, topic) = (
             self.config.bootstrap.clone(),
@@ -805,20 +836,7 @@ impl SinkStage {
         );
         let partitions: Vec<i32> = self.start.keys().copied().collect();
         let ends = tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .set("isolation.level", "read_uncommitted")
-                .set("allow.auto.create.topics", "false")
-                .create()
-                .map_err(kafka("creating the output watermark reader"))?;
-            let mut ends = BTreeMap::new();
-            for p in partitions {
-                let (_, high) = consumer
-                    .fetch_watermarks(&topic, p, WATERMARK_TIMEOUT)
-                    .map_err(kafka("reading the output high watermarks"))?;
-                ends.insert(p, high);
-            }
-            Ok::<_, JobError>(ends)
+            high_watermarks(&bootstrap, &topic, Some(partitions), WATERMARK_TIMEOUT)
         })
         .await;
         match ends {

@@ -11,7 +11,12 @@
 //! read, the *watermark* is the lowest of their highest event times read so far (none while
 //! one of them has shown nothing yet); once every partition has read its backfill, it is the
 //! lower of the two streams' highest event times (a stream that has shown nothing does not
-//! hold it back). A record whose event time is older than `watermark - within` has *expired*:
+//! hold it back), held back to the lowest highest event time of any partition read, but
+//! never more than `within` below the streams' figure. (A batch can hold one partition's
+//! newer records before another's older ones; the hold keeps the older ones' partners,
+//! while a partition that stopped receiving records keeps at most one window more.) Every
+//! figure is a maximum or minimum of what was read, so it does not depend on the order it
+//! was read in. A record whose event time is older than `watermark - within` has *expired*:
 //! it can no longer be a partner, and is dropped from memory. Matching checks expiry itself rather than relying on
 //! when the memory was last swept, so the result of a join depends only on the records read
 //! so far, not on the moment of a sweep — which is what makes the state rebuilt after a
@@ -175,9 +180,9 @@ struct Sides {
 pub(crate) struct WindowState {
     within_ms: i64,
     store: Store,
-    /// The highest event time seen on each side.
-    driving_max: Option<i64>,
-    joined_max: Option<i64>,
+    /// The highest event time seen on each partition of either side (a side's highest is
+    /// the highest of its partitions').
+    partition_max: HashMap<(Side, i32), i64>,
     seq: u64,
     /// The partitions still reading their backfill, with the highest event time read from
     /// each so far.
@@ -201,8 +206,7 @@ impl WindowState {
         WindowState {
             within_ms,
             store: Store::Memory(Box::default()),
-            driving_max: None,
-            joined_max: None,
+            partition_max: HashMap::new(),
             seq: 0,
             backfilling: backfilling.into_iter().map(|at| (at, None)).collect(),
             settings,
@@ -223,10 +227,24 @@ impl WindowState {
                 .values()
                 .try_fold(i64::MAX, |low, max| max.map(|m| low.min(m)));
         }
-        match (self.driving_max, self.joined_max) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let streams = match (self.max_ms(Side::Driving), self.max_ms(Side::Joined)) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        // A batch may hold one partition's newer records before another's older ones: a
+        // partition behind the others holds the watermark back, by at most one window, so
+        // a partition that stopped receiving records keeps no more than twice the state.
+        let slowest = self
+            .partition_max
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(streams);
+        Some(
+            slowest
+                .max(streams.saturating_sub(self.within_ms))
+                .min(streams),
+        )
     }
 
     /// The oldest event time a partner may have and not be expired.
@@ -238,11 +256,11 @@ impl WindowState {
     /// (before matching it, so a record moves the watermark it is judged by).
     pub(crate) fn observe(&mut self, side: Side, partition: i32, event_ms: i64) {
         let higher = |m: Option<i64>| Some(m.map_or(event_ms, |m| m.max(event_ms)));
-        let max = match side {
-            Side::Driving => &mut self.driving_max,
-            Side::Joined => &mut self.joined_max,
-        };
-        *max = higher(*max);
+        let seen = self
+            .partition_max
+            .entry((side, partition))
+            .or_insert(event_ms);
+        *seen = (*seen).max(event_ms);
         if let Some(max) = self.backfilling.get_mut(&(side, partition)) {
             *max = higher(*max);
         }
@@ -406,10 +424,11 @@ impl WindowState {
 
     /// The highest event time `side` has seen.
     pub(crate) fn max_ms(&self, side: Side) -> Option<i64> {
-        match side {
-            Side::Driving => self.driving_max,
-            Side::Joined => self.joined_max,
-        }
+        self.partition_max
+            .iter()
+            .filter(|((s, _), _)| *s == side)
+            .map(|(_, max)| *max)
+            .max()
     }
 }
 
@@ -598,5 +617,39 @@ mod tests {
         let path = path.unwrap();
         drop(disk);
         assert!(!path.exists());
+    }
+
+    /// After the backfill, a partition read behind the others keeps its partners: a batch
+    /// held a payment two and a half hours after an order from one partition before another
+    /// partition's payment exactly one hour after it, which must still meet the order. A
+    /// partition that stays behind holds expiry back by one window at most.
+    #[test]
+    fn a_partition_read_behind_the_others_keeps_its_partners() {
+        for settings in stores() {
+            let mut w = WindowState::new(HOUR, [], settings, "job a/b v1");
+            let id = |n: &str| json!({"id": n});
+            let p = |n: &str| Some(n.as_bytes().to_vec());
+            let t = 100 * HOUR;
+            w.observe(Side::Joined, 0, t);
+            w.observe(Side::Driving, 0, t);
+            w.keep(Side::Driving, "o-1".into(), p("o-1"), &id("o-1"), t)
+                .unwrap();
+            // Orders read on to 70 minutes later, payments of partition 1 to 150.
+            w.observe(Side::Driving, 0, t + 70 * HOUR / 60);
+            w.observe(Side::Joined, 1, t + 150 * HOUR / 60);
+            // Partition 0's payment of o-1, one hour after it, comes last.
+            w.observe(Side::Joined, 0, t + HOUR);
+            assert_eq!(w.watermark(), Some(t + HOUR));
+            assert_eq!(
+                keys(w.partners(Side::Joined, "o-1", t + HOUR)),
+                [json!("o-1")]
+            );
+            // A partition that stays behind holds the watermark one window below the
+            // streams' at most.
+            w.observe(Side::Driving, 0, t + 10 * HOUR);
+            w.observe(Side::Joined, 1, t + 10 * HOUR);
+            assert_eq!(w.watermark(), Some(t + 9 * HOUR));
+            assert!(keys(w.partners(Side::Joined, "o-1", t + HOUR)).is_empty());
+        }
     }
 }

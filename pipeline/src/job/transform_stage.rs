@@ -470,7 +470,7 @@ impl TransformStage {
                     .map(|t| t.is_none())
                     .unwrap_or(false)
             {
-                match output_end_offsets(&self.consumer, &self.config.output_topic) {
+                match output_end_offsets(&self.config) {
                     // A job in several slices waits for every slice's transform: the sink
                     // target comes from all of them (`Job::set_sink_target`).
                     Ok(end) if self.config.slice.count > 1 => {

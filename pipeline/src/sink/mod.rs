@@ -98,12 +98,81 @@ impl RowText {
             })
     }
 
+    /// Calls `each` with every field of the row, in its order, without collecting them:
+    /// the PostgreSQL sink writes each value's text as it comes, and field names without
+    /// escapes are borrowed from the text rather than copied. A field written twice is
+    /// passed twice, its last value last. An error of `each` ends the walk and is returned;
+    /// a row that is not a JSON object after all is an error of the record.
+    pub fn for_each_field(
+        &self,
+        record: &SinkRecord,
+        mut each: impl FnMut(&str, Value) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
+        use serde::de::Error as _;
+        struct Walk<'a, F> {
+            each: &'a mut F,
+            failed: &'a mut Option<SinkError>,
+        }
+        impl<'de, F: FnMut(&str, Value) -> Result<(), SinkError>> serde::de::Visitor<'de> for Walk<'_, F> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some(name) = map.next_key_seed(FieldName)? {
+                    let value: Value = map.next_value()?;
+                    if let Err(e) = (self.each)(&name, value) {
+                        *self.failed = Some(e);
+                        return Err(A::Error::custom("a field was refused"));
+                    }
+                }
+                Ok(())
+            }
+        }
+        let mut failed = None;
+        let mut de = serde_json::Deserializer::from_str(&self.0);
+        let walk = Walk {
+            each: &mut each,
+            failed: &mut failed,
+        };
+        let walked = serde::Deserializer::deserialize_map(&mut de, walk).and_then(|()| de.end());
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        walked.map_err(|e| {
+            SinkError::record_error(record, format!("the row is not a JSON object: {e}"))
+        })
+    }
+
     /// The row's JSON text with `field` set to the integer `value` as its last member (the
     /// row is written by the job and never has it).
     pub fn with_member(&self, field: &str, value: i64) -> String {
         let body = self.0[..self.0.len() - 1].trim_end();
         let comma = if body.ends_with('{') { "" } else { "," };
         format!("{body}{comma}\"{field}\":{value}}}")
+    }
+}
+
+/// A field name as it is in the row's text when it has no escapes, else unescaped.
+struct FieldName;
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldName {
+    type Value = std::borrow::Cow<'de, str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldName {
+    type Value = std::borrow::Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(name))
+    }
+    fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(name.to_owned()))
     }
 }
 

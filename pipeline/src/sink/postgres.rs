@@ -14,7 +14,7 @@ use sluice_provisioners::quote::pg_ident;
 use sluice_provisioners::{RowIdentity, TargetConnection};
 use sqlx::AssertSqlSafe;
 
-use super::{SinkError, SinkRecord, error_text, latest_per_key};
+use super::{RowText, SinkError, SinkRecord, error_text, latest_per_key};
 
 /// Batches with at least this many rows to write are loaded with `COPY` into a staging
 /// table; smaller ones with the `unnest` upsert (one statement, fewer round trips).
@@ -356,13 +356,19 @@ impl PostgresSink {
         records: &[&SinkRecord],
         copy: bool,
     ) -> Result<(), SinkError> {
-        let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); self.columns.len()];
+        // The COPY path writes each row's line as it goes; the other binds column arrays.
+        let mut lines = copy.then(|| String::with_capacity(records.len() * 256));
+        let mut values: Vec<Vec<Option<String>>> = match copy {
+            true => Vec::new(),
+            false => vec![Vec::new(); self.columns.len()],
+        };
         let mut keys = Vec::new();
         let mut partitions = Vec::new();
         let mut offsets = Vec::new();
         let mut versions = Vec::new();
         let mut deleted_keys = Vec::new();
         let mut deleted_versions = Vec::new();
+        let mut slots = RowSlots::default();
         for &record in records {
             let Some(row) = &record.row else {
                 self.check_key(record)?;
@@ -370,22 +376,26 @@ impl PostgresSink {
                 deleted_versions.push(record.version);
                 continue;
             };
-            let row_values = self.row_values(record, &row.parse(record)?)?;
-            for (column, value) in values.iter_mut().zip(row_values) {
-                column.push(value);
+            self.fill_slots(record, row, &mut slots)?;
+            if matches!(self.mode, Mode::ComputedKey(_)) {
+                self.check_key(record)?;
+            }
+            versions.push(record.version);
+            if let Some(lines) = &mut lines {
+                slots.push_copy_line(lines, record, &self.mode);
+                continue;
+            }
+            for (column, i) in values.iter_mut().zip(0..) {
+                column.push(slots.get(i).map(str::to_owned));
             }
             match self.mode {
                 Mode::KeyField(_) => {}
-                Mode::ComputedKey(_) => {
-                    self.check_key(record)?;
-                    keys.push(record.key.clone());
-                }
+                Mode::ComputedKey(_) => keys.push(record.key.clone()),
                 Mode::Append => {
                     partitions.push(record.partition);
                     offsets.push(record.version);
                 }
             }
-            versions.push(record.version);
         }
 
         let pool = target.pool_for(&self.plan);
@@ -400,8 +410,7 @@ impl PostgresSink {
                 .await
                 .map_err(|e| self.db_error(e))?;
         }
-        if copy && !versions.is_empty() {
-            let text = copy_text(&values, &keys, &partitions, &offsets, &versions);
+        if let Some(text) = lines.filter(|_| !versions.is_empty()) {
             if !(self.straight.attempt() && self.copy_straight(&mut tx, &text).await?) {
                 sqlx::raw_sql(AssertSqlSafe(self.copy.create.as_str()))
                     .execute(&mut *tx)
@@ -415,7 +424,7 @@ impl PostgresSink {
                     .await
                     .map_err(|e| self.db_error(e))?;
             }
-        } else if !versions.is_empty() {
+        } else if !copy && !versions.is_empty() {
             let mut query = sqlx::query(AssertSqlSafe(self.write_sql.as_str()));
             for column in values {
                 query = query.bind(column);
@@ -490,14 +499,19 @@ impl PostgresSink {
         Ok(())
     }
 
-    /// The row's values as text, one per output column, checked against the column types.
-    fn row_values(
+    /// The row's values as text in `slots`, one per output column, checked against the
+    /// column types, the `NOT NULL` columns and the record's key.
+    fn fill_slots(
         &self,
         record: &SinkRecord,
-        row: &[(String, Value)],
-    ) -> Result<Vec<Option<String>>, SinkError> {
-        let mut out = vec![None; self.columns.len()];
-        for (field, value) in row {
+        row: &RowText,
+        slots: &mut RowSlots,
+    ) -> Result<(), SinkError> {
+        slots.text.clear();
+        slots.slots.clear();
+        slots.slots.resize(self.columns.len(), None);
+        let RowSlots { text, slots } = slots;
+        row.for_each_field(record, |field, value| {
             let index = self
                 .by_field
                 .get(field)
@@ -506,16 +520,19 @@ impl PostgresSink {
                 .ok_or_else(|| {
                     SinkError::record_error(record, format!("field `{field}` has no column"))
                 })?;
-            let column = &self.columns[index];
-            out[index] = column_text(column.sql_type, value).map_err(|expected| {
-                SinkError::record_error(
-                    record,
-                    format!("field `{field}` must be {expected}, got {value}"),
-                )
-            })?;
-        }
-        for (column, value) in self.columns.iter().zip(&out) {
-            if column.not_null && value.is_none() {
+            let start = text.len();
+            let written =
+                column_text(self.columns[index].sql_type, &value, text).map_err(|expected| {
+                    SinkError::record_error(
+                        record,
+                        format!("field `{field}` must be {expected}, got {value}"),
+                    )
+                })?;
+            slots[index] = written.then_some(start..text.len());
+            Ok(())
+        })?;
+        for (column, slot) in self.columns.iter().zip(slots.iter()) {
+            if column.not_null && slot.is_none() {
                 return Err(SinkError::record_error(
                     record,
                     format!("column {} may not be null", column.name),
@@ -523,9 +540,10 @@ impl PostgresSink {
             }
         }
         if let Mode::KeyField(i) = self.mode {
-            let same = match (self.columns[i].sql_type, &out[i]) {
+            let value = slots[i].clone().map(|range| &text[range]);
+            let same = match (self.columns[i].sql_type, value) {
                 ("bigint", Some(v)) => v.parse::<i64>().ok() == record.key.parse::<i64>().ok(),
-                (_, Some(v)) => *v == record.key,
+                (_, Some(v)) => v == record.key,
                 (_, None) => false,
             };
             if !same {
@@ -538,7 +556,7 @@ impl PostgresSink {
                 ));
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn db_error(&self, error: sqlx::Error) -> SinkError {
@@ -584,95 +602,132 @@ async fn copy_into(
     copy.finish().await.map(drop)
 }
 
-/// The staged rows in `COPY`'s text format, columns in the order of the staging table
-/// (values, then the computed key or the partition and offset, then the version).
-fn copy_text(
-    values: &[Vec<Option<String>>],
-    keys: &[String],
-    partitions: &[i32],
-    offsets: &[i64],
-    versions: &[i64],
-) -> String {
-    let width: usize = values
-        .iter()
-        .map(|c| c.iter().flatten().map(String::len).sum::<usize>())
-        .sum();
-    let mut out = String::with_capacity(width + versions.len() * (values.len() + 3) * 4);
-    for (i, version) in versions.iter().enumerate() {
-        for column in values {
-            match &column[i] {
-                Some(text) => push_copy_escaped(&mut out, text),
+/// One row's values as text, one slot per output column (`None`: SQL `NULL`): every
+/// value's text in one buffer, reused from row to row, so a row costs no allocation per
+/// value.
+#[derive(Debug, Default)]
+struct RowSlots {
+    text: String,
+    slots: Vec<Option<std::ops::Range<usize>>>,
+}
+
+impl RowSlots {
+    /// Column `i`'s text.
+    fn get(&self, i: usize) -> Option<&str> {
+        self.slots
+            .get(i)
+            .cloned()
+            .flatten()
+            .map(|range| &self.text[range])
+    }
+
+    /// Appends the row as a line of `COPY`'s text format, columns in the order of the
+    /// table and the staging table: the values, then the computed key or the partition
+    /// and offset, then the version.
+    fn push_copy_line(&self, out: &mut String, record: &SinkRecord, mode: &Mode) {
+        use std::fmt::Write as _;
+        for i in 0..self.slots.len() {
+            match self.get(i) {
+                Some(text) => push_copy_escaped(out, text),
                 None => out.push_str("\\N"),
             }
             out.push('\t');
         }
-        if let Some(key) = keys.get(i) {
-            push_copy_escaped(&mut out, key);
-            out.push('\t');
-        }
-        if let (Some(partition), Some(offset)) = (partitions.get(i), offsets.get(i)) {
-            out.push_str(&partition.to_string());
-            out.push('\t');
-            out.push_str(&offset.to_string());
-            out.push('\t');
-        }
-        out.push_str(&version.to_string());
-        out.push('\n');
+        // Writing to a `String` cannot fail.
+        let _ = match mode {
+            Mode::KeyField(_) => Ok(()),
+            Mode::ComputedKey(_) => {
+                push_copy_escaped(out, &record.key);
+                out.push('\t');
+                Ok(())
+            }
+            Mode::Append => write!(out, "{}\t{}\t", record.partition, record.version),
+        };
+        let _ = writeln!(out, "{}", record.version);
     }
-    out
 }
 
 /// Appends `text` escaped for `COPY`'s text format: a backslash, and the characters that
 /// separate columns and rows, are written as backslash sequences; everything else (quotes,
 /// any Unicode) goes as it is, since the text format knows no quoting.
 fn push_copy_escaped(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
+    let mut rest = text;
+    // The special characters are ASCII, so the text between them is whole characters.
+    while let Some(at) = rest.find(['\\', '\t', '\n', '\r']) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            _ => "\\r",
+        });
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
 }
 
-/// `value` as the text PostgreSQL casts to `sql_type`; `Err` says what was expected.
-fn column_text(sql_type: &str, value: &Value) -> Result<Option<String>, &'static str> {
+/// Appends `value` to `out` as the text PostgreSQL casts to `sql_type`: `Ok(false)` for
+/// JSON `null` (SQL `NULL`, nothing appended); `Err` says what was expected.
+fn column_text(sql_type: &str, value: &Value, out: &mut String) -> Result<bool, &'static str> {
+    use std::fmt::Write as _;
     if value.is_null() {
-        return Ok(None);
+        return Ok(false);
     }
-    let text = match sql_type {
-        "text" => value.as_str().map(str::to_owned).ok_or("a string")?,
-        "bigint" => value
-            .as_i64()
-            .map(|n| n.to_string())
-            .ok_or("an integer (64-bit)")?,
+    // Writing to a `String` cannot fail.
+    match sql_type {
+        "text" => out.push_str(value.as_str().ok_or("a string")?),
+        "bigint" => {
+            let _ = write!(out, "{}", value.as_i64().ok_or("an integer (64-bit)")?);
+        }
         "double precision" => match value {
-            Value::Number(n) => n.to_string(),
+            Value::Number(n) => {
+                let _ = write!(out, "{n}");
+            }
             _ => return Err("a number"),
         },
-        "boolean" => value
-            .as_bool()
-            .map(|b| b.to_string())
-            .ok_or("true or false")?,
-        "timestamptz" => value
-            .as_str()
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.to_rfc3339())
-            .ok_or("an RFC 3339 timestamp")?,
-        "jsonb" => value.to_string(),
+        "boolean" => {
+            let _ = write!(out, "{}", value.as_bool().ok_or("true or false")?);
+        }
+        // Checked, and then sent as written: PostgreSQL reads RFC 3339 as it is, and
+        // writing the parsed time back out cost the sink more than checking it.
+        "timestamptz" => out.push_str(
+            value
+                .as_str()
+                .filter(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok())
+                .ok_or("an RFC 3339 timestamp")?,
+        ),
+        "jsonb" => {
+            let _ = write!(out, "{value}");
+        }
         _ => return Err("of a supported column type"),
-    };
-    Ok(Some(text))
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::{STRAIGHT_COPY_MAX_PAUSE, StraightCopy, column_text};
-    use serde_json::json;
+    use super::{STRAIGHT_COPY_MAX_PAUSE, StraightCopy, push_copy_escaped};
+    use serde_json::{Value, json};
+
+    /// The text `column_text` writes for `value`, `None` for SQL `NULL`.
+    fn column_text(sql_type: &str, value: &Value) -> Result<Option<String>, &'static str> {
+        let mut out = "before|".to_owned();
+        let written = super::column_text(sql_type, value, &mut out)?;
+        let text = out.strip_prefix("before|").map(str::to_owned);
+        Ok(text.filter(|_| written))
+    }
+
+    #[test]
+    fn copy_text_escapes_backslashes_and_separators_only() {
+        let mut out = String::new();
+        push_copy_escaped(&mut out, "a\\b\tc\nd\re \"q\" é\t");
+        assert_eq!(out, "a\\\\b\\tc\\nd\\re \"q\" é\\t");
+        push_copy_escaped(&mut out, "");
+        push_copy_escaped(&mut out, "plain");
+        assert_eq!(out, "a\\\\b\\tc\\nd\\re \"q\" é\\tplain");
+    }
 
     #[test]
     fn straight_copies_pause_longer_after_each_refusal_in_a_row() {
@@ -713,7 +768,11 @@ mod tests {
         );
         assert_eq!(
             column_text("timestamptz", &json!("2024-05-01T10:00:00Z")),
-            Ok(Some("2024-05-01T10:00:00+00:00".to_owned()))
+            Ok(Some("2024-05-01T10:00:00Z".to_owned()))
+        );
+        assert_eq!(
+            column_text("timestamptz", &json!("2024-05-01T12:00:00.123456+02:00")),
+            Ok(Some("2024-05-01T12:00:00.123456+02:00".to_owned()))
         );
         assert!(column_text("timestamptz", &json!("now")).is_err());
         assert_eq!(

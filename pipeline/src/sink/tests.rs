@@ -1269,6 +1269,50 @@ async fn a_sink_needs_a_connection_of_its_plan_type() {
     ));
 }
 
+/// Walking a row's fields passes each one in order (a repeated field twice, the last one
+/// last) with escaped names unescaped; an error of the callback ends the walk and is the
+/// result; a text that is not one JSON object is a record error.
+#[test]
+fn row_text_fields_are_walked_in_order() {
+    let record = rec("k", 3, None);
+    let row = RowText::new(r#"{"b": 1, "a\u0041": {"x": [1]}, "b": "two", "c": null}"#).unwrap();
+    let mut seen = Vec::new();
+    row.for_each_field(&record, |name, value| {
+        seen.push((name.to_owned(), value));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("b".to_owned(), json!(1)),
+            ("aA".to_owned(), json!({"x": [1]})),
+            ("b".to_owned(), json!("two")),
+            ("c".to_owned(), Value::Null),
+        ]
+    );
+    let mut calls = 0;
+    let err = row
+        .for_each_field(&record, |name, _| {
+            calls += 1;
+            match name {
+                "aA" => Err(SinkError::record_error(&record, "refused aA")),
+                _ => Ok(()),
+            }
+        })
+        .unwrap_err();
+    assert_eq!(calls, 2);
+    assert!(err.to_string().contains("refused aA"), "{err}");
+    for text in [r#"{"a": 1} {"b": 2}"#, r#"{"a": }"#, r#"{"a" 1}"#] {
+        let err = RowText::new(text)
+            .unwrap()
+            .for_each_field(&record, |_, _| Ok(()))
+            .unwrap_err();
+        assert_eq!(err.record(), Some(("k", 3)), "{text}");
+        assert!(err.to_string().contains("not a JSON object"), "{err}");
+    }
+}
+
 /// A row parses into its fields in order (a repeated field once, with its last value), a
 /// text that is not one JSON object is a record error, and the version goes in last.
 #[test]

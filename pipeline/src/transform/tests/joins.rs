@@ -675,3 +675,48 @@ fn only_aliases_cel_reads_are_converted_and_rows_stay_the_same() {
         emit("o-1", Some(enriched_row("o-1", json!("ADA"))))
     );
 }
+
+/// The job's lookup tables answer with each key's current row however often a key is
+/// looked up: a changed row is seen at the next lookup, a removed one is gone, and a key
+/// that had no row is found once it gets one.
+#[test]
+fn job_tables_serve_current_rows() {
+    let p = compile(&enriched());
+    // In memory: the default budget is far above these rows.
+    let mut tables = crate::job::Tables::new(crate::state::StateSettings::default(), "test");
+    let table = crate::job::TableSource {
+        alias: "c".into(),
+        topic: "customers".into(),
+        key_field: "id".into(),
+    };
+    let put = |tables: &mut crate::job::Tables, id: &str, name: &str| {
+        let row = json!({"id": id, "name": name, "tier": "gold"}).to_string();
+        tables
+            .apply(&table, Some(id.as_bytes()), Some(row.as_bytes()))
+            .unwrap();
+    };
+    let name_of = |tables: &crate::job::Tables, customer: &str| {
+        let arena = typed_arena::Arena::new();
+        let broken = RefCell::new(None);
+        let lookup = tables.lookup(&p, &arena, &broken);
+        let emit = p
+            .apply_with(None, Some(&order("o-1", json!(customer), "PAID")), &lookup)
+            .unwrap()
+            .unwrap();
+        assert!(broken.borrow().is_none());
+        emit.row.unwrap()["customer_name"].clone()
+    };
+    put(&mut tables, "c-1", "Ada");
+    for _ in 0..3 {
+        assert_eq!(name_of(&tables, "c-1"), json!("Ada"));
+        assert_eq!(name_of(&tables, "c-2"), Value::Null);
+    }
+    put(&mut tables, "c-1", "Bea");
+    put(&mut tables, "c-2", "Cy");
+    for _ in 0..3 {
+        assert_eq!(name_of(&tables, "c-1"), json!("Bea"));
+        assert_eq!(name_of(&tables, "c-2"), json!("Cy"));
+    }
+    tables.apply(&table, Some(b"c-1"), None).unwrap();
+    assert_eq!(name_of(&tables, "c-1"), Value::Null);
+}
