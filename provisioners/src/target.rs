@@ -686,7 +686,8 @@ impl TargetProvisioner for ElasticsearchProvisioner {
 /// made on first use and kept; a connection that failed is dropped and made again on the
 /// next call. Connecting and every reply time out after 5 s, so an unreachable server
 /// fails fast. The URL's user must be allowed `ACL SETUSER`/`GETUSER`/`DELUSER`, `GET`,
-/// `SET`, `SCAN` and `UNLINK` on every key.
+/// `SET`, `SCAN` and `UNLINK` on every key, and for the sink's writes `WATCH`, `UNWATCH`,
+/// `MGET`, `MULTI`, `EXEC`, `DEL`, `HSET` and `EXPIRE`.
 ///
 /// Redis has no schema, so nothing drifts: rows are written by the sink under the
 /// version's key layout `<name>:v<N>:`, and a change of fields or encoding (hash ↔ json)
@@ -752,11 +753,22 @@ impl RedisTarget {
         if let Some(con) = cached {
             return Ok(con);
         }
+        let con = self.own_connection().await?;
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(con.clone());
+        Ok(con)
+    }
+
+    /// A new connection of the caller's own, not shared: for commands whose effect is the
+    /// connection's state, such as the sink's `WATCH` before a transaction. Same timeouts
+    /// as [`connection`](Self::connection).
+    pub async fn own_connection(&self) -> Result<MultiplexedConnection, TargetError> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(CONNECT_TIMEOUT));
-        let con = self
-            .client
+        self.client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|source| {
@@ -764,12 +776,7 @@ impl RedisTarget {
                     action: "connecting",
                     source,
                 })
-            })?;
-        *self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(con.clone());
-        Ok(con)
+            })
     }
 
     /// Drops the cached connection (after it failed), so the next call connects anew.

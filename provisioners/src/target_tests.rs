@@ -694,6 +694,9 @@ async fn redis_versions_swap_by_pointer_and_old_keys_are_unlinked() {
         redis_run::<()>(&mut admin, &["HSET", &k1, "id", "x"]).await;
         redis_run::<()>(&mut admin, &["SET", &k2, "{}"]).await;
     }
+    // The sink's applied offsets of both versions.
+    redis_run::<()>(&mut admin, &["SET", &p1.applied_key(0), "24"]).await;
+    redis_run::<()>(&mut admin, &["SET", &p2.applied_key(0), "24"]).await;
     // The user keeps the published version's rights until version 2 is published.
     assert_converged(&conn, &v2, false).await;
     assert_converged(&conn, &v1, true).await;
@@ -720,16 +723,26 @@ async fn redis_versions_swap_by_pointer_and_old_keys_are_unlinked() {
     let (v1_left, v2_left): (u64, u64) = (
         redis_run(
             &mut admin,
-            &["EXISTS", &p1.data_key("k0"), &p1.data_key("k24")],
+            &[
+                "EXISTS",
+                &p1.data_key("k0"),
+                &p1.data_key("k24"),
+                &p1.applied_key(0),
+            ],
         )
         .await,
         redis_run(
             &mut admin,
-            &["EXISTS", &p2.data_key("k0"), &p2.data_key("k24")],
+            &[
+                "EXISTS",
+                &p2.data_key("k0"),
+                &p2.data_key("k24"),
+                &p2.applied_key(0),
+            ],
         )
         .await,
     );
-    assert_eq!((v1_left, v2_left), (0, 2));
+    assert_eq!((v1_left, v2_left), (0, 3));
     let pointer: String = redis_run(&mut admin, &["GET", &p1.pointer_key]).await;
     assert_eq!(pointer, "v2");
     assert!(conn.observe(&v2).await.unwrap().reader_exists);

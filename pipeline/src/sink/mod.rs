@@ -6,9 +6,11 @@
 //! per-key version (a key always lands in the same output partition, so its offsets only
 //! grow). A row is replaced only by a record of a higher version, so re-applying a prefix
 //! of the record sequence (re-delivery after a crash) never duplicates a row nor puts an
-//! older row back in place of a newer one. What each target guarantees beyond that —
-//! chiefly whether a delete keeps a late older record from bringing its row back — is
-//! written on [`PostgresSink`], [`ElasticsearchSink`] and [`RedisSink`].
+//! older row back in place of a newer one. (Redis keeps that version per output partition,
+//! moved in the same transaction as the rows, rather than per key.) What each target
+//! guarantees beyond that — chiefly whether a delete keeps a late older record from
+//! bringing its row back — is written on [`PostgresSink`], [`ElasticsearchSink`] and
+//! [`RedisSink`].
 
 mod elasticsearch;
 mod postgres;

@@ -964,6 +964,19 @@ async fn redis_ttl(f: &Fixture, key: &str) -> i64 {
         .unwrap()
 }
 
+/// What the key of `partition`'s applied offset holds.
+async fn redis_applied(f: &Fixture, partition: i32) -> Option<String> {
+    let TargetConnection::Redis(r) = f.conn.as_ref() else {
+        panic!("not Redis");
+    };
+    let mut con = r.connection().await.unwrap();
+    redis::cmd("GET")
+        .arg(redis_sink(f).applied_key(partition))
+        .query_async(&mut con)
+        .await
+        .unwrap()
+}
+
 fn redis_sink(f: &Fixture) -> &super::RedisSink {
     match &f.sink {
         Sink::Redis(s) => s,
@@ -1011,15 +1024,15 @@ async fn redis_hash_rows_are_idempotent_version_guarded_and_stay_deleted() {
         f.write(&[rec("b", 1, Some(json!({"id": "b", "count": 1})))])
             .await;
         assert_eq!(redis_read(&f, "b").await, None);
-        // A newer row replaces the whole hash (a field that became null is gone) and
-        // clears the tombstone marker.
+        // A newer row replaces the whole hash (a field that became null is gone); the
+        // partition's applied offset follows.
         f.write(&[rec("b", 6, Some(json!({"id": "b", "count": 6})))])
             .await;
         assert_eq!(
             redis_read(&f, "b").await,
             Some(json!({"id": "b", "count": "6", "_sluice_version": "6"}))
         );
-        assert_eq!(redis_ttl(&f, &redis_sink(&f).tombstone_key("b")).await, -2);
+        assert_eq!(redis_applied(&f, 0).await.as_deref(), Some("6"));
         f.write(&[rec("a", 7, Some(json!({"id": "a", "count": 7})))])
             .await;
         assert_eq!(
@@ -1089,49 +1102,100 @@ async fn redis_keys_of_another_type_are_replaced_whole() {
     }
 }
 
-/// A batch larger than one pipeline lands whole, also after the server forgot the script,
-/// and a record refused in a later pipeline is named.
+/// A batch larger than one transaction lands whole; a re-delivery overlapping what is
+/// applied writes only the rest (a key changed behind the sink's back after its record was
+/// applied keeps that change); two sinks writing at once — a worker that lost its
+/// partitions, writing older records again, and the one that got them — leave the newer
+/// rows; a record refused in a later transaction is named.
 #[tokio::test]
-async fn redis_batches_of_several_pipelines_land_whole_after_a_script_flush() {
+async fn redis_batches_land_once_in_transactions_and_two_writers_agree() {
     let out = every_type();
     let f = Fixture::new(TargetType::Redis, REDIS, WriteMode::Upsert, json!({}), &out).await;
     with_fixture(f, |f| async move {
         let TargetConnection::Redis(r) = f.conn.as_ref() else {
             panic!("not Redis");
         };
-        let batch: Vec<SinkRecord> = (0..2_500i64)
-            .map(|n| {
-                rec(
-                    &format!("k{n}"),
-                    n,
-                    Some(json!({"id": format!("k{n}"), "count": n})),
-                )
-            })
-            .collect();
+        // Key `k<j>` lives in partition j % 2; versions grow within each partition.
+        let record = |j: i64, version: i64, count: i64| {
+            let key = format!("k{j}");
+            SinkRecord {
+                partition: i32::from(j % 2 == 1),
+                ..rec(&key, version, Some(json!({"id": key, "count": count})))
+            }
+        };
+        let batch: Vec<SinkRecord> = (0..2_500i64).map(|j| record(j, j, j)).collect();
         f.write(&batch).await;
+        assert_eq!(redis_applied(&f, 0).await.as_deref(), Some("2498"));
+        assert_eq!(redis_applied(&f, 1).await.as_deref(), Some("2499"));
+
         let mut con = r.connection().await.unwrap();
-        let _: () = redis::cmd("SCRIPT")
-            .arg("FLUSH")
+        let _: () = redis::cmd("HSET")
+            .arg(data_key(&f, "k1300"))
+            .arg("count")
+            .arg("changed")
             .query_async(&mut con)
             .await
             .unwrap();
-        // Newer versions of every key, written after the flush.
-        let newer: Vec<SinkRecord> = (0..2_500i64)
-            .map(|n| {
-                let key = format!("k{n}");
-                rec(&key, 10_000 + n, Some(json!({"id": key, "count": n + 1})))
-            })
-            .collect();
-        f.write(&newer).await;
-        for n in [0i64, 999, 1_000, 1_999, 2_000, 2_499] {
-            let key = format!("k{n}");
+        // Re-delivery of the batch's last 1,300 records, then newer versions of k0…k999.
+        let mut again: Vec<SinkRecord> = batch[1_200..].to_vec();
+        again.extend((0..1_000i64).map(|j| record(j, 10_000 + j, j + 1)));
+        f.write(&again).await;
+        for (j, count, version) in [
+            (0i64, "1", 10_000i64),
+            (999, "1000", 10_999),
+            (1_000, "1000", 1_000),
+            (2_499, "2499", 2_499),
+        ] {
+            let key = format!("k{j}");
             assert_eq!(
                 redis_read(&f, &key).await,
-                Some(json!({"id": key, "count": (n + 1).to_string(),
-                            "_sluice_version": (10_000 + n).to_string()})),
+                Some(json!({"id": key, "count": count, "_sluice_version": version.to_string()})),
                 "{key}"
             );
         }
+        assert_eq!(
+            redis_read(&f, "k1300").await,
+            Some(json!({"id": "k1300", "count": "changed", "_sluice_version": "1300"})),
+            "an applied record was written again"
+        );
+
+        // Two sinks at once, four rounds: a worker that lost the partitions and has not
+        // noticed writes older records again while the one that got them writes newer
+        // ones. Whichever transaction runs first, every key ends with the newer row.
+        let zombie = Sink::new(Arc::clone(&f.conn), &f.plan).unwrap();
+        let mut newest = 0;
+        for round in 0..4i64 {
+            newest = 20_000 + 10_000 * round;
+            let newer: Vec<SinkRecord> = (0..2_500i64)
+                .map(|j| record(j, newest + j, j + 2 + round))
+                .collect();
+            let older: Vec<SinkRecord> = (0..2_500i64)
+                .map(|j| record(j, newest - 5_000 + j, -1))
+                .collect();
+            let (a, b) = tokio::join!(zombie.write(&older), f.sink.write(&newer));
+            a.unwrap();
+            b.unwrap();
+        }
+        let mut read = r.connection().await.unwrap();
+        let mut pipe = redis::pipe();
+        for j in 0..2_500i64 {
+            pipe.cmd("HMGET")
+                .arg(data_key(&f, &format!("k{j}")))
+                .arg("count")
+                .arg("_sluice_version");
+        }
+        let rows: Vec<(String, String)> = pipe.query_async(&mut read).await.unwrap();
+        for (j, row) in (0..2_500i64).zip(rows) {
+            assert_eq!(row, ((j + 5).to_string(), (newest + j).to_string()), "k{j}");
+        }
+        assert_eq!(
+            redis_applied(&f, 0).await,
+            Some((newest + 2_498).to_string())
+        );
+        assert_eq!(
+            redis_applied(&f, 1).await,
+            Some((newest + 2_499).to_string())
+        );
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}*", data_key(&f, "k")))
             .query_async(&mut con)
@@ -1139,11 +1203,16 @@ async fn redis_batches_of_several_pipelines_land_whole_after_a_script_flush() {
             .unwrap();
         assert_eq!(keys.len(), 2_500);
 
-        // A record the plan refuses, sorted (by key) into the second pipeline.
-        let mut refused = newer.clone();
-        refused.push(rec("k2600", 20_000, Some(json!({"id": "x", "unknown": 1}))));
+        // A record the plan refuses, in the batch's second transaction.
+        let mut refused: Vec<SinkRecord> = (0..1_500i64)
+            .map(|j| record(j, 100_000 + 2 * j, j))
+            .collect();
+        refused[1_200] = SinkRecord {
+            partition: 0,
+            ..rec("k2600", 102_400, Some(json!({"id": "x", "unknown": 1})))
+        };
         let err = f.sink.write(&refused).await.unwrap_err();
-        assert_eq!(err.record(), Some(("k2600", 20_000)), "{err}");
+        assert_eq!(err.record(), Some(("k2600", 102_400)), "{err}");
     })
     .await;
 }
@@ -1194,9 +1263,9 @@ async fn redis_json_rows_with_ttl_and_computed_keys() {
         f.write(&[rec("7", 5, None)]).await;
         f.write(&[rec("7", 1, Some(json!({"name": "y"})))]).await;
         assert_eq!(redis_read(&f, "7").await, None);
-        let marker = redis_sink(&f).tombstone_key("7");
-        let ttl = redis_ttl(&f, &marker).await;
-        assert!((3590..=3600).contains(&ttl), "{ttl}");
+        // The applied offset does not expire with the rows.
+        assert_eq!(redis_applied(&f, 0).await.as_deref(), Some("5"));
+        assert_eq!(redis_ttl(&f, &redis_sink(&f).applied_key(0)).await, -1);
     })
     .await;
 }

@@ -8,7 +8,8 @@ pub mod plan;
 pub mod provision;
 
 pub use plan::{
-    READER_COMMANDS_HASH, READER_COMMANDS_STRING, RedisEncoding, RedisPlan, plan_redis,
+    APPLIED_INFIX, READER_COMMANDS_HASH, READER_COMMANDS_STRING, RedisEncoding, RedisPlan,
+    plan_redis,
 };
 
 #[cfg(test)]

@@ -78,10 +78,27 @@ pub struct RedisPlan {
     pub acl_rule: String,
 }
 
+/// What the key holding a partition's applied offset is named after: `<name>:v<N>` + this +
+/// `<partition>`. Outside the data keys' `<name>:v<N>:` namespace, so it is never a row.
+pub const APPLIED_INFIX: &str = "~applied:";
+
 impl RedisPlan {
     /// The key of the row whose output key is `key`.
     pub fn data_key(&self, key: &str) -> String {
         format!("{}{key}", self.key_prefix)
+    }
+
+    /// `<name>:v<N>`: what the version's data keys and its bookkeeping keys start with.
+    pub fn version_stem(&self) -> &str {
+        self.key_prefix
+            .strip_suffix(':')
+            .unwrap_or(&self.key_prefix)
+    }
+
+    /// The key holding the highest output-topic offset of `partition` that the sink has
+    /// applied to this version, `<name>:v<N>~applied:<partition>`.
+    pub fn applied_key(&self, partition: i32) -> String {
+        format!("{}{APPLIED_INFIX}{partition}", self.version_stem())
     }
 
     /// The plan in human-readable lines: key layout, encoding, TTL and ACL rule.

@@ -445,10 +445,11 @@ pub async fn delete_counted(
     })
 }
 
-/// Removes this version's data keys (`<name>:v<N>:*`, found with `SCAN MATCH` and removed
-/// with one `UNLINK` per batch) and nothing else: not the pointer key, other versions'
-/// keys or the reader's user. Returns how many keys were removed. The caller makes sure
-/// the pointer does not name this version.
+/// Removes this version's data keys (`<name>:v<N>:*`) and its bookkeeping keys
+/// (`<name>:v<N>~*`, the sink's applied offsets), each found with `SCAN MATCH` and removed
+/// with one `UNLINK` per batch, and nothing else: not the pointer key, other versions'
+/// keys or the reader's user. Returns how many data keys were removed. The caller makes
+/// sure the pointer does not name this version.
 pub async fn drop_version(
     con: &MultiplexedConnection,
     plan: &RedisPlan,
@@ -456,7 +457,17 @@ pub async fn drop_version(
 ) -> Result<u64> {
     let mut con = con.clone();
     let pattern = format!("{}*", redis_glob_escape(&plan.key_prefix));
-    unlink_matching(&mut con, &pattern, "deleting the version's keys", mutations).await
+    let removed =
+        unlink_matching(&mut con, &pattern, "deleting the version's keys", mutations).await?;
+    let bookkeeping = format!("{}~*", redis_glob_escape(plan.version_stem()));
+    unlink_matching(
+        &mut con,
+        &bookkeeping,
+        "deleting the version's applied offsets",
+        mutations,
+    )
+    .await?;
+    Ok(removed)
 }
 
 /// `SCAN MATCH pattern` in steps of [`SCAN_COUNT`], each non-empty batch removed with one
