@@ -96,6 +96,7 @@ impl Transaction<'_> {
 /// The lowest and highest offset of each partition in a slice of a batch.
 type Span = BTreeMap<i32, (i64, i64)>;
 
+/// The span of `records`: which partitions a transaction of them touches, and where.
 fn span_of(records: &[SinkRecord]) -> Span {
     let mut span = Span::new();
     for r in records {
