@@ -266,7 +266,8 @@ impl RedisSink {
         if applied.is_some() {
             records.retain(|r| is_new(r));
         }
-        let mut pipe = redis::pipe();
+        // Room for a write and an `EXPIRE` per record, the `DEL` and a few offsets.
+        let mut pipe = redis::Pipeline::with_capacity(2 * records.len() + 8);
         pipe.atomic().ignore_errors();
         let mut owners = Vec::with_capacity(records.len() + 2);
         let mut key = Vec::new();
@@ -351,30 +352,37 @@ impl RedisSink {
                 }
             }
             RedisEncoding::Hash => {
-                pipe.cmd("HSET").arg(key);
+                // Sized from the row's text, which holds every name and value written,
+                // so the command's buffers are allocated once, not grown field by field.
+                let mut hset = redis::Cmd::with_capacity(
+                    2 * self.fields.len() + 2,
+                    key.len() + row_text.as_str().len() + 48,
+                );
+                hset.arg("HSET").arg(key);
                 row_text.for_each_field(record, |field, value| {
                     check(field)?;
                     match value {
                         Value::Null => {}
                         Value::String(s) => {
-                            pipe.arg(field).arg(s);
+                            hset.arg(field).arg(s);
                         }
                         Value::Bool(b) => {
-                            pipe.arg(field).arg(if b { "true" } else { "false" });
+                            hset.arg(field).arg(if b { "true" } else { "false" });
                         }
                         Value::Number(n) => {
                             match n.as_i64() {
-                                Some(i) => pipe.arg(field).arg(i),
-                                None => pipe.arg(field).arg(n.to_string()),
+                                Some(i) => hset.arg(field).arg(i),
+                                None => hset.arg(field).arg(n.to_string()),
                             };
                         }
                         value @ (Value::Array(_) | Value::Object(_)) => {
-                            pipe.arg(field).arg(value.to_string());
+                            hset.arg(field).arg(value.to_string());
                         }
                     }
                     Ok(())
                 })?;
-                pipe.arg(VERSION_FIELD).arg(record.version);
+                hset.arg(VERSION_FIELD).arg(record.version);
+                pipe.add_command(hset);
                 if let Some(ttl) = ttl {
                     owners.push(Owner::Record(record));
                     pipe.cmd("EXPIRE").arg(key).arg(ttl);
