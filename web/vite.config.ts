@@ -34,5 +34,9 @@ export default defineConfig({
     setupFiles: ['./src/test/setup.ts'],
     include: ['src/**/*.test.{ts,tsx}'],
     restoreMocks: true,
+    // The editor's tests type into the whole form, and every keystroke re-renders it and
+    // the YAML editor in jsdom: on a loaded two-core machine one such test took 5 s, the
+    // default limit, while asserting exactly what it does on a quiet one.
+    testTimeout: 30_000,
   },
 });
