@@ -161,27 +161,29 @@ impl RedisSink {
         mut con: MultiplexedConnection,
         batch: &[SinkRecord],
     ) -> Result<(), SinkError> {
-        let slices: Vec<&[SinkRecord]> = batch.chunks(TRANSACTION_RECORDS).collect();
+        let slices: Vec<(&[SinkRecord], Span)> = batch
+            .chunks(TRANSACTION_RECORDS)
+            .map(|slice| (slice, span_of(slice)))
+            .collect();
         // Built before the applied offsets are read, as if none of its records were
         // applied yet (true but after a restart or beside a second writer); built again
         // if some are.
         let mut next = slices
             .first()
-            .map(|s| self.transaction(s, None))
+            .map(|(slice, span)| self.transaction(slice, span, None))
             .transpose()?;
-        for (i, slice) in slices.iter().enumerate() {
-            let span = span_of(slice);
+        for (i, (slice, span)) in slices.iter().enumerate() {
             let mut built = next.take();
             let mut following = None;
             let mut conflicts = 0;
             loop {
-                let applied = self.watch(&mut con, &span).await?;
+                let applied = self.watch(&mut con, span).await?;
                 let fresh = span
                     .iter()
                     .all(|(p, (low, _))| applied.get(p).is_none_or(|a| a < low));
                 let tx = match built.take() {
                     Some(tx) if fresh => tx,
-                    _ => self.transaction(slice, Some((&span, &applied)))?,
+                    _ => self.transaction(slice, span, Some(&applied))?,
                 };
                 if tx.is_empty() {
                     let _: () = redis::cmd("UNWATCH")
@@ -193,7 +195,7 @@ impl RedisSink {
                 let sent = tx.pipe.query_async::<Answers>(&mut con);
                 let (answers, built_next) = tokio::join!(sent, async {
                     match (&following, slices.get(i + 1)) {
-                        (None, Some(s)) => Some(self.transaction(s, None)),
+                        (None, Some((slice, span))) => Some(self.transaction(slice, span, None)),
                         _ => None,
                     }
                 });
@@ -251,16 +253,17 @@ impl RedisSink {
         Ok(applied)
     }
 
-    /// The transaction of `slice`: with `applied` (the slice's span and the offsets read),
-    /// of its records above them and the offsets that are behind; without, of all of its
-    /// records. Fails, building nothing, on a row the plan refuses.
+    /// The transaction of `slice` (whose span is `span`): with `applied` (the offsets
+    /// read), of its records above them and the offsets that are behind; without, of all
+    /// of its records. Fails, building nothing, on a row the plan refuses.
     fn transaction<'a>(
         &self,
         slice: &'a [SinkRecord],
-        applied: Option<(&Span, &BTreeMap<i32, i64>)>,
+        span: &Span,
+        applied: Option<&BTreeMap<i32, i64>>,
     ) -> Result<Transaction<'a>, SinkError> {
         let is_new = |r: &SinkRecord| {
-            applied.is_none_or(|(_, a)| a.get(&r.partition).is_none_or(|a| *a < r.version))
+            applied.is_none_or(|a| a.get(&r.partition).is_none_or(|a| *a < r.version))
         };
         let mut records = latest_per_key(slice);
         if applied.is_some() {
@@ -292,16 +295,8 @@ impl RedisSink {
                 self.push_write(&mut pipe, &mut owners, key, record)?;
             }
         }
-        let span_owned;
-        let span = match applied {
-            Some((span, _)) => span,
-            None => {
-                span_owned = span_of(slice);
-                &span_owned
-            }
-        };
         for (partition, (_, high)) in span {
-            let behind = applied.is_none_or(|(_, a)| a.get(partition).is_none_or(|a| a < high));
+            let behind = applied.is_none_or(|a| a.get(partition).is_none_or(|a| a < high));
             if behind {
                 pipe.cmd("SET").arg(self.applied_key(*partition)).arg(*high);
                 owners.push(Owner::Offset);
