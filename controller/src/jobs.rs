@@ -29,6 +29,9 @@ const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How often a lease is renewed, or a job held elsewhere asked for again.
 const LEASE_EVERY: Duration = Duration::from_secs(3);
+/// How long stopping the job supervisor waits for the jobs still starting: a start that
+/// takes longer (its broker away) is left to finish, and its job stopped, elsewhere.
+const SHUTDOWN_START_WAIT: Duration = Duration::from_secs(10);
 
 /// One product version's job, with the last progress it reported.
 struct Running {
@@ -130,9 +133,18 @@ impl Controller {
                 () = any_completes => {}
             }
         }
-        for (key, starting) in jobs.starting.drain() {
-            if let Ok(Ok(job)) = starting.await {
-                job.stop().await;
+        // A start is waited for a while, not for good: one blocked on an absent broker
+        // (each Kafka call of a start may take its whole timeout) is left to finish
+        // elsewhere, and what it started is stopped then.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_START_WAIT;
+        for (key, mut starting) in jobs.starting.drain() {
+            match tokio::time::timeout_at(deadline, &mut starting).await {
+                Ok(Ok(Ok(job))) => job.stop().await,
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!(product = %key.0, version = key.1, slice = key.2, "a job still starting is left to stop once started");
+                    stop_once_started(starting);
+                }
             }
             let _ = self
                 .inner
@@ -326,12 +338,7 @@ async fn supervise(
                 r.job.stop().await;
             }
             if let Some(handle) = jobs.starting.remove(&key) {
-                // Let the start finish elsewhere than here, and stop what it started.
-                tokio::spawn(async move {
-                    if let Ok(Ok(job)) = handle.await {
-                        job.stop().await;
-                    }
-                });
+                stop_once_started(handle);
             }
             continue;
         }
@@ -524,6 +531,15 @@ fn stamped(
         }
     }
     report
+}
+
+/// Lets a job's start finish elsewhere than here, and stops what it started.
+fn stop_once_started(handle: tokio::task::JoinHandle<Result<Job, String>>) {
+    tokio::spawn(async move {
+        if let Ok(Ok(job)) = handle.await {
+            job.stop().await;
+        }
+    });
 }
 
 /// Starts the job of `version` of the product `object`.

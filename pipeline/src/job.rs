@@ -23,10 +23,12 @@ use crate::sink::{RowText, Sink, SinkRecord};
 use crate::state::{StateError, StateSettings, TableRows};
 use crate::transform::CompiledProduct;
 
+mod bounded_call;
 mod hanging;
 mod joined;
 mod transform_stage;
 
+pub use bounded_call::CallError;
 pub use hanging::HangingError;
 
 use transform_stage::TransformStage;
@@ -306,6 +308,15 @@ pub enum JobError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// A transactional call of the producer failed or did not answer in time.
+    #[error("Kafka: {context}: {source}")]
+    Call {
+        /// What was being done.
+        context: &'static str,
+        /// Why it failed.
+        #[source]
+        source: CallError,
+    },
     /// The transform thread could not be started.
     #[error("cannot start the transform thread")]
     Thread(#[source] std::io::Error),
@@ -376,15 +387,14 @@ impl Job {
             progress: sender,
             sink_target: std::sync::Mutex::new(None),
         });
-        let stage = TransformStage::new(&config, transform)?;
+        let stage = TransformStage::new(&config, transform, Arc::clone(&stop))?;
         let sink_stage = SinkStage::new(&config, sink)?;
         let transform = {
-            let stop = Arc::clone(&stop);
             let shared = Arc::clone(&shared);
             let label = config.label.clone();
             std::thread::Builder::new()
                 .name(format!("sluice-job {label}"))
-                .spawn(move || stage.run(&stop, &shared))
+                .spawn(move || stage.run(&shared))
                 .map_err(JobError::Thread)?
         };
         let sink = {

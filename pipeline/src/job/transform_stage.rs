@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use super::{
 };
 use typed_arena::Arena;
 
+use super::bounded_call::bounded_call;
 use super::joined::Joined;
 use crate::state::StateError;
 use crate::transform::{CompiledProduct, Emitted, RowJson};
@@ -34,6 +36,9 @@ type Emit = Emitted<RowJson>;
 /// waiting the full Kafka timeout (while the broker is away, all of it) only delays the
 /// restart — by up to 30 s in the Kafka-outage tests.
 const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a transaction's offsets and commit are waited for: both calls' timeouts and a
+/// margin (see [`bounded_call`]).
+const COMMIT_BOUND: Duration = Duration::from_secs(2 * KAFKA_TIMEOUT.as_secs() + 5);
 /// Index of the driving stream in [`TransformStage::streams`].
 const DRIVING: usize = 0;
 /// Index of the window-joined stream, when there is one.
@@ -69,7 +74,8 @@ pub(super) struct TransformStage {
     config: JobConfig,
     transform: CompiledProduct,
     consumer: CloseAside,
-    producer: BaseProducer,
+    /// Shared with a transactional call left to end by itself ([`bounded_call`]).
+    producer: Arc<BaseProducer>,
     /// The driving stream, then the window-joined one.
     streams: Vec<Stream>,
     /// The top-level fields of a driving record the job reads, when not all of them: what
@@ -90,6 +96,9 @@ pub(super) struct TransformStage {
     /// Where each stream partition was assigned from (the consumer tells no position for a
     /// partition before it fetched from it).
     assigned: BTreeMap<(usize, i32), i64>,
+    /// Set when the job is stopped: waits for the broker (records to deliver, room in the
+    /// producer's queue) end then, so a job whose Kafka is away stops promptly.
+    stop: Arc<AtomicBool>,
 }
 
 /// The side of a window join stream `i` is.
@@ -160,7 +169,11 @@ fn event_time(field: Option<&str>, value: &Json, kafka_ms: Option<i64>) -> Resul
 }
 
 impl TransformStage {
-    pub(super) fn new(config: &JobConfig, transform: CompiledProduct) -> Result<Self, JobError> {
+    pub(super) fn new(
+        config: &JobConfig,
+        transform: CompiledProduct,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, JobError> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
             .set("group.id", format!("{}.transform", config.group))
@@ -299,7 +312,7 @@ impl TransformStage {
             config: config.clone(),
             transform,
             consumer,
-            producer,
+            producer: Arc::new(producer),
             streams,
             driving_fields,
             tables: RefCell::new(tables),
@@ -309,6 +322,7 @@ impl TransformStage {
             paused: Cell::new(None),
             broken: RefCell::new(None),
             assigned: positions.clone(),
+            stop,
         };
         if stage.propagates || stage.window.is_some() {
             stage.rebuild(&resumed)?;
@@ -327,15 +341,21 @@ impl TransformStage {
             stage
                 .producer
                 .begin_transaction()
-                .and_then(|()| {
-                    stage.producer.send_offsets_to_transaction(
-                        &assignment,
-                        &metadata,
-                        KAFKA_TIMEOUT,
-                    )
-                })
-                .and_then(|()| stage.producer.commit_transaction(KAFKA_TIMEOUT))
                 .map_err(kafka("recording the table load"))?;
+            bounded_call(
+                &stage.producer,
+                &stage.stop,
+                COMMIT_BOUND,
+                move |producer| {
+                    producer
+                        .send_offsets_to_transaction(&assignment, &metadata, KAFKA_TIMEOUT)
+                        .and_then(|()| producer.commit_transaction(KAFKA_TIMEOUT))
+                },
+            )
+            .map_err(|source| JobError::Call {
+                context: "recording the table load",
+                source,
+            })?;
         }
         Ok(stage)
     }
@@ -419,15 +439,20 @@ impl TransformStage {
         }
     }
 
-    pub(super) fn run(self, stop: &AtomicBool, shared: &Shared) {
+    pub(super) fn run(self, shared: &Shared) {
         let started = Instant::now();
         let mut positions = self.assigned.clone();
         let mut dead_letters = 0u64;
         let mut first_done: Vec<Option<u64>> = vec![None; self.streams.len()];
         let mut transform_done: Option<BTreeMap<i32, i64>> = None;
-        while !stop.load(Ordering::SeqCst) {
+        while !self.stopping() {
             match self.one_batch(&mut positions, &mut dead_letters) {
                 Ok(()) => {}
+                Err(message) if self.stopping() => {
+                    // What was not committed is done again by the job's next start.
+                    tracing::debug!(job = %self.config.label, "{message}; stopped");
+                    return;
+                }
                 Err(message) => {
                     // The transaction was aborted. The job ends here and is started again
                     // from what was committed (offsets, tables, join state): the one path
@@ -668,7 +693,7 @@ impl TransformStage {
             .flush()
             .and_then(|()| self.joined.borrow_mut().flush());
         if let Some(e) = self.broken.take().map(Err).unwrap_or(flushed).err() {
-            let _ = self.producer.abort_transaction(ABORT_TIMEOUT);
+            self.abort();
             return Err(format!("job state: {e}"));
         }
         let mut offsets = TopicPartitionList::new();
@@ -690,19 +715,18 @@ impl TransformStage {
             .ok_or_else(|| "the source consumer has no group metadata".to_owned())?;
         let processed = started.elapsed();
         if let Err(e) = self.deliver() {
-            let _ = self.producer.abort_transaction(ABORT_TIMEOUT);
+            self.abort();
             return Err(e);
         }
         let delivered = started.elapsed();
-        let committed = if offsets.count() == 0 {
-            self.producer.commit_transaction(KAFKA_TIMEOUT)
-        } else {
-            self.producer
-                .send_offsets_to_transaction(&offsets, &metadata, KAFKA_TIMEOUT)
-                .and_then(|()| self.producer.commit_transaction(KAFKA_TIMEOUT))
-        };
+        let committed = bounded_call(&self.producer, &self.stop, COMMIT_BOUND, move |producer| {
+            if offsets.count() > 0 {
+                producer.send_offsets_to_transaction(&offsets, &metadata, KAFKA_TIMEOUT)?;
+            }
+            producer.commit_transaction(KAFKA_TIMEOUT)
+        });
         if let Err(e) = committed {
-            let _ = self.producer.abort_transaction(ABORT_TIMEOUT);
+            self.abort();
             return Err(format!("committing a transaction: {e}"));
         }
         // Where a batch's time goes: reading, transforming and producing, waiting for the
@@ -1035,12 +1059,29 @@ impl TransformStage {
             if Instant::now() > deadline {
                 return Err("delivering the batch's records timed out".to_owned());
             }
+            if self.stopping() {
+                return Err("the job stopped while the batch's records were delivered".to_owned());
+            }
             self.producer.poll(Duration::from_millis(1));
         }
         Ok(())
     }
 
-    /// Sends one record, waiting while the producer's queue is full.
+    /// Aborts the open transaction, unless the job is being stopped: the abort is a
+    /// courtesy (see [`ABORT_TIMEOUT`]) that a stopping job, its broker perhaps away, need
+    /// not wait for.
+    fn abort(&self) {
+        if !self.stopping() {
+            let _ = self.producer.abort_transaction(ABORT_TIMEOUT);
+        }
+    }
+
+    /// Whether the job is being stopped.
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sends one record, waiting while the producer's queue is full (until the job stops).
     fn send<K, P>(&self, record: BaseRecord<'_, K, P>) -> Result<(), String>
     where
         K: rdkafka::message::ToBytes + ?Sized,
@@ -1056,6 +1097,11 @@ impl TransformStage {
                     ),
                     back,
                 )) => {
+                    if self.stopping() {
+                        return Err(
+                            "the job stopped while the producer's queue was full".to_owned()
+                        );
+                    }
                     self.producer.poll(Duration::from_millis(5));
                     record = back;
                 }
