@@ -56,8 +56,8 @@ const BATCH_WINDOW: Duration = Duration::from_millis(100);
 /// (not the whole window), while a backfill, read from librdkafka's prefetched queue, still
 /// fills whole batches.
 const SINK_IDLE: Duration = Duration::from_millis(10);
-/// How long [`Job::stop`] waits for each stage: a stage notices the stop between Kafka
-/// calls, each bounded by [`KAFKA_TIMEOUT`].
+/// How long [`Job::stop`] waits for each stage, a backstop: a stage notices the stop while
+/// it waits for Kafka, and each of its Kafka calls is bounded by [`KAFKA_TIMEOUT`].
 const STOP_WAIT: Duration = Duration::from_secs(60);
 /// How long the sink waits for the output topic's watermarks before asking again.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
