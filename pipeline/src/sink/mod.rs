@@ -67,39 +67,6 @@ impl RowText {
         &self.0
     }
 
-    /// The row's fields in their order, or why `record` is not a JSON object after all. A
-    /// list, not a map: the sinks only walk the fields, and building a map's hash index
-    /// for every row was the larger part of a PostgreSQL sink's own CPU time. A field
-    /// written twice counts once, with its last value, as in a map.
-    pub fn parse(&self, record: &SinkRecord) -> Result<RowFields, SinkError> {
-        struct Fields;
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = RowFields;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<RowFields, A::Error> {
-                let mut fields: RowFields = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some((name, value)) = map.next_entry::<String, Value>()? {
-                    match fields.iter_mut().find(|(seen, _)| *seen == name) {
-                        Some(field) => field.1 = value,
-                        None => fields.push((name, value)),
-                    }
-                }
-                Ok(fields)
-            }
-        }
-        let mut de = serde_json::Deserializer::from_str(&self.0);
-        serde::Deserializer::deserialize_map(&mut de, Fields)
-            .and_then(|fields| de.end().map(|()| fields))
-            .map_err(|e| {
-                SinkError::record_error(record, format!("the row is not a JSON object: {e}"))
-            })
-    }
-
     /// Calls `each` with every field of the row, in its order, without collecting them:
     /// the PostgreSQL sink writes each value's text as it comes, and field names without
     /// escapes are borrowed from the text rather than copied. A field written twice is
@@ -177,9 +144,6 @@ impl<'de> serde::de::Visitor<'de> for FieldName {
         Ok(std::borrow::Cow::Owned(name.to_owned()))
     }
 }
-
-/// A row's fields, in the order the row has them ([`RowText::parse`]).
-pub type RowFields = Vec<(String, Value)>;
 
 /// Why a batch was not (fully) applied.
 #[derive(Debug, thiserror::Error)]

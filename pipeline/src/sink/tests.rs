@@ -1382,32 +1382,9 @@ fn row_text_fields_are_walked_in_order() {
     }
 }
 
-/// A row parses into its fields in order (a repeated field once, with its last value), a
-/// text that is not one JSON object is a record error, and the version goes in last.
+/// The version goes in as the row's last member, whatever the row's spacing or strings.
 #[test]
-fn row_text_parses_into_fields_and_takes_a_member() {
-    let record = rec("k", 3, None);
-    let row = RowText::new(r#"{"b": 1, "a": {"x": [1]}, "b": "two", "c": null}"#).unwrap();
-    assert_eq!(
-        row.parse(&record).unwrap(),
-        [
-            ("b".to_owned(), json!("two")),
-            ("a".to_owned(), json!({"x": [1]})),
-            ("c".to_owned(), Value::Null),
-        ]
-    );
-    assert!(
-        RowText::new("{}")
-            .unwrap()
-            .parse(&record)
-            .unwrap()
-            .is_empty()
-    );
-    for text in [r#"{"a": 1} {"b": 2}"#, r#"{"a": }"#, r#"{"a" 1}"#] {
-        let err = RowText::new(text).unwrap().parse(&record).unwrap_err();
-        assert_eq!(err.record(), Some(("k", 3)), "{text}");
-        assert!(err.to_string().contains("not a JSON object"), "{err}");
-    }
+fn row_text_takes_a_member_last() {
     let with = |text: &str| RowText::new(text).unwrap().with_member("_v", 7);
     assert_eq!(with(r#"{"a": 1}"#), r#"{"a": 1,"_v":7}"#);
     assert_eq!(with("{ }"), r#"{"_v":7}"#);
