@@ -100,6 +100,9 @@ mod tests {
         );
     }
 
+    /// A sleeping call stands in for librdkafka's call that outlives its timeout (a fault
+    /// made real only by taking a broker away at the right moment, which
+    /// `faults::jobs_stop_promptly_while_kafka_is_away` does).
     #[test]
     fn a_call_that_does_not_answer_is_given_up_at_the_bound_or_at_the_stop() {
         let stop = AtomicBool::new(false);

@@ -70,26 +70,31 @@ impl RowText {
     /// Calls `each` with every field of the row, in its order, without collecting them:
     /// the PostgreSQL sink writes each value's text as it comes, and field names without
     /// escapes are borrowed from the text rather than copied. A field written twice is
-    /// passed twice, its last value last. An error of `each` ends the walk and is returned;
-    /// a row that is not a JSON object after all is an error of the record.
-    pub fn for_each_field(
+    /// passed twice, its last value last. Values are read as `V`: a [`Value`], or
+    /// [`serde::de::IgnoredAny`] to check names only, building nothing. An error of `each`
+    /// ends the walk and is returned; a row that is not a JSON object after all is an error
+    /// of the record.
+    pub fn for_each_field<V: serde::de::DeserializeOwned>(
         &self,
         record: &SinkRecord,
-        mut each: impl FnMut(&str, Value) -> Result<(), SinkError>,
+        mut each: impl FnMut(&str, V) -> Result<(), SinkError>,
     ) -> Result<(), SinkError> {
         use serde::de::Error as _;
-        struct Walk<'a, F> {
+        struct Walk<'a, F, V> {
             each: &'a mut F,
             failed: &'a mut Option<SinkError>,
+            value: std::marker::PhantomData<V>,
         }
-        impl<'de, F: FnMut(&str, Value) -> Result<(), SinkError>> serde::de::Visitor<'de> for Walk<'_, F> {
+        impl<'de, V: serde::de::DeserializeOwned, F: FnMut(&str, V) -> Result<(), SinkError>>
+            serde::de::Visitor<'de> for Walk<'_, F, V>
+        {
             type Value = ();
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
                 while let Some(name) = map.next_key_seed(FieldName)? {
-                    let value: Value = map.next_value()?;
+                    let value: V = map.next_value()?;
                     if let Err(e) = (self.each)(&name, value) {
                         *self.failed = Some(e);
                         return Err(A::Error::custom("a field was refused"));
@@ -103,6 +108,7 @@ impl RowText {
         let walk = Walk {
             each: &mut each,
             failed: &mut failed,
+            value: std::marker::PhantomData,
         };
         let walked = serde::Deserializer::deserialize_map(&mut de, walk).and_then(|()| de.end());
         if let Some(e) = failed {

@@ -339,7 +339,7 @@ impl RedisSink {
         };
         match self.plan.encoding {
             RedisEncoding::Json => {
-                row_text.for_each_field(record, |field, _| check(field))?;
+                row_text.for_each_field(record, |field, _: serde::de::IgnoredAny| check(field))?;
                 let text = row_text.with_member(VERSION_FIELD, record.version);
                 pipe.cmd("SET").arg(key).arg(text);
                 if let Some(ttl) = ttl {
@@ -354,7 +354,7 @@ impl RedisSink {
                     key.len() + row_text.as_str().len() + 48,
                 );
                 hset.arg("HSET").arg(key);
-                row_text.for_each_field(record, |field, value| {
+                row_text.for_each_field(record, |field, value: Value| {
                     check(field)?;
                     match value {
                         Value::Null => {}

@@ -1052,7 +1052,8 @@ async fn redis_hash_rows_are_idempotent_version_guarded_and_stay_deleted() {
 }
 
 /// A data key holding something the sink did not write (a string where rows are hashes,
-/// a hash where rows are JSON) is replaced whole by the next row, and a delete removes it.
+/// a hash where rows are JSON) is replaced whole by the next row, and a delete removes it;
+/// a row with a field the plan lacks is refused in either encoding.
 #[tokio::test]
 async fn redis_keys_of_another_type_are_replaced_whole() {
     for encoding in ["hash", "json"] {
@@ -1096,6 +1097,16 @@ async fn redis_keys_of_another_type_are_replaced_whole() {
             // The delete is remembered: an older row of `b` stays out.
             f.write(&[rec("b", 2, Some(json!({"id": "b", "count": 2})))])
                 .await;
+            assert_eq!(redis_read(&f, "b").await, None, "{encoding}");
+            // A field the plan does not have is refused in either encoding, naming the
+            // record, and nothing of it is written.
+            let err = f
+                .sink
+                .write(&[rec("b", 9, Some(json!({"id": "b", "unknown": 1})))])
+                .await
+                .unwrap_err();
+            assert_eq!(err.record(), Some(("b", 9)), "{encoding}: {err}");
+            assert!(err.to_string().contains("`unknown`"), "{encoding}: {err}");
             assert_eq!(redis_read(&f, "b").await, None, "{encoding}");
         })
         .await;
@@ -1339,8 +1350,8 @@ async fn a_sink_needs_a_connection_of_its_plan_type() {
 }
 
 /// Walking a row's fields passes each one in order (a repeated field twice, the last one
-/// last) with escaped names unescaped; an error of the callback ends the walk and is the
-/// result; a text that is not one JSON object is a record error.
+/// last) with escaped names unescaped, as values or names only; an error of the callback
+/// ends the walk and is the result; a text that is not one JSON object is a record error.
 #[test]
 fn row_text_fields_are_walked_in_order() {
     let record = rec("k", 3, None);
@@ -1360,9 +1371,17 @@ fn row_text_fields_are_walked_in_order() {
             ("c".to_owned(), Value::Null),
         ]
     );
+    // Names only: the same names, in the same order, with no value built.
+    let mut names = Vec::new();
+    row.for_each_field(&record, |name, _: serde::de::IgnoredAny| {
+        names.push(name.to_owned());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(names, ["b", "aA", "b", "c"]);
     let mut calls = 0;
     let err = row
-        .for_each_field(&record, |name, _| {
+        .for_each_field(&record, |name, _: Value| {
             calls += 1;
             match name {
                 "aA" => Err(SinkError::record_error(&record, "refused aA")),
@@ -1375,7 +1394,7 @@ fn row_text_fields_are_walked_in_order() {
     for text in [r#"{"a": 1} {"b": 2}"#, r#"{"a": }"#, r#"{"a" 1}"#] {
         let err = RowText::new(text)
             .unwrap()
-            .for_each_field(&record, |_, _| Ok(()))
+            .for_each_field(&record, |_, _: serde::de::IgnoredAny| Ok(()))
             .unwrap_err();
         assert_eq!(err.record(), Some(("k", 3)), "{text}");
         assert!(err.to_string().contains("not a JSON object"), "{err}");
