@@ -56,6 +56,9 @@ const BATCH_WINDOW: Duration = Duration::from_millis(100);
 /// (not the whole window), while a backfill, read from librdkafka's prefetched queue, still
 /// fills whole batches.
 const SINK_IDLE: Duration = Duration::from_millis(10);
+/// How many records a batch takes between readings of the clock while they are at hand
+/// (reading it for every record was a few per cent of a stage's time).
+const CLOCK_EVERY: usize = 64;
 /// How long [`Job::stop`] waits for each stage, a backstop: a stage notices the stop while
 /// it waits for Kafka, and each of its Kafka calls is bounded by [`KAFKA_TIMEOUT`].
 const STOP_WAIT: Duration = Duration::from_secs(60);
@@ -879,7 +882,8 @@ fn passed(goal: &BTreeMap<i32, i64>, positions: &BTreeMap<i32, i64>) -> bool {
 /// A batch read from the output topic.
 struct Batch {
     records: Vec<SinkRecord>,
-    /// The newest event time of the batch's records (ms since the epoch).
+    /// The newest event time of the batch's records (ms since the epoch), as the last
+    /// record of each partition's run tells it.
     newest_ms: Option<i64>,
     /// Per partition, the offset of the first record read.
     first: BTreeMap<i32, i64>,
@@ -893,21 +897,53 @@ struct Batch {
 fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
     let deadline = Instant::now() + BATCH_WINDOW;
     let mut records = Vec::new();
-    let mut first = BTreeMap::new();
-    let mut next = BTreeMap::new();
+    // Per partition, in the order first read: its first offset and the offset after its
+    // last record. Records come in runs of one partition (a fetch's worth), so the run's
+    // entry is found again only when the partition changes.
+    let mut spans: Vec<(i32, i64, i64)> = Vec::new();
+    let mut span = 0;
     let mut newest_ms: Option<i64> = None;
-    while records.len() < SINK_BATCH {
-        let mut left = deadline.saturating_duration_since(Instant::now());
-        if !records.is_empty() {
-            left = left.min(SINK_IDLE);
+    // The last record of the current run: only it has its event time read, as the newest
+    // of its run (a partition's records are in the order their events were processed), not
+    // every record's headers.
+    let mut last: Option<rdkafka::message::BorrowedMessage<'_>> = None;
+    let mut newest = |message: &rdkafka::message::BorrowedMessage<'_>| {
+        if let Some(ms) = event_ms(message) {
+            newest_ms = Some(newest_ms.map_or(ms, |n: i64| n.max(ms)));
         }
-        match consumer.poll(left) {
-            Some(Ok(message)) => {
-                first.entry(message.partition()).or_insert(message.offset());
-                next.insert(message.partition(), message.offset() + 1);
-                if let Some(ms) = event_ms(&message) {
-                    newest_ms = Some(newest_ms.map_or(ms, |n| n.max(ms)));
+    };
+    // As in the transform: records at hand are taken without waiting and the clock is read
+    // every `CLOCK_EVERY` records; only a poll that must wait is given the time left.
+    while records.len() < SINK_BATCH {
+        let polled = match consumer.poll(Duration::ZERO) {
+            Some(polled) => polled,
+            None => {
+                let mut left = deadline.saturating_duration_since(Instant::now());
+                if !records.is_empty() {
+                    left = left.min(SINK_IDLE);
                 }
+                if left.is_zero() {
+                    break;
+                }
+                match consumer.poll(left) {
+                    Some(polled) => polled,
+                    None => break,
+                }
+            }
+        };
+        match polled {
+            Ok(message) => {
+                let (partition, offset) = (message.partition(), message.offset());
+                if spans.get(span).is_none_or(|s| s.0 != partition) {
+                    span = match spans.iter().position(|s| s.0 == partition) {
+                        Some(i) => i,
+                        None => {
+                            spans.push((partition, offset, offset + 1));
+                            spans.len() - 1
+                        }
+                    };
+                }
+                spans[span].2 = offset + 1;
                 let key = message
                     .key()
                     .map(|k| String::from_utf8_lossy(k).into_owned())
@@ -918,34 +954,40 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
                         Some(row) => Some(row),
                         None => {
                             return Err(format!(
-                                "output record at offset {} is not a JSON object",
-                                message.offset()
+                                "output record at offset {offset} is not a JSON object"
                             ));
                         }
                     },
                 };
                 records.push(SinkRecord {
                     key,
-                    version: message.offset(),
+                    version: offset,
                     row,
-                    partition: message.partition(),
+                    partition,
                 });
+                if let Some(before) = last.replace(message)
+                    && before.partition() != partition
+                {
+                    newest(&before);
+                }
             }
             // The records read so far are the consumer's past already: dropped here, they
             // would never be applied. They go to the target; the error, if it lasts, comes
             // back on the next poll.
-            Some(Err(e)) if records.is_empty() => {
+            Err(e) if records.is_empty() => {
                 return Err(format!("reading the output topic: {e}"));
             }
-            Some(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(error = %e, "reading the output topic; applying what was read");
                 break;
             }
-            None => break,
         }
-        if Instant::now() >= deadline {
+        if records.len() % CLOCK_EVERY == 0 && Instant::now() >= deadline {
             break;
         }
+    }
+    if let Some(last) = last.take() {
+        newest(&last);
     }
     let mut position = BTreeMap::new();
     if let Ok(at) = consumer.position() {
@@ -958,8 +1000,8 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
     Ok(Batch {
         records,
         newest_ms,
-        first,
-        next,
+        first: spans.iter().map(|&(p, first, _)| (p, first)).collect(),
+        next: spans.iter().map(|&(p, _, next)| (p, next)).collect(),
         position,
     })
 }

@@ -16,9 +16,9 @@ use serde_json::Value as Json;
 use sluice_provisioners::kafka::CloseAside;
 
 use super::{
-    BATCH, BATCH_WINDOW, EVENT_TIME_HEADER, FETCH_QUEUE_BACKOFF_MS, JobConfig, JobError, JobSlice,
-    KAFKA_TIMEOUT, Shared, Tables, backfill_bounds, kafka, key_text, load_tables,
-    output_end_offsets, partitions_of,
+    BATCH, BATCH_WINDOW, CLOCK_EVERY, EVENT_TIME_HEADER, FETCH_QUEUE_BACKOFF_MS, JobConfig,
+    JobError, JobSlice, KAFKA_TIMEOUT, Shared, Tables, backfill_bounds, kafka, key_text,
+    load_tables, output_end_offsets, partitions_of,
 };
 use typed_arena::Arena;
 
@@ -43,8 +43,6 @@ const COMMIT_BOUND: Duration = Duration::from_secs(2 * KAFKA_TIMEOUT.as_secs() +
 const DRIVING: usize = 0;
 /// Index of the window-joined stream, when there is one.
 const JOINED: usize = 1;
-/// How many records a batch takes between readings of the clock while they are at hand.
-const CLOCK_EVERY: usize = 64;
 
 /// One stream the stage reads.
 #[derive(Debug)]
@@ -1034,11 +1032,12 @@ impl TransformStage {
     fn emit(&self, key: &str, row: Option<RowJson>, event_ms: Option<i64>) -> Result<(), String> {
         let payload = row.map(|r| r.0);
         let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(&self.config.output_topic);
-        let event = event_ms.map(|ms| ms.to_string());
-        if let Some(ms) = event.as_deref() {
-            record = record.headers(OwnedHeaders::new().insert(Header {
+        let mut digits = itoa::Buffer::new();
+        if let Some(ms) = event_ms {
+            // One header: room for one, not librdkafka's default of five.
+            record = record.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
                 key: EVENT_TIME_HEADER,
-                value: Some(ms),
+                value: Some(digits.format(ms)),
             }));
         }
         if !self.config.append {

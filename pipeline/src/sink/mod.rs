@@ -266,17 +266,26 @@ impl Sink {
 /// The last record of each key in `batch` (the one of the highest version; the later one
 /// on a tie), in key order, so that writes take row locks in one order.
 pub(crate) fn latest_per_key(batch: &[SinkRecord]) -> Vec<&SinkRecord> {
-    let mut latest: std::collections::BTreeMap<&str, &SinkRecord> =
-        std::collections::BTreeMap::new();
+    // Found by hash and sorted once at the end: cheaper than keeping a sorted map, which
+    // compares key text at every level of every lookup.
+    let mut at: hashbrown::HashMap<&str, usize> = hashbrown::HashMap::with_capacity(batch.len());
+    let mut latest: Vec<&SinkRecord> = Vec::with_capacity(batch.len());
     for record in batch {
-        match latest.get(record.key.as_str()) {
-            Some(seen) if seen.version > record.version => {}
-            _ => {
-                latest.insert(&record.key, record);
+        match at.entry(record.key.as_str()) {
+            hashbrown::hash_map::Entry::Occupied(seen) => {
+                let seen = &mut latest[*seen.get()];
+                if seen.version <= record.version {
+                    *seen = record;
+                }
+            }
+            hashbrown::hash_map::Entry::Vacant(new) => {
+                new.insert(latest.len());
+                latest.push(record);
             }
         }
     }
-    latest.into_values().collect()
+    latest.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    latest
 }
 
 /// An error and its sources, `: `-separated.

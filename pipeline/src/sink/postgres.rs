@@ -511,15 +511,22 @@ impl PostgresSink {
         slots.slots.clear();
         slots.slots.resize(self.columns.len(), None);
         let RowSlots { text, slots } = slots;
+        // Rows carry their fields in the columns' order, so the column after the last one
+        // matched is tried first, before hashing the name.
+        let mut next = 0;
         row.for_each_field(record, |field, value| {
-            let index = self
-                .by_field
-                .get(field)
-                .or_else(|| self.by_field.get(&fit_identifier(field, "")))
-                .copied()
-                .ok_or_else(|| {
-                    SinkError::record_error(record, format!("field `{field}` has no column"))
-                })?;
+            let index = match self.columns.get(next) {
+                Some(column) if column.name == field => next,
+                _ => self
+                    .by_field
+                    .get(field)
+                    .or_else(|| self.by_field.get(&fit_identifier(field, "")))
+                    .copied()
+                    .ok_or_else(|| {
+                        SinkError::record_error(record, format!("field `{field}` has no column"))
+                    })?,
+            };
+            next = index + 1;
             let start = text.len();
             let written =
                 column_text(self.columns[index].sql_type, &value, text).map_err(|expected| {
@@ -677,7 +684,7 @@ fn column_text(sql_type: &str, value: &Value, out: &mut String) -> Result<bool, 
     match sql_type {
         "text" => out.push_str(value.as_str().ok_or("a string")?),
         "bigint" => {
-            let _ = write!(out, "{}", value.as_i64().ok_or("an integer (64-bit)")?);
+            out.push_str(itoa::Buffer::new().format(value.as_i64().ok_or("an integer (64-bit)")?));
         }
         "double precision" => match value {
             Value::Number(n) => {
@@ -685,9 +692,10 @@ fn column_text(sql_type: &str, value: &Value, out: &mut String) -> Result<bool, 
             }
             _ => return Err("a number"),
         },
-        "boolean" => {
-            let _ = write!(out, "{}", value.as_bool().ok_or("true or false")?);
-        }
+        "boolean" => out.push_str(match value.as_bool().ok_or("true or false")? {
+            true => "true",
+            false => "false",
+        }),
         // Checked, and then sent as written: PostgreSQL reads RFC 3339 as it is, and
         // writing the parsed time back out cost the sink more than checking it.
         "timestamptz" => out.push_str(
