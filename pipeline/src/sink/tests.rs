@@ -244,6 +244,9 @@ fn only_the_latest_record_of_each_key_is_kept() {
         .map(|r| (r.key.as_str(), r.version))
         .collect();
     assert_eq!(latest, [("a", 2), ("b", 3)]);
+    // On a tie of versions the later record wins.
+    let tied = [rec("k", 5, Some(json!({}))), rec("k", 5, None)];
+    assert_eq!(latest_per_key(&tied)[0].row, None);
 }
 
 #[test]
