@@ -1027,6 +1027,115 @@ mod tests {
 
     use super::row_key;
 
+    /// A batch read from two partitions tells, per partition, its first offset and the one
+    /// after its last record, and the newest event time its partitions' last records carry.
+    /// Real Kafka.
+    #[tokio::test]
+    async fn a_batch_tells_its_offsets_and_newest_event_time_per_partition() {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+        let bootstrap = crate::sink::tests::service_url("SLUICE_KAFKA_BOOTSTRAP");
+        let topic = crate::sink::tests::unique("sluice-poll-batch-");
+        let admin: AdminClient<_> = super::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        let created = admin
+            .create_topics(
+                &[NewTopic::new(&topic, 2, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .unwrap();
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+        let producer: BaseProducer = super::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        let sent = [
+            (0, "a", 100),
+            (0, "b", 300),
+            (0, "c", 200),
+            (1, "d", 50),
+            (1, "e", 400),
+        ];
+        for (partition, key, ms) in sent {
+            let ms = ms.to_string();
+            let row = format!(r#"{{"id":"{key}"}}"#);
+            producer
+                .send(
+                    BaseRecord::to(&topic)
+                        .partition(partition)
+                        .key(key)
+                        .payload(&row)
+                        .headers(OwnedHeaders::new().insert(Header {
+                            key: super::EVENT_TIME_HEADER,
+                            value: Some(&ms),
+                        })),
+                )
+                .unwrap();
+        }
+        producer.flush(super::KAFKA_TIMEOUT).unwrap();
+
+        let consumer: super::BaseConsumer = super::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &topic)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut assignment = super::TopicPartitionList::new();
+        for p in [0, 1] {
+            assignment
+                .add_partition_offset(&topic, p, super::Offset::Offset(0))
+                .unwrap();
+        }
+        super::Consumer::assign(&consumer, &assignment).unwrap();
+        let (mut records, mut first, mut next, mut newest) = (
+            Vec::new(),
+            std::collections::BTreeMap::new(),
+            std::collections::BTreeMap::new(),
+            None,
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while records.len() < sent.len() && std::time::Instant::now() < deadline {
+            let batch = super::poll_batch(&consumer).unwrap();
+            for (p, o) in &batch.first {
+                first.entry(*p).or_insert(*o);
+            }
+            next.extend(batch.next.clone());
+            newest = newest.max(batch.newest_ms);
+            records.extend(batch.records);
+        }
+        let mut read: Vec<(i32, i64, String)> = records
+            .iter()
+            .map(|r| (r.partition, r.version, r.key.clone()))
+            .collect();
+        read.sort();
+        assert_eq!(
+            read,
+            [
+                (0, 0, "a".to_owned()),
+                (0, 1, "b".to_owned()),
+                (0, 2, "c".to_owned()),
+                (1, 0, "d".to_owned()),
+                (1, 1, "e".to_owned()),
+            ]
+        );
+        assert!(records.iter().all(|r| {
+            r.row
+                .as_ref()
+                .is_some_and(|row| row.as_str() == format!(r#"{{"id":"{}"}}"#, r.key))
+        }));
+        assert_eq!(first, std::collections::BTreeMap::from([(0, 0), (1, 0)]));
+        assert_eq!(next, std::collections::BTreeMap::from([(0, 3), (1, 2)]));
+        assert_eq!(newest, Some(400));
+        let _ = admin
+            .delete_topics(&[topic.as_str()], &AdminOptions::new())
+            .await;
+    }
+
     /// The key is read as a parsed row would give it, and what is not a JSON object is
     /// told apart.
     #[test]

@@ -16,7 +16,7 @@ mod elasticsearch;
 mod postgres;
 mod redis;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 

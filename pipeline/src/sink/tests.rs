@@ -26,7 +26,7 @@ const SEARCH: [&str; 2] = [
 // Helpers
 
 /// The URL of a local test service, from the environment or `.sluice/services.env`.
-fn service_url(key: &str) -> String {
+pub(crate) fn service_url(key: &str) -> String {
     if let Some(value) = std::env::var(key).ok().filter(|v| !v.is_empty()) {
         return value;
     }
@@ -44,7 +44,7 @@ fn service_url(key: &str) -> String {
         .unwrap_or_else(|| panic!("{key} is not in {} — run `make services`", path.display()))
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     use rand::Rng;
     let n: u64 = rand::rng().random();
     format!("{prefix}{n:016x}")
