@@ -46,7 +46,8 @@ impl<'de, S: AsRef<str>> Visitor<'de> for Projection<'_, S> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Map::new();
+        // Room for every wanted member: growing the map as they come rehashes it.
+        let mut members = Map::with_capacity(self.0.len());
         while let Some(wanted) = map.next_key_seed(Wanted(self.0))? {
             match wanted {
                 // A repeated member counts as its last occurrence, as in a whole parse.

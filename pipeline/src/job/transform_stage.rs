@@ -826,10 +826,17 @@ impl TransformStage {
         // Sized for one row per lookup: a product without lookups allocates nothing here.
         let arena = Arena::with_capacity(self.transform.lookups().len());
         let lookup = tables.lookup(&self.transform, &arena, &self.broken);
+        // What the record was joined with is read by a window join and by propagation.
         let mut partners = Vec::new();
+        let traced = self.transform.window().is_some() || self.propagates;
         let alone = self
             .transform
-            .apply_as(record_key, value.as_ref(), &lookup, &mut partners)
+            .apply_as(
+                record_key,
+                value.as_ref(),
+                &lookup,
+                traced.then_some(&mut partners),
+            )
             .map_err(|e| e.reason())?;
         let mut emitted = Vec::new();
         match (self.transform.window(), &self.window, &value, event_ms) {
@@ -863,7 +870,7 @@ impl TransformStage {
                     };
                     if let Some(emit) = self
                         .transform
-                        .apply_as(record_key, Some(value), &paired, &mut Vec::new())
+                        .apply_as(record_key, Some(value), &paired, None)
                         .map_err(|e| e.reason())?
                     {
                         emitted.push(emit);
@@ -953,12 +960,7 @@ impl TransformStage {
             for (driving_key, driving) in &met {
                 if let Some(emit) = self
                     .transform
-                    .apply_as(
-                        driving_key.as_deref(),
-                        Some(driving),
-                        &paired,
-                        &mut Vec::new(),
-                    )
+                    .apply_as(driving_key.as_deref(), Some(driving), &paired, None)
                     .map_err(|e| e.reason())?
                 {
                     emitted.push(emit);

@@ -650,7 +650,9 @@ impl RowSlots {
             }
             Mode::Append => write!(out, "{}\t{}\t", record.partition, record.version),
         };
-        let _ = writeln!(out, "{}", record.version);
+        // Every line ends with the version: written without `fmt`'s machinery.
+        out.push_str(itoa::Buffer::new().format(record.version));
+        out.push('\n');
     }
 }
 
@@ -686,10 +688,17 @@ fn column_text(sql_type: &str, value: &Value, out: &mut String) -> Result<bool, 
         "bigint" => {
             out.push_str(itoa::Buffer::new().format(value.as_i64().ok_or("an integer (64-bit)")?));
         }
+        // Integers as they are, other numbers as the shortest text that reads back as the
+        // same double, without `fmt`'s machinery.
         "double precision" => match value {
-            Value::Number(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => out.push_str(itoa::Buffer::new().format(i)),
+                (None, Some(u), _) => out.push_str(itoa::Buffer::new().format(u)),
+                (None, None, Some(f)) if f.is_finite() => {
+                    out.push_str(ryu::Buffer::new().format_finite(f));
+                }
+                _ => return Err("a number"),
+            },
             _ => return Err("a number"),
         },
         "boolean" => out.push_str(match value.as_bool().ok_or("true or false")? {
@@ -770,6 +779,21 @@ mod tests {
             column_text("double precision", &json!(1.5)),
             Ok(Some("1.5".to_owned()))
         );
+        // Integers are written as they are; other numbers as text that reads back as the
+        // same double.
+        let integers = json!([0, -3, 9_007_199_254_740_993_i64, u64::MAX]);
+        for n in integers.as_array().unwrap() {
+            assert_eq!(column_text("double precision", n), Ok(Some(n.to_string())));
+        }
+        for f in [12.0, 0.1, -0.0, 1e300, 2.5e-8, f64::MAX, f64::MIN_POSITIVE] {
+            let text = column_text("double precision", &json!(f)).unwrap().unwrap();
+            assert_eq!(
+                text.parse::<f64>().unwrap().to_bits(),
+                f.to_bits(),
+                "{text}"
+            );
+        }
+        assert!(column_text("double precision", &json!("1")).is_err());
         assert_eq!(
             column_text("boolean", &json!(true)),
             Ok(Some("true".to_owned()))

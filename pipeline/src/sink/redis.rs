@@ -327,8 +327,18 @@ impl RedisSink {
             return Ok(());
         };
         let ttl = self.plan.ttl_seconds;
-        let check = |field: &str| {
-            if field != VERSION_FIELD && self.fields.contains(field) {
+        // Rows carry the plan's fields in its order: each name is first compared with the
+        // field after the last one matched, and only another one is looked up by hash.
+        let mut next = 0;
+        let mut check = |field: &str| {
+            let known = field != VERSION_FIELD
+                && if self.plan.fields.get(next).is_some_and(|f| f == field) {
+                    next += 1;
+                    true
+                } else {
+                    self.fields.contains(field)
+                };
+            if known {
                 Ok(())
             } else {
                 Err(SinkError::record_error(

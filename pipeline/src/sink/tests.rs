@@ -1050,6 +1050,24 @@ async fn redis_hash_rows_are_idempotent_version_guarded_and_stay_deleted() {
             .await
             .unwrap_err();
         assert_eq!(err.record(), Some(("c", 8)), "{err}");
+        for bad in [
+            json!({"id": "c", "nope": 1}),
+            json!({"count": 1, "id": "c", "nope": 1}),
+        ] {
+            let err = f.sink.write(&[rec("c", 8, Some(bad))]).await.unwrap_err();
+            assert!(err.to_string().contains("`nope`"), "{err}");
+        }
+        // Fields in another order than the plan's are known all the same.
+        f.write(&[rec(
+            "c",
+            9,
+            Some(json!({"count": 3, "price": 1.5, "id": "c"})),
+        )])
+        .await;
+        assert_eq!(
+            redis_read(&f, "c").await,
+            Some(json!({"id": "c", "count": "3", "price": "1.5", "_sluice_version": "9"}))
+        );
     })
     .await;
 }

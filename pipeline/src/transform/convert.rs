@@ -7,6 +7,7 @@
 //! for a `number` field. Numbers are written as doubles and timestamps as RFC 3339 text
 //! (UTC as `Z`), whichever way they were computed, so equal rows are equal text.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -85,33 +86,36 @@ pub(crate) fn cel_kind(value: &Cel) -> String {
     format!("a CEL {}", value.type_of())
 }
 
-/// A record value of a plain path, converted to `ty`. `value` is not null.
-pub(crate) fn json_to_output(value: &Json, ty: FieldType) -> Result<Json, Mismatch> {
+/// A record value of a plain path, converted to `ty`. `value` is not null. A value that is
+/// already what `ty` writes (a string for `string`, an integer for `integer`, …) is
+/// borrowed, not copied: the job writes it to the output topic and drops it.
+pub(crate) fn json_to_output(value: &Json, ty: FieldType) -> Result<Cow<'_, Json>, Mismatch> {
     let mismatch = || Mismatch(json_kind(value).to_owned());
     match (ty, value) {
         (FieldType::String, Json::String(_))
         | (FieldType::Boolean, Json::Bool(_))
         | (FieldType::Object, Json::Object(_))
-        | (FieldType::Array, Json::Array(_)) => Ok(value.clone()),
+        | (FieldType::Array, Json::Array(_)) => Ok(Cow::Borrowed(value)),
+        // Held as a signed or unsigned integer within the signed range: written as it is.
+        (FieldType::Integer, Json::Number(n)) if n.is_i64() => Ok(Cow::Borrowed(value)),
         (FieldType::Integer, Json::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                Ok(Json::from(i))
-            } else if n.is_u64() {
+            if n.is_u64() {
                 Err(Mismatch(
                     "an integer beyond the 64-bit signed range".to_owned(),
                 ))
             } else {
                 n.as_f64()
                     .and_then(integral)
-                    .map(Json::from)
+                    .map(|i| Cow::Owned(Json::from(i)))
                     .ok_or_else(mismatch)
             }
         }
-        (FieldType::Number, Json::Number(n)) => n
-            .as_f64()
-            .map_or_else(|| Err(mismatch()), |f| finite(f).ok_or_else(mismatch)),
+        (FieldType::Number, Json::Number(n)) => n.as_f64().map_or_else(
+            || Err(mismatch()),
+            |f| finite(f).map(Cow::Owned).ok_or_else(mismatch),
+        ),
         (FieldType::Timestamp, Json::String(s)) => DateTime::parse_from_rfc3339(s)
-            .map(|t| Json::String(rfc3339(&t)))
+            .map(|t| Cow::Owned(Json::String(rfc3339(&t))))
             .map_err(|_| Mismatch("a string that is not an RFC 3339 timestamp".to_owned())),
         _ => Err(mismatch()),
     }
@@ -241,7 +245,9 @@ mod tests {
             (json!([1]), FieldType::Object, Err("an array")),
         ];
         for (input, ty, expected) in cases {
-            let got = json_to_output(input, *ty).map_err(|m| m.0);
+            let got = json_to_output(input, *ty)
+                .map(Cow::into_owned)
+                .map_err(|m| m.0);
             let expected = expected.clone().map_err(str::to_owned);
             assert_eq!(got, expected, "{input} as {}", ty.as_str());
         }

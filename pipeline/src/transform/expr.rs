@@ -2,6 +2,7 @@
 //! (or looked-up table row) JSON (a missing field is null), or a CEL program evaluated with
 //! each source alias bound to its record as a map.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use cel::{Context, Env, Program};
@@ -21,31 +22,32 @@ pub(crate) enum Evaluated<'r> {
 }
 
 /// A key value (a product key or a join key) as text.
-pub(crate) struct KeyText {
-    /// Strings as they are; integers, and doubles that are whole, in decimal.
-    pub text: String,
+pub(crate) struct KeyText<'r> {
+    /// Strings as they are (borrowed from the record); integers, and doubles that are
+    /// whole, in decimal.
+    pub text: Cow<'r, str>,
     /// The value is an integer.
     pub is_integer: bool,
 }
 
-impl Evaluated<'_> {
+impl<'r> Evaluated<'r> {
     /// The value as key text; `Ok(None)` for null; otherwise what the value is, for a type
     /// mismatch.
-    pub fn key_text(self) -> Result<Option<KeyText>, String> {
+    pub fn key_text(self) -> Result<Option<KeyText<'r>>, String> {
         let (text, is_integer) = match self {
             Evaluated::Json(None) | Evaluated::Cel(cel::Value::Null) => return Ok(None),
-            Evaluated::Json(Some(Json::String(s))) => (s.clone(), false),
+            Evaluated::Json(Some(Json::String(s))) => (Cow::Borrowed(s.as_str()), false),
             Evaluated::Json(Some(Json::Number(n))) if n.is_i64() || n.is_u64() => {
-                (n.to_string(), true)
+                (Cow::Owned(n.to_string()), true)
             }
             Evaluated::Json(Some(Json::Number(n))) => match n.as_f64().and_then(integral) {
-                Some(i) => (i.to_string(), true),
+                Some(i) => (Cow::Owned(i.to_string()), true),
                 None => return Err(json_kind(&Json::Number(n.clone())).to_owned()),
             },
             Evaluated::Json(Some(other)) => return Err(json_kind(other).to_owned()),
-            Evaluated::Cel(cel::Value::String(s)) => (s.as_str().to_owned(), false),
-            Evaluated::Cel(cel::Value::Int(i)) => (i.to_string(), true),
-            Evaluated::Cel(cel::Value::UInt(u)) => (u.to_string(), true),
+            Evaluated::Cel(cel::Value::String(s)) => (Cow::Owned(s.as_str().to_owned()), false),
+            Evaluated::Cel(cel::Value::Int(i)) => (Cow::Owned(i.to_string()), true),
+            Evaluated::Cel(cel::Value::UInt(u)) => (Cow::Owned(u.to_string()), true),
             Evaluated::Cel(other) => return Err(cel_kind(&other)),
         };
         Ok(Some(KeyText { text, is_integer }))

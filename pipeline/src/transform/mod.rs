@@ -22,6 +22,7 @@ mod join;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use cel::Context;
@@ -60,23 +61,24 @@ pub struct RowJson(pub Vec<u8>);
 
 /// How an applied record's row is built from its values.
 pub trait RowForm: Sized {
-    /// The row of `values`, one per output field of `product`, in output-schema order.
-    fn build(product: &CompiledProduct, values: Vec<Json>) -> Result<Self, RecordError>;
+    /// The row of `values`, one per output field of `product`, in output-schema order
+    /// (borrowed from the record where it holds them as they are written).
+    fn build(product: &CompiledProduct, values: Vec<Cow<'_, Json>>) -> Result<Self, RecordError>;
 }
 
 impl RowForm for Map<String, Json> {
-    fn build(product: &CompiledProduct, values: Vec<Json>) -> Result<Self, RecordError> {
+    fn build(product: &CompiledProduct, values: Vec<Cow<'_, Json>>) -> Result<Self, RecordError> {
         Ok(product
             .fields
             .iter()
             .zip(values)
-            .map(|(field, value)| (field.name.clone(), value))
+            .map(|(field, value)| (field.name.clone(), value.into_owned()))
             .collect())
     }
 }
 
 impl RowForm for RowJson {
-    fn build(product: &CompiledProduct, values: Vec<Json>) -> Result<Self, RecordError> {
+    fn build(product: &CompiledProduct, values: Vec<Cow<'_, Json>>) -> Result<Self, RecordError> {
         let mut out = Vec::with_capacity(product.row_bytes_hint);
         out.push(b'{');
         for (i, (field, value)) in product.fields.iter().zip(&values).enumerate() {
@@ -85,8 +87,10 @@ impl RowForm for RowJson {
             }
             out.extend_from_slice(field.json_name.as_bytes());
             out.push(b':');
-            serde_json::to_writer(&mut out, value).map_err(|e| RecordError::RowNotWritten {
-                reason: e.to_string(),
+            serde_json::to_writer(&mut out, value.as_ref()).map_err(|e| {
+                RecordError::RowNotWritten {
+                    reason: e.to_string(),
+                }
             })?;
         }
         out.push(b'}');
@@ -443,7 +447,7 @@ impl CompiledProduct {
         value: Option<&Json>,
         lookup: &dyn Fn(&str, &str) -> Option<&'t Json>,
     ) -> Result<Option<Emit>, RecordError> {
-        self.apply_as(record_key, value, lookup, &mut Vec::new())
+        self.apply_as(record_key, value, lookup, None)
     }
 
     /// [`CompiledProduct::apply_with`], also telling which table rows the record was joined
@@ -456,17 +460,19 @@ impl CompiledProduct {
         lookup: &dyn Fn(&str, &str) -> Option<&'t Json>,
         joined: &mut Vec<(String, String)>,
     ) -> Result<Option<Emit>, RecordError> {
-        self.apply_as(record_key, value, lookup, joined)
+        self.apply_as(record_key, value, lookup, Some(joined))
     }
 
-    /// [`CompiledProduct::apply_traced`], the row built as `R`: the job writes [`RowJson`]
-    /// rows to the output topic without building maps.
+    /// [`CompiledProduct::apply_with`], the row built as `R` (the job writes [`RowJson`]
+    /// rows to the output topic without building maps), and with `joined` `Some`, what
+    /// [`CompiledProduct::apply_traced`] tells; `None` spares that list's copies of aliases
+    /// and keys when nothing reads it.
     pub fn apply_as<'t, R: RowForm>(
         &self,
         record_key: Option<&[u8]>,
         value: Option<&Json>,
         lookup: &dyn Fn(&str, &str) -> Option<&'t Json>,
-        joined: &mut Vec<(String, String)>,
+        mut joined: Option<&mut Vec<(String, String)>>,
     ) -> Result<Option<Emitted<R>>, RecordError> {
         let Some(value) = value else {
             return self.tombstone(record_key);
@@ -490,7 +496,9 @@ impl CompiledProduct {
             let row = match self.join_key(plan, &rows, &scope)? {
                 Some(key) => {
                     let row = Self::partner(table, &key, lookup)?;
-                    joined.push((table.alias.clone(), key));
+                    if let Some(joined) = joined.as_deref_mut() {
+                        joined.push((table.alias.clone(), key.into_owned()));
+                    }
                     row
                 }
                 None => None,
@@ -525,12 +533,12 @@ impl CompiledProduct {
     }
 
     /// The join key of a lookup as text; `None` when it is null.
-    fn join_key(
+    fn join_key<'r>(
         &self,
         plan: &LookupPlan,
-        rows: &[Option<&Json>],
+        rows: &[Option<&'r Json>],
         scope: &Context<'_, '_>,
-    ) -> Result<Option<String>, RecordError> {
+    ) -> Result<Option<Cow<'r, str>>, RecordError> {
         plan.left
             .evaluate(rows, scope)?
             .key_text()
@@ -609,7 +617,7 @@ impl CompiledProduct {
         if plan.key_type == FieldType::Integer && !is_integer {
             return Err(mismatch("a string".to_owned()));
         }
-        Ok(text)
+        Ok(text.into_owned())
     }
 
     fn passes(
@@ -634,21 +642,22 @@ impl CompiledProduct {
         })
     }
 
-    /// The output fields' values, in output-schema order.
-    fn row_values(
+    /// The output fields' values, in output-schema order; those a record holds as they are
+    /// written are borrowed from it.
+    fn row_values<'r>(
         &self,
-        rows: &[Option<&Json>],
+        rows: &[Option<&'r Json>],
         scope: &Context<'_, '_>,
-    ) -> Result<Vec<Json>, RecordError> {
+    ) -> Result<Vec<Cow<'r, Json>>, RecordError> {
         let mut row = Vec::with_capacity(self.fields.len());
         for field in &self.fields {
             let converted = match field.expr.evaluate(rows, scope)? {
                 Evaluated::Json(None) | Evaluated::Cel(cel::Value::Null) => None,
                 Evaluated::Json(Some(v)) => Some(json_to_output(v, field.field_type)),
-                Evaluated::Cel(v) => Some(cel_to_output(&v, field.field_type)),
+                Evaluated::Cel(v) => Some(cel_to_output(&v, field.field_type).map(Cow::Owned)),
             };
             let value = match converted {
-                None if field.nullable => Json::Null,
+                None if field.nullable => Cow::Owned(Json::Null),
                 None => {
                     return Err(RecordError::NullNotAllowed {
                         field: field.name.clone(),

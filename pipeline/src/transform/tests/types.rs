@@ -240,7 +240,7 @@ fn rows_as_json_text_are_the_rows_as_maps_serialized() {
     ] {
         let as_map = p.apply(Some(b"7"), value.as_ref());
         let as_text: Result<Option<Emitted<RowJson>>, _> =
-            p.apply_as(Some(b"7"), value.as_ref(), &|_, _| None, &mut Vec::new());
+            p.apply_as(Some(b"7"), value.as_ref(), &|_, _| None, None);
         let (as_map, as_text) = (as_map.unwrap().unwrap(), as_text.unwrap().unwrap());
         assert_eq!(as_text.key, as_map.key);
         let text = as_text.row.map(|r| String::from_utf8(r.0).unwrap());
