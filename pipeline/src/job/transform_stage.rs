@@ -39,6 +39,11 @@ const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a transaction's offsets and commit are waited for: both calls' timeouts and a
 /// margin (see [`bounded_call`]).
 const COMMIT_BOUND: Duration = Duration::from_secs(2 * KAFKA_TIMEOUT.as_secs() + 5);
+/// At most this many threads transform a run of driving records.
+const MAX_WORKERS: usize = 4;
+/// A run of driving records gets a thread more for each this many records: a few records
+/// (live traffic) are not worth starting a thread for.
+const MIN_RUN_PER_WORKER: usize = 512;
 /// Index of the driving stream in [`TransformStage::streams`].
 const DRIVING: usize = 0;
 /// Index of the window-joined stream, when there is one.
@@ -97,6 +102,23 @@ pub(super) struct TransformStage {
     /// Set when the job is stopped: waits for the broker (records to deliver, room in the
     /// producer's queue) end then, so a job whose Kafka is away stops promptly.
     stop: Arc<AtomicBool>,
+    /// How many threads transform a run of driving records ([`TransformStage::transform_run`]);
+    /// 1 when records must be transformed in turn (a window join, propagation).
+    workers: usize,
+}
+
+/// A record's value parsed (with only `fields`, when `Some`); `None` for a tombstone.
+fn parsed_value(
+    message: &BorrowedMessage<'_>,
+    fields: Option<&[String]>,
+) -> Result<Option<Json>, String> {
+    message
+        .payload()
+        .map(|bytes| {
+            crate::projected::parse(bytes, fields)
+                .map_err(|e| format!("the value is not JSON: {e}"))
+        })
+        .transpose()
 }
 
 /// The side of a window join stream `i` is.
@@ -321,6 +343,11 @@ impl TransformStage {
             broken: RefCell::new(None),
             assigned: positions.clone(),
             stop,
+            workers: if propagates || config.window.is_some() {
+                1
+            } else {
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
+            },
         };
         if stage.propagates || stage.window.is_some() {
             stage.rebuild(&resumed)?;
@@ -645,7 +672,10 @@ impl TransformStage {
         let mut next: BTreeMap<(usize, i32), i64> = BTreeMap::new();
         let mut table_next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut rejected = 0u64;
-        for message in &messages {
+        let mut at = 0;
+        while at < messages.len() {
+            let message = &messages[at];
+            at += 1;
             // Read once: each call checks the name's UTF-8 again.
             let topic = message.topic();
             if let Some(table) = self.config.tables.iter().find(|t| t.topic == topic) {
@@ -668,6 +698,31 @@ impl TransformStage {
             let Some(i) = self.stream_of(topic) else {
                 continue;
             };
+            if i == DRIVING && self.workers > 1 {
+                // The run of driving records from here to the next record of another topic.
+                let start = at - 1;
+                let end = messages[at..]
+                    .iter()
+                    .position(|m| m.topic() != topic)
+                    .map_or(messages.len(), |n| at + n);
+                let run = &messages[start..end];
+                for (message, outcome) in run.iter().zip(self.transform_run(run)) {
+                    next.insert((i, message.partition()), message.offset() + 1);
+                    match outcome {
+                        Ok(emits) => {
+                            for Emit { key, row } in emits {
+                                self.emit(&key, row, message.timestamp().to_millis())?;
+                            }
+                        }
+                        Err(reason) => {
+                            rejected += 1;
+                            self.dead_letter(message, &reason)?;
+                        }
+                    }
+                }
+                at = end;
+                continue;
+            }
             next.insert((i, message.partition()), message.offset() + 1);
             match self.stream_record(i, message, Pass::Live) {
                 Ok(emits) => {
@@ -786,13 +841,7 @@ impl TransformStage {
             DRIVING => self.driving_fields.as_deref(),
             _ => None,
         };
-        let value = match message.payload() {
-            None => None,
-            Some(bytes) => Some(
-                crate::projected::parse(bytes, fields)
-                    .map_err(|e| format!("the value is not JSON: {e}"))?,
-            ),
-        };
+        let value = parsed_value(message, fields)?;
         let kafka_ms = message.timestamp().to_millis();
         let event_ms = match (&self.window, &value) {
             (Some(_), Some(value)) => Some(event_time(
@@ -808,6 +857,64 @@ impl TransformStage {
         } else {
             self.joined_record(message.key(), value, event_ms, partition, pass)
         }
+    }
+
+    /// What each record of `run` (driving records, in their order) means for the output, in
+    /// the same order, computed on [`TransformStage::workers`] threads: with neither a
+    /// window join nor propagation, a driving record's result depends on the lookup tables
+    /// alone, which only table records change, and none is in the run. The results are
+    /// then produced in the records' order, as if computed one by one.
+    fn transform_run(&self, run: &[BorrowedMessage<'_>]) -> Vec<Result<Vec<Emit>, String>> {
+        let tables = self.tables.borrow();
+        let (tables, transform) = (&*tables, &self.transform);
+        let fields = self.driving_fields.as_deref();
+        let one = |message: &BorrowedMessage<'_>, failure: &RefCell<Option<StateError>>| {
+            let value = parsed_value(message, fields)?;
+            let arena = Arena::with_capacity(transform.lookups().len());
+            let lookup = tables.lookup(transform, &arena, failure);
+            transform
+                .apply_as(message.key(), value.as_ref(), &lookup, None)
+                .map(|emit| emit.into_iter().collect())
+                .map_err(|e| e.reason())
+        };
+        let workers = self
+            .workers
+            .min(run.len().div_ceil(MIN_RUN_PER_WORKER))
+            .max(1);
+        let part = run.len().div_ceil(workers).max(1);
+        let mut parts = run.chunks(part);
+        let first = parts.next().unwrap_or_default();
+        let mut outcomes = Vec::with_capacity(run.len());
+        let mut failures = Vec::new();
+        std::thread::scope(|scope| {
+            let others: Vec<_> = parts
+                .map(|records| {
+                    scope.spawn(move || {
+                        let failure = RefCell::new(None);
+                        let out: Vec<_> = records.iter().map(|m| one(m, &failure)).collect();
+                        (out, failure.into_inner())
+                    })
+                })
+                .collect();
+            let failure = RefCell::new(None);
+            outcomes.extend(first.iter().map(|m| one(m, &failure)));
+            failures.push(failure.into_inner());
+            for other in others {
+                match other.join() {
+                    Ok((out, failure)) => {
+                        outcomes.extend(out);
+                        failures.push(failure);
+                    }
+                    // Transforming never panics; if it did, the stage fails as it would
+                    // have on this thread.
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+        if let Some(e) = failures.into_iter().flatten().next() {
+            self.broken.borrow_mut().get_or_insert(e);
+        }
+        outcomes
     }
 
     /// Transforms one driving record (`value` `None`: a tombstone): joined with the lookup
