@@ -708,33 +708,14 @@ impl TransformStage {
                 let run = &messages[start..end];
                 for (message, outcome) in run.iter().zip(self.transform_run(run)) {
                     next.insert((i, message.partition()), message.offset() + 1);
-                    match outcome {
-                        Ok(emits) => {
-                            for Emit { key, row } in emits {
-                                self.emit(&key, row, message.timestamp().to_millis())?;
-                            }
-                        }
-                        Err(reason) => {
-                            rejected += 1;
-                            self.dead_letter(message, &reason)?;
-                        }
-                    }
+                    rejected += self.write_outcome(message, outcome)?;
                 }
                 at = end;
                 continue;
             }
             next.insert((i, message.partition()), message.offset() + 1);
-            match self.stream_record(i, message, Pass::Live) {
-                Ok(emits) => {
-                    for Emit { key, row } in emits {
-                        self.emit(&key, row, message.timestamp().to_millis())?;
-                    }
-                }
-                Err(reason) => {
-                    rejected += 1;
-                    self.dead_letter(message, &reason)?;
-                }
-            }
+            let outcome = self.stream_record(i, message, Pass::Live);
+            rejected += self.write_outcome(message, outcome)?;
         }
         drop(messages);
         if let Some(window) = &self.window {
@@ -797,6 +778,28 @@ impl TransformStage {
         positions.extend(next);
         *dead_letters += rejected;
         Ok(())
+    }
+
+    /// Writes what a record means for the output (in the open transaction), or the record
+    /// to the dead-letter topic when it could not be processed; how many records that
+    /// rejected (0 or 1).
+    fn write_outcome(
+        &self,
+        message: &BorrowedMessage<'_>,
+        outcome: Result<Vec<Emit>, String>,
+    ) -> Result<u64, String> {
+        match outcome {
+            Ok(emits) => {
+                for Emit { key, row } in emits {
+                    self.emit(&key, row, message.timestamp().to_millis())?;
+                }
+                Ok(0)
+            }
+            Err(reason) => {
+                self.dead_letter(message, &reason)?;
+                Ok(1)
+            }
+        }
     }
 
     /// Sends a record that cannot be processed to the dead-letter topic, with the reason
