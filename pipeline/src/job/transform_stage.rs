@@ -102,9 +102,10 @@ pub(super) struct TransformStage {
     /// Set when the job is stopped: waits for the broker (records to deliver, room in the
     /// producer's queue) end then, so a job whose Kafka is away stops promptly.
     stop: Arc<AtomicBool>,
-    /// How many threads transform a run of driving records ([`TransformStage::transform_run`]);
-    /// 1 when records must be transformed in turn (a window join, propagation).
-    workers: usize,
+    /// How many threads may transform a run of driving records
+    /// ([`TransformStage::transform_run`]); `None` when records must be transformed in
+    /// turn, each seeing what the one before changed (a window join, propagation).
+    workers: Option<usize>,
 }
 
 /// A record's value parsed (with only `fields`, when `Some`); `None` for a tombstone.
@@ -343,11 +344,9 @@ impl TransformStage {
             broken: RefCell::new(None),
             assigned: positions.clone(),
             stop,
-            workers: if propagates || config.window.is_some() {
-                1
-            } else {
+            workers: (!propagates && config.window.is_none()).then(|| {
                 std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
-            },
+            }),
         };
         if stage.propagates || stage.window.is_some() {
             stage.rebuild(&resumed)?;
@@ -698,7 +697,7 @@ impl TransformStage {
             let Some(i) = self.stream_of(topic) else {
                 continue;
             };
-            if i == DRIVING && self.workers > 1 {
+            if let (DRIVING, Some(workers)) = (i, self.workers) {
                 // The run of driving records from here to the next record of another topic.
                 let start = at - 1;
                 let end = messages[at..]
@@ -706,7 +705,7 @@ impl TransformStage {
                     .position(|m| m.topic() != topic)
                     .map_or(messages.len(), |n| at + n);
                 let run = &messages[start..end];
-                for (message, outcome) in run.iter().zip(self.transform_run(run)) {
+                for (message, outcome) in run.iter().zip(self.transform_run(run, workers)) {
                     next.insert((i, message.partition()), message.offset() + 1);
                     rejected += self.write_outcome(message, outcome)?;
                 }
@@ -863,11 +862,15 @@ impl TransformStage {
     }
 
     /// What each record of `run` (driving records, in their order) means for the output, in
-    /// the same order, computed on [`TransformStage::workers`] threads: with neither a
+    /// the same order, computed on up to `workers` threads: with neither a
     /// window join nor propagation, a driving record's result depends on the lookup tables
     /// alone, which only table records change, and none is in the run. The results are
     /// then produced in the records' order, as if computed one by one.
-    fn transform_run(&self, run: &[BorrowedMessage<'_>]) -> Vec<Result<Vec<Emit>, String>> {
+    fn transform_run(
+        &self,
+        run: &[BorrowedMessage<'_>],
+        workers: usize,
+    ) -> Vec<Result<Vec<Emit>, String>> {
         let tables = self.tables.borrow();
         let (tables, transform) = (&*tables, &self.transform);
         let fields = self.driving_fields.as_deref();
@@ -880,10 +883,7 @@ impl TransformStage {
                 .map(|emit| emit.into_iter().collect())
                 .map_err(|e| e.reason())
         };
-        let workers = self
-            .workers
-            .min(run.len().div_ceil(MIN_RUN_PER_WORKER))
-            .max(1);
+        let workers = workers.min(run.len().div_ceil(MIN_RUN_PER_WORKER)).max(1);
         let part = run.len().div_ceil(workers).max(1);
         let mut parts = run.chunks(part);
         let first = parts.next().unwrap_or_default();
