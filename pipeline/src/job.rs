@@ -3,7 +3,9 @@
 //! transactions together with its source offsets (exactly once into the output topic), and a
 //! **sink** stage that reads the output topic (`read_committed`) and applies it to the target,
 //! using each record's output offset as the key's version, committing its offsets only after
-//! the target acknowledged. Why this is exact: `docs/jobs.md`.
+//! the target acknowledged. In a job run by one process, the sink takes the records its
+//! transform committed from it rather than reading them back ([`handoff`]). Why this is
+//! exact: `docs/jobs.md`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::state::{StateError, StateSettings, TableRows};
 use crate::transform::CompiledProduct;
 
 mod bounded_call;
+mod handoff;
 mod hanging;
 mod joined;
 mod transform_stage;
@@ -31,6 +34,7 @@ mod transform_stage;
 pub use bounded_call::CallError;
 pub use hanging::HangingError;
 
+use handoff::{Handed, SinkHandoff};
 use transform_stage::TransformStage;
 
 /// How long a Kafka call of the job may take.
@@ -62,6 +66,9 @@ const CLOCK_EVERY: usize = 64;
 /// How long [`Job::stop`] waits for each stage, a backstop: a stage notices the stop while
 /// it waits for Kafka, and each of its Kafka calls is bounded by [`KAFKA_TIMEOUT`].
 const STOP_WAIT: Duration = Duration::from_secs(60);
+/// How many committed transactions the transform may hand to the sink ahead of the one the
+/// sink writes: beyond that it waits, so the job holds at most a few transactions' records.
+const HANDOFF_DEPTH: usize = 2;
 /// How long the sink waits for the output topic's watermarks before asking again.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -390,8 +397,19 @@ impl Job {
             progress: sender,
             sink_target: std::sync::Mutex::new(None),
         });
-        let stage = TransformStage::new(&config, transform, Arc::clone(&stop))?;
-        let sink_stage = SinkStage::new(&config, sink)?;
+        // One process runs the whole job: every output record from now on is one its
+        // transform commits, handed to its sink in process.
+        let (hand, handed) = match config.slice.count {
+            1 => {
+                let (hand, handed) = tokio::sync::mpsc::channel(HANDOFF_DEPTH);
+                (Some(hand), Some(handed))
+            }
+            _ => (None, None),
+        };
+        // The transform first: its producer fences every earlier one before the sink takes
+        // the output topic's end as where the handoff starts.
+        let stage = TransformStage::new(&config, transform, Arc::clone(&stop), hand)?;
+        let sink_stage = SinkStage::new(&config, sink, handed)?;
         let transform = {
             let shared = Arc::clone(&shared);
             let label = config.label.clone();
@@ -661,10 +679,18 @@ struct SinkStage {
     /// Per output partition, where the sink starts: its committed offset, else the
     /// partition's first offset.
     start: BTreeMap<i32, i64>,
+    /// The transform's handoff, in a job run by one process.
+    handoff: Option<SinkHandoff>,
+    /// The output partitions, as assigned (paused once the sink takes handed records).
+    assignment: TopicPartitionList,
 }
 
 impl SinkStage {
-    fn new(config: &JobConfig, sink: Sink) -> Result<Self, JobError> {
+    fn new(
+        config: &JobConfig,
+        sink: Sink,
+        handed: Option<tokio::sync::mpsc::Receiver<Handed>>,
+    ) -> Result<Self, JobError> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
             .set("group.id", format!("{}.sink", config.group))
@@ -693,6 +719,18 @@ impl SinkStage {
             .map_err(kafka("reading the sink's committed offsets"))?;
         let mut assignment = TopicPartitionList::new();
         let mut start = BTreeMap::new();
+        // The end of the log, past records of transactions still open (which this
+        // `read_committed` consumer's watermarks would stop before): everything below it
+        // is read, so a transaction of another producer open now is waited for.
+        let until = match handed {
+            Some(_) => high_watermarks(
+                &config.bootstrap,
+                &config.output_topic,
+                Some(partitions.clone()),
+                KAFKA_TIMEOUT,
+            )?,
+            None => BTreeMap::new(),
+        };
         for p in partitions {
             let at = match committed
                 .find_partition(&config.output_topic, p)
@@ -714,16 +752,18 @@ impl SinkStage {
         consumer
             .assign(&assignment)
             .map_err(kafka("assigning the output partitions"))?;
-        tracing::debug!(job = %config.label, ?start, "sink starts");
+        tracing::debug!(job = %config.label, ?start, handed_from = ?until, "sink starts");
         Ok(SinkStage {
             config: config.clone(),
             consumer: Arc::new(consumer),
             sink,
             start,
+            handoff: handed.map(|handed| SinkHandoff { handed, until }),
+            assignment,
         })
     }
 
-    async fn run(self, stop: &AtomicBool, shared: &Shared) {
+    async fn run(mut self, stop: &AtomicBool, shared: &Shared) {
         let consumer = Arc::clone(&self.consumer);
         let mut applied = 0u64;
         // Where the sink is, tracked here: the consumer reports no position for a partition
@@ -731,29 +771,69 @@ impl SinkStage {
         let mut positions = self.start.clone();
         // What the sink must have passed for the backfill to be complete, once known.
         let mut goal: Option<BTreeMap<i32, i64>> = None;
+        let mut handoff = self.handoff.take();
+        // Below where the handoff starts, the topic is read; records from there on are
+        // handed by the transform.
+        let until = handoff.as_ref().map(|h| Arc::new(h.until.clone()));
+        // Whether the sink takes handed records now (it has read the topic up to `until`).
+        let mut taking = false;
+        // With the handoff: whether the transform has handed its backfill's last records.
+        let mut handed_done = false;
         // The next batch is read (and its JSON parsed) on a blocking thread while the
         // current one is written, so the target and the broker work at the same time.
         let poll = |consumer: &Arc<CloseAside>| {
             let polling = Arc::clone(consumer);
-            tokio::task::spawn_blocking(move || poll_batch(&polling))
+            let until = until.clone();
+            tokio::task::spawn_blocking(move || poll_batch(&polling, until.as_deref()))
         };
-        let mut next = poll(&consumer);
+        let mut next = Some(poll(&consumer));
         while !stop.load(Ordering::SeqCst) {
-            let batch = next.await;
-            next = poll(&consumer);
-            let batch = match batch {
-                Ok(Ok(batch)) => batch,
-                Ok(Err(message)) => {
-                    shared.progress.send_modify(|p| p.error = Some(message));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+            if !taking
+                && let Some(until) = &until
+                && passed(until, &positions)
+            {
+                // Whatever the read in flight brings lies past `until`: it is handed too.
+                if let Some(reading) = next.take() {
+                    let _ = reading.await;
                 }
-                Err(e) => {
-                    shared
-                        .progress
-                        .send_modify(|p| p.error = Some(format!("sink poll: {e}")));
-                    continue;
+                if let Err(e) = consumer.pause(&self.assignment) {
+                    tracing::warn!(job = %self.config.label, error = %e, "pausing the sink's reads");
                 }
+                tracing::debug!(job = %self.config.label, ?positions, "the sink takes handed records");
+                taking = true;
+            }
+            let batch = match (&mut handoff, next.take()) {
+                (Some(handoff), None) => {
+                    match tokio::time::timeout(BATCH_WINDOW, handoff.handed.recv()).await {
+                        Ok(Some(handed)) => {
+                            handed_done |= handed.backfill_done;
+                            Batch::handed(handed)
+                        }
+                        // The transform has ended: the job is stopping or starts again,
+                        // and its next start reads on from what this sink committed.
+                        Ok(None) => return,
+                        Err(_) => Batch::default(),
+                    }
+                }
+                (_, Some(reading)) => {
+                    let batch = reading.await;
+                    next = Some(poll(&consumer));
+                    match batch {
+                        Ok(Ok(batch)) => batch,
+                        Ok(Err(message)) => {
+                            shared.progress.send_modify(|p| p.error = Some(message));
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                        Err(e) => {
+                            shared
+                                .progress
+                                .send_modify(|p| p.error = Some(format!("sink poll: {e}")));
+                            continue;
+                        }
+                    }
+                }
+                (None, None) => return,
             };
             if !batch.records.is_empty() {
                 // Retried until the target takes it: nothing is skipped, so nothing is lost.
@@ -794,6 +874,11 @@ impl SinkStage {
                 if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
                     tracing::warn!(job = %self.config.label, error = %e, "sink offset commit failed");
                 }
+                if taking {
+                    // The consumer is not read for records any more; this serves its
+                    // commits' answers, which would otherwise pile up in its queue.
+                    let _ = consumer.poll(Duration::ZERO);
+                }
                 applied += batch.records.len() as u64;
                 positions.extend(batch.next.iter().map(|(p, o)| (*p, *o)));
             }
@@ -804,10 +889,14 @@ impl SinkStage {
                 let known = positions.entry(*p).or_insert(*o);
                 *known = (*known).max(*o);
             }
-            if goal.is_none() && transform_caught_up(shared) {
-                goal = self.backfill_end().await;
-            }
-            let complete = goal.as_ref().is_some_and(|g| passed(g, &positions));
+            let complete = if taking {
+                handed_done
+            } else {
+                if goal.is_none() && until.is_none() && transform_caught_up(shared) {
+                    goal = self.backfill_end().await;
+                }
+                goal.as_ref().is_some_and(|g| passed(g, &positions))
+            };
             let lag_ms = if batch.records.is_empty() {
                 Some(0)
             } else {
@@ -879,7 +968,8 @@ fn passed(goal: &BTreeMap<i32, i64>, positions: &BTreeMap<i32, i64>) -> bool {
         .all(|(p, end)| positions.get(p).is_some_and(|at| at >= end))
 }
 
-/// A batch read from the output topic.
+/// A batch read from the output topic, or handed by the transform.
+#[derive(Debug, Default)]
 struct Batch {
     records: Vec<SinkRecord>,
     /// The newest event time of the batch's records (ms since the epoch), as the last
@@ -894,7 +984,31 @@ struct Batch {
     position: BTreeMap<i32, i64>,
 }
 
-fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
+impl Batch {
+    /// The batch of a handoff: its records' offsets tell where the sink is.
+    fn handed(handed: Handed) -> Batch {
+        let mut first = BTreeMap::new();
+        let mut next = BTreeMap::new();
+        for record in &handed.records {
+            first.entry(record.partition).or_insert(record.version);
+            next.insert(record.partition, record.version + 1);
+        }
+        Batch {
+            records: handed.records,
+            newest_ms: handed.newest_ms,
+            first,
+            next,
+            position: BTreeMap::new(),
+        }
+    }
+}
+
+/// Reads a batch from the output topic; with `until`, only records below it (per partition):
+/// those from there on are handed by the transform.
+fn poll_batch(
+    consumer: &BaseConsumer,
+    until: Option<&BTreeMap<i32, i64>>,
+) -> Result<Batch, String> {
     let deadline = Instant::now() + BATCH_WINDOW;
     let mut records = Vec::new();
     // Per partition, in the order first read: its first offset and the offset after its
@@ -932,6 +1046,19 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
             }
         };
         match polled {
+            Ok(message)
+                if until.is_some_and(|u| {
+                    u.get(&message.partition())
+                        .is_none_or(|end| message.offset() >= *end)
+                }) =>
+            {
+                // Handed, not read: skipped, and the clock read each time, so a batch
+                // that meets only these still ends with its window.
+                if Instant::now() >= deadline {
+                    break;
+                }
+                continue;
+            }
             Ok(message) => {
                 let (partition, offset) = (message.partition(), message.offset());
                 if spans.get(span).is_none_or(|s| s.0 != partition) {
@@ -993,6 +1120,11 @@ fn poll_batch(consumer: &BaseConsumer) -> Result<Batch, String> {
     if let Ok(at) = consumer.position() {
         for e in at.elements() {
             if let Offset::Offset(o) = e.offset() {
+                // Past `until` is the handoff's: the topic was read up to it, no further.
+                let o = match until.and_then(|u| u.get(&e.partition())) {
+                    Some(end) => o.min(*end),
+                    None => o,
+                };
                 position.insert(e.partition(), o);
             }
         }
@@ -1100,7 +1232,7 @@ mod tests {
         );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while records.len() < sent.len() && std::time::Instant::now() < deadline {
-            let batch = super::poll_batch(&consumer).unwrap();
+            let batch = super::poll_batch(&consumer, None).unwrap();
             for (p, o) in &batch.first {
                 first.entry(*p).or_insert(*o);
             }
@@ -1131,6 +1263,25 @@ mod tests {
         assert_eq!(first, std::collections::BTreeMap::from([(0, 0), (1, 0)]));
         assert_eq!(next, std::collections::BTreeMap::from([(0, 3), (1, 2)]));
         assert_eq!(newest, Some(400));
+
+        // Read again with a limit (where a handoff starts): only the records below it, and
+        // a position that stops at it, though the consumer read further.
+        super::Consumer::assign(&consumer, &assignment).unwrap();
+        let until = std::collections::BTreeMap::from([(0, 2), (1, 1)]);
+        let (mut below, mut position) = (Vec::new(), std::collections::BTreeMap::new());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while position != until && std::time::Instant::now() < deadline {
+            let batch = super::poll_batch(&consumer, Some(&until)).unwrap();
+            assert!(
+                batch.position.iter().all(|(p, o)| *o <= until[p]),
+                "{batch:?}"
+            );
+            position.extend(batch.position);
+            below.extend(batch.records.iter().map(|r| (r.partition, r.version)));
+        }
+        below.sort_unstable();
+        assert_eq!(below, [(0, 0), (0, 1), (1, 0)]);
+        assert_eq!(position, until);
         let _ = admin
             .delete_topics(&[topic.as_str()], &AdminOptions::new())
             .await;

@@ -622,12 +622,13 @@ async fn lookup_scenario(label: &str, propagate: bool) {
     world.cleanup().await;
 }
 
-/// `Live` means the target holds the whole backfill. The transform takes where its output
-/// ends once it has committed its last backfill transaction — a moment at which that
-/// transaction's commit markers may not be written yet, so readers (`read_committed`) cannot
-/// see it yet. Here a transaction held open on purpose in every output partition makes that
-/// moment last: the product must stay `Backfilling` until the sink could read and apply
-/// everything, and be exactly the oracle's view the moment it turns `Live`.
+/// `Live` means the target holds the whole backfill. The sink reads the output topic up to
+/// its end at the job's start (what the transform commits from then on is handed to it in
+/// process), and a `read_committed` reader cannot pass a transaction still open. Here
+/// another producer's transaction, opened before the job starts and held open in every
+/// output partition, keeps the sink from reading that far: the product must stay
+/// `Backfilling` until the sink could read and apply everything, and be exactly the
+/// oracle's view the moment it turns `Live`.
 #[tokio::test(flavor = "multi_thread")]
 async fn live_waits_until_the_sink_applied_every_committed_backfill_record() {
     use rdkafka::consumer::{BaseConsumer, Consumer};

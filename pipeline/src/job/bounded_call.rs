@@ -14,7 +14,7 @@ use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::BaseProducer;
+use rdkafka::producer::{BaseProducer, ProducerContext};
 
 /// How often a waiting call checks whether the job stops.
 const CHECK_EVERY: Duration = Duration::from_millis(50);
@@ -38,11 +38,11 @@ pub enum CallError {
 
 /// Runs `call` on `producer` on a thread of its own and waits for its answer for at most
 /// `limit`, or until `stop` is set.
-pub(super) fn bounded_call(
-    producer: &Arc<BaseProducer>,
+pub(super) fn bounded_call<C: ProducerContext + 'static>(
+    producer: &Arc<BaseProducer<C>>,
     stop: &AtomicBool,
     limit: Duration,
-    call: impl FnOnce(&BaseProducer) -> KafkaResult<()> + Send + 'static,
+    call: impl FnOnce(&BaseProducer<C>) -> KafkaResult<()> + Send + 'static,
 ) -> Result<(), CallError> {
     let producer = Arc::clone(producer);
     let (answer, answered) = sync_channel(1);

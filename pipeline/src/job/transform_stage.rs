@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value as Json;
 use sluice_provisioners::kafka::CloseAside;
@@ -23,6 +23,7 @@ use super::{
 use typed_arena::Arena;
 
 use super::bounded_call::bounded_call;
+use super::handoff::{Delivered, Handed, JobProducer, NOT_HANDED, Produced, pair};
 use super::joined::Joined;
 use crate::state::StateError;
 use crate::transform::{CompiledProduct, Emitted, RowJson};
@@ -78,7 +79,12 @@ pub(super) struct TransformStage {
     transform: CompiledProduct,
     consumer: CloseAside,
     /// Shared with a transactional call left to end by itself ([`bounded_call`]).
-    producer: Arc<BaseProducer>,
+    producer: Arc<JobProducer>,
+    /// Where committed output records go to the sink of this process, when they do (a job
+    /// in one slice; see [`super::handoff`]).
+    handoff: Option<tokio::sync::mpsc::Sender<Handed>>,
+    /// The open transaction's output records, kept for the handoff.
+    produced: RefCell<Vec<Produced>>,
     /// The driving stream, then the window-joined one.
     streams: Vec<Stream>,
     /// The top-level fields of a driving record the job reads, when not all of them: what
@@ -194,6 +200,7 @@ impl TransformStage {
         config: &JobConfig,
         transform: CompiledProduct,
         stop: Arc<AtomicBool>,
+        handoff: Option<tokio::sync::mpsc::Sender<Handed>>,
     ) -> Result<Self, JobError> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
@@ -213,11 +220,11 @@ impl TransformStage {
             .create()
             .map_err(kafka("creating the source consumer"))?;
         let consumer = CloseAside::new(consumer);
-        let producer: BaseProducer = ClientConfig::new()
+        let producer: JobProducer = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
             .set("transactional.id", format!("{}.transform", config.group))
             .set("allow.auto.create.topics", "false")
-            .create()
+            .create_with_context(Delivered::default())
             .map_err(kafka("creating the transactional producer"))?;
         producer
             .init_transactions(KAFKA_TIMEOUT)
@@ -334,6 +341,8 @@ impl TransformStage {
             transform,
             consumer,
             producer: Arc::new(producer),
+            handoff,
+            produced: RefCell::new(Vec::new()),
             streams,
             driving_fields,
             tables: RefCell::new(tables),
@@ -469,9 +478,10 @@ impl TransformStage {
         let mut dead_letters = 0u64;
         let mut first_done: Vec<Option<u64>> = vec![None; self.streams.len()];
         let mut transform_done: Option<BTreeMap<i32, i64>> = None;
+        let mut backfill_handed = false;
         while !self.stopping() {
-            match self.one_batch(&mut positions, &mut dead_letters) {
-                Ok(()) => {}
+            let handed = match self.one_batch(&mut positions, &mut dead_letters) {
+                Ok(handed) => handed,
                 Err(message) if self.stopping() => {
                     // What was not committed is done again by the job's next start.
                     tracing::debug!(job = %self.config.label, "{message}; stopped");
@@ -485,7 +495,7 @@ impl TransformStage {
                     shared.progress.send_modify(|p| p.error = Some(message));
                     return;
                 }
-            }
+            };
             let elapsed = started.elapsed().as_secs_f64();
             let mut all_caught_up = true;
             let mut figures = Vec::with_capacity(self.streams.len());
@@ -551,6 +561,22 @@ impl TransformStage {
                     p.transform_done.clone_from(&transform_done);
                 }
             });
+            if let Some(sink) = &self.handoff {
+                let backfill_done = all_caught_up && !backfill_handed;
+                let records = handed.as_ref().is_some_and(|h| !h.records.is_empty());
+                if records || backfill_done {
+                    let mut handed = handed.unwrap_or_default();
+                    handed.backfill_done = backfill_done;
+                    backfill_handed |= backfill_done;
+                    // After the progress above: the backfill may be complete as soon as the
+                    // sink has this. Waits while the sink is two batches behind; returns at
+                    // once when the sink has ended (the job is stopping, or starts again).
+                    if sink.blocking_send(handed).is_err() {
+                        tracing::debug!(job = %self.config.label, "the sink has ended; so does the transform");
+                        return;
+                    }
+                }
+            }
         }
     }
 
@@ -629,7 +655,7 @@ impl TransformStage {
         &self,
         positions: &mut BTreeMap<(usize, i32), i64>,
         dead_letters: &mut u64,
-    ) -> Result<(), String> {
+    ) -> Result<Option<Handed>, String> {
         let started = Instant::now();
         let deadline = started + BATCH_WINDOW;
         let mut messages = Vec::new();
@@ -661,13 +687,15 @@ impl TransformStage {
             }
         }
         if messages.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let records = messages.len();
         let read = started.elapsed();
         self.producer
             .begin_transaction()
             .map_err(|e| format!("beginning a transaction: {e}"))?;
+        self.produced.borrow_mut().clear();
+        self.producer.context().clear();
         let mut next: BTreeMap<(usize, i32), i64> = BTreeMap::new();
         let mut table_next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut rejected = 0u64;
@@ -776,7 +804,10 @@ impl TransformStage {
         );
         positions.extend(next);
         *dead_letters += rejected;
-        Ok(())
+        match self.handoff {
+            Some(_) => pair(self.producer.context(), self.produced.take()).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Writes what a record means for the output (in the open transaction), or the record
@@ -790,7 +821,7 @@ impl TransformStage {
         match outcome {
             Ok(emits) => {
                 for Emit { key, row } in emits {
-                    self.emit(&key, row, message.timestamp().to_millis())?;
+                    self.emit(key, row, message.timestamp().to_millis())?;
                 }
                 Ok(0)
             }
@@ -821,8 +852,8 @@ impl TransformStage {
                 key: "sluice-source-offset",
                 value: Some(&message.offset().to_string()),
             });
-        let mut record: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(&self.config.dead_letter_topic).headers(headers);
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(&self.config.dead_letter_topic, NOT_HANDED).headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);
         }
@@ -1124,26 +1155,32 @@ impl TransformStage {
             ) {
                 Ok(emits) => {
                     for Emit { key, row } in emits {
-                        self.emit(&key, row, None)?;
+                        self.emit(key, row, None)?;
                     }
                 }
                 // The record transformed before; with the new partner it does not (a type
                 // the table now holds): its key has no row rather than a stale one.
                 Err(reason) => {
                     tracing::warn!(job = %self.config.label, %key, %reason, "propagation failed");
-                    self.emit(&key, None, None)?;
+                    self.emit(key.to_string(), None, None)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Writes the result for `key` to the output topic (in the open transaction).
-    /// `event_ms` is the source event's time, carried to the output record so the sink can
-    /// tell how far behind the events the target is.
-    fn emit(&self, key: &str, row: Option<RowJson>, event_ms: Option<i64>) -> Result<(), String> {
+    /// Writes the result for `key` to the output topic (in the open transaction), and keeps
+    /// it for the sink when the job hands records over. `event_ms` is the source event's
+    /// time, carried to the output record so the sink can tell how far behind the events
+    /// the target is.
+    fn emit(&self, key: String, row: Option<RowJson>, event_ms: Option<i64>) -> Result<(), String> {
         let payload = row.map(|r| r.0);
-        let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(&self.config.output_topic);
+        let index = match self.handoff {
+            Some(_) => self.produced.borrow().len(),
+            None => NOT_HANDED,
+        };
+        let mut record: BaseRecord<'_, str, [u8], usize> =
+            BaseRecord::with_opaque_to(&self.config.output_topic, index);
         let mut digits = itoa::Buffer::new();
         if let Some(ms) = event_ms {
             // One header: room for one, not librdkafka's default of five.
@@ -1153,12 +1190,20 @@ impl TransformStage {
             }));
         }
         if !self.config.append {
-            record = record.key(key);
+            record = record.key(key.as_str());
         }
         if let Some(payload) = payload.as_deref() {
             record = record.payload(payload);
         }
-        self.send(record)
+        self.send(record)?;
+        if self.handoff.is_some() {
+            self.produced.borrow_mut().push(Produced {
+                key,
+                row: payload,
+                event_ms,
+            });
+        }
+        Ok(())
     }
 
     /// Waits until every record of the open transaction is delivered. The producer's own
@@ -1182,6 +1227,8 @@ impl TransformStage {
     /// courtesy (see [`ABORT_TIMEOUT`]) that a stopping job, its broker perhaps away, need
     /// not wait for.
     fn abort(&self) {
+        self.produced.borrow_mut().clear();
+        self.producer.context().clear();
         if !self.stopping() {
             let _ = self.producer.abort_transaction(ABORT_TIMEOUT);
         }
@@ -1193,7 +1240,7 @@ impl TransformStage {
     }
 
     /// Sends one record, waiting while the producer's queue is full (until the job stops).
-    fn send<K, P>(&self, record: BaseRecord<'_, K, P>) -> Result<(), String>
+    fn send<K, P>(&self, record: BaseRecord<'_, K, P, usize>) -> Result<(), String>
     where
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,

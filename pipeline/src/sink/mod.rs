@@ -57,6 +57,12 @@ impl RowText {
         (text.starts_with('{') && text.ends_with('}')).then(|| RowText(text.into()))
     }
 
+    /// The row a job's transform wrote: its JSON text, taken without a copy. `None` when it
+    /// is not a JSON object after all.
+    pub(crate) fn from_output(text: String) -> Option<RowText> {
+        (text.starts_with('{') && text.ends_with('}')).then(|| RowText(text.into_boxed_str()))
+    }
+
     /// The row of `map`.
     pub fn from_map(map: &Map<String, Value>) -> RowText {
         RowText(Value::Object(map.clone()).to_string().into())
