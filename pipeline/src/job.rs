@@ -805,7 +805,13 @@ impl SinkStage {
             let batch = match (&mut handoff, next.take()) {
                 (Some(handoff), None) => {
                     match tokio::time::timeout(BATCH_WINDOW, handoff.handed.recv()).await {
-                        Ok(Some(handed)) => {
+                        Ok(Some(mut handed)) => {
+                            // What else waits is written with it, as a read of the topic
+                            // takes every record at hand: a sink slower than the transform
+                            // then writes fewer, larger batches rather than falling behind.
+                            while let Ok(more) = handoff.handed.try_recv() {
+                                handed.absorb(more);
+                            }
                             handed_done |= handed.backfill_done;
                             Batch::handed(handed)
                         }

@@ -94,6 +94,15 @@ pub(super) struct Handed {
     pub backfill_done: bool,
 }
 
+impl Handed {
+    /// Appends `later`, handed after this: one batch for the sink, in the order handed.
+    pub fn absorb(&mut self, later: Handed) {
+        self.records.extend(later.records);
+        self.newest_ms = self.newest_ms.max(later.newest_ms);
+        self.backfill_done |= later.backfill_done;
+    }
+}
+
 /// Pairs the records of a committed transaction with the offsets their delivery reports
 /// told. Every one must have been reported (a committed transaction's records were all
 /// delivered); a missing offset is an error, and the job then starts again, its sink
@@ -202,6 +211,37 @@ mod tests {
         );
         assert_eq!(handed.newest_ms, Some(9));
         assert!(context.take().is_empty(), "the reports are taken");
+    }
+
+    #[test]
+    fn handoffs_taken_together_keep_their_order_newest_time_and_end_of_backfill() {
+        let record = |key: &str, version| SinkRecord {
+            key: key.to_owned(),
+            version,
+            row: None,
+            partition: 0,
+        };
+        let mut first = Handed {
+            records: vec![record("a", 1), record("b", 2)],
+            newest_ms: Some(50),
+            backfill_done: false,
+        };
+        first.absorb(Handed {
+            records: vec![record("a", 4)],
+            newest_ms: None,
+            backfill_done: true,
+        });
+        let versions: Vec<i64> = first.records.iter().map(|r| r.version).collect();
+        assert_eq!(versions, [1, 2, 4]);
+        assert_eq!(first.newest_ms, Some(50));
+        assert!(first.backfill_done);
+        first.absorb(Handed {
+            records: Vec::new(),
+            newest_ms: Some(70),
+            backfill_done: false,
+        });
+        assert_eq!(first.newest_ms, Some(70));
+        assert!(first.backfill_done);
     }
 
     #[test]
