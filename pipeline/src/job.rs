@@ -69,6 +69,8 @@ const STOP_WAIT: Duration = Duration::from_secs(60);
 /// How many committed transactions the transform may hand to the sink ahead of the one the
 /// sink writes: beyond that it waits, so the job holds at most a few transactions' records.
 const HANDOFF_DEPTH: usize = 2;
+/// How long the sink waits before readying its target for live sync again after a failure.
+const READY_RETRY: Duration = Duration::from_secs(5);
 /// How long the sink waits for the output topic's watermarks before asking again.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -779,6 +781,10 @@ impl SinkStage {
         let mut taking = false;
         // With the handoff: whether the transform has handed its backfill's last records.
         let mut handed_done = false;
+        // Whether the target is readied for live sync (see `Sink::live`), done once the
+        // backfill is complete.
+        let mut readied = false;
+        let mut ready_again_at = Instant::now();
         // The next batch is read (and its JSON parsed) on a blocking thread while the
         // current one is written, so the target and the broker work at the same time.
         let poll = |consumer: &Arc<CloseAside>| {
@@ -903,6 +909,22 @@ impl SinkStage {
                 }
                 goal.as_ref().is_some_and(|g| passed(g, &positions))
             };
+            if complete && !readied && Instant::now() >= ready_again_at {
+                // Before the product shows `Live`: its readers then see live records within
+                // the target's live delay. A failure only delays that (the records are
+                // written all the same); it is tried again a few seconds later.
+                match self.sink.live().await {
+                    Ok(()) => readied = true,
+                    Err(e) => {
+                        tracing::warn!(
+                            job = %self.config.label,
+                            error = %e,
+                            "readying the target for live sync failed; trying again"
+                        );
+                        ready_again_at = Instant::now() + READY_RETRY;
+                    }
+                }
+            }
             let lag_ms = if batch.records.is_empty() {
                 Some(0)
             } else {

@@ -151,6 +151,26 @@ async fn search_and_redis_backfill_then_live_match_the_oracle() {
     for (name, cluster) in targets {
         assert_eq!(rows(&world, name, cluster).await, want, "{name}");
     }
+    // Live, the index makes records searchable sooner than the engine's default second.
+    let settings: Value = reqwest::get(format!(
+        "{}/{}/_settings",
+        world.ns.services().opensearch_url,
+        world.target_name("search-orders")
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let indexes = settings.as_object().unwrap();
+    assert_eq!(indexes.len(), 1, "{settings:#}");
+    for index in indexes.values() {
+        assert_eq!(
+            index["settings"]["index"]["refresh_interval"],
+            sluice_pipeline::sink::LIVE_REFRESH_INTERVAL,
+            "{settings:#}"
+        );
+    }
     let live = workload(5, 800, 300);
     produce(&world, &live).await;
     let all: Vec<Event> = history.iter().chain(live.iter()).cloned().collect();

@@ -917,6 +917,76 @@ async fn search_computed_keys_and_append() {
     }
 }
 
+/// The index's `index.refresh_interval`, `None` while it has the engine's default.
+async fn es_refresh_interval(f: &Fixture) -> Option<String> {
+    let (TargetConnection::Elasticsearch(es), TargetPlan::Elasticsearch(p)) =
+        (f.conn.as_ref(), &f.plan)
+    else {
+        panic!("not Elasticsearch");
+    };
+    let answer: Value = es
+        .http()
+        .get(format!("{}/{}/_settings", es.base_url(), p.index))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer[&p.index]["settings"]["index"]["refresh_interval"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_live_search_index_refreshes_more_often_than_during_the_backfill() {
+    for url in SEARCH {
+        let out = computed_key();
+        let f = Fixture::new(
+            TargetType::Elasticsearch,
+            url,
+            WriteMode::Upsert,
+            json!({}),
+            &out,
+        )
+        .await;
+        with_fixture(f, |f| async move {
+            // The backfill writes with the engine's default.
+            f.write(&[rec("1", 0, Some(json!({"name": "x"})))]).await;
+            assert_eq!(es_refresh_interval(&f).await, None);
+            f.sink.live().await.unwrap();
+            assert_eq!(
+                es_refresh_interval(&f).await.as_deref(),
+                Some(super::LIVE_REFRESH_INTERVAL)
+            );
+            // Again: nothing changes.
+            f.sink.live().await.unwrap();
+            assert_eq!(
+                es_refresh_interval(&f).await.as_deref(),
+                Some(super::LIVE_REFRESH_INTERVAL)
+            );
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn readying_a_missing_index_for_live_sync_is_refused() {
+    let out = computed_key();
+    let f = Fixture::new(
+        TargetType::Elasticsearch,
+        SEARCH[0],
+        WriteMode::Upsert,
+        json!({}),
+        &out,
+    )
+    .await;
+    f.conn.delete(&f.plan, false).await.unwrap();
+    let err = f.sink.live().await.unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("404"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Redis
 
