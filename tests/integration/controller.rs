@@ -490,6 +490,62 @@ async fn role_exists(world: &World, role: &str) -> bool {
         .unwrap()
 }
 
+/// A `DELETE` without `If-Match` is a request to delete whatever the product's status is
+/// then: a status written between the API's read and its write (a running job reports its
+/// progress every second) is no conflict to the caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_without_if_match_is_not_refused_for_a_status_written_meanwhile() {
+    let world = World::new("ctl_delrace").await;
+    let names = ["race-a", "race-b", "race-c", "race-d", "race-e"];
+    for name in names {
+        world
+            .submit(&world.product(name, Cluster::Postgres, basic_fields(), "Delete"))
+            .await;
+    }
+    world.reconcile().await;
+    for name in names {
+        let key = ObjectKey::data_product(&world.team, name);
+        assert_eq!(
+            world.status(name).await["finalizers"],
+            json!(["sluice.dev/teardown"])
+        );
+        // Progress reports, as a job writes them, until the deletion is requested.
+        let store = world.api.store.clone();
+        let reporting = tokio::spawn(async move {
+            let mut writes = 0u32;
+            for lag in 0u64.. {
+                let current = store.get(&key).await.unwrap().unwrap();
+                let mut status = current.status.clone().unwrap();
+                if !status["deletionRequested"].is_null() {
+                    break;
+                }
+                status["lagMs"] = json!(lag);
+                let audit = sluice_store::Audit::new("controller", "progress");
+                match store
+                    .set_status(&key, status, Some(current.resource_version), &audit)
+                    .await
+                {
+                    Ok(_) => writes += 1,
+                    Err(e) if e.is_conflict() => {}
+                    Err(e) => panic!("{e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            writes
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(world.delete(name).await, StatusCode::ACCEPTED, "{name}");
+        let writes = reporting.await.unwrap();
+        assert!(
+            writes > 0,
+            "{name}: no progress was reported before the deletion"
+        );
+        assert_eq!(world.status(name).await["phase"], "Deleting", "{name}");
+    }
+    world.reconcile().await;
+    world.cleanup().await;
+}
+
 #[tokio::test]
 async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_per_policy() {
     let world = World::new("ctl_pg").await;

@@ -478,39 +478,55 @@ pub(crate) async fn delete_product(
     if_match: Option<i64>,
     caller: &Caller,
 ) -> ApiResult<Response> {
-    let Some(current) = store.get(&key).await? else {
-        return Err(ApiError::not_found(describe(&key)));
-    };
-    ensure_front_door(caller, &key, Some(&current), &Default::default())?;
-    let status = current
-        .status
-        .clone()
-        .and_then(|s| serde_json::from_value::<DataProductStatus>(s).ok());
-    let Some(mut status) = status.filter(|s| !s.finalizers.is_empty()) else {
-        return delete(store, key, if_match, caller).await;
-    };
-    if status.deletion_requested.is_some() {
-        return Ok(respond(StatusCode::ACCEPTED, &current));
+    // Without `If-Match`, a status the controller or a job wrote since the read below (a
+    // running job reports its progress every second) is no reason to refuse: the request
+    // is made again on the product as it is then.
+    let mut attempt = 1;
+    loop {
+        let Some(current) = store.get(&key).await? else {
+            return Err(ApiError::not_found(describe(&key)));
+        };
+        ensure_front_door(caller, &key, Some(&current), &Default::default())?;
+        let status = current
+            .status
+            .clone()
+            .and_then(|s| serde_json::from_value::<DataProductStatus>(s).ok());
+        let Some(mut status) = status.filter(|s| !s.finalizers.is_empty()) else {
+            return delete(store, key, if_match, caller).await;
+        };
+        if status.deletion_requested.is_some() {
+            return Ok(respond(StatusCode::ACCEPTED, &current));
+        }
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        status.phase = Phase::Deleting;
+        status.deletion_requested = Some(now);
+        status.message = Some("deletion requested: tearing down per deletionPolicy".to_owned());
+        let value = serde_json::to_value(&status)
+            .map_err(|e| ApiError::internal("cannot encode status", &e))?;
+        let precondition = Some(if_match.unwrap_or(current.resource_version));
+        let recorded = store
+            .record_status(
+                &key,
+                value,
+                precondition,
+                &caller.audit(),
+                "delete",
+                "requested",
+            )
+            .await;
+        match recorded {
+            Ok(object) => return Ok(respond(StatusCode::ACCEPTED, &object)),
+            Err(e) if if_match.is_none() && e.is_conflict() && attempt < DELETE_ATTEMPTS => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    status.phase = Phase::Deleting;
-    status.deletion_requested = Some(now);
-    status.message = Some("deletion requested: tearing down per deletionPolicy".to_owned());
-    let value = serde_json::to_value(&status)
-        .map_err(|e| ApiError::internal("cannot encode status", &e))?;
-    let precondition = Some(if_match.unwrap_or(current.resource_version));
-    let object = store
-        .record_status(
-            &key,
-            value,
-            precondition,
-            &caller.audit(),
-            "delete",
-            "requested",
-        )
-        .await?;
-    Ok(respond(StatusCode::ACCEPTED, &object))
 }
+
+/// How many times a product's deletion without `If-Match` is requested when its status keeps
+/// changing under it, before the caller gets the conflict.
+const DELETE_ATTEMPTS: u32 = 10;
 
 /// Refuses `product` when a source no longer holds the data its `from` asks for, as the
 /// policy's `refuseRetentionGaps` wants: 422 at each such source's `from`. Checked when Kafka
