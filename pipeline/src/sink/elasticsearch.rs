@@ -52,8 +52,8 @@ const PARALLEL_BULK_MIN: usize = 2_000;
 /// (`index.refresh_interval`). The engine's default, one second, stays while the backfill
 /// writes: a refresh costs the engine a segment, and the backfill's documents are not
 /// searched one by one. Once live, a record is searchable this long at most after the
-/// engine acknowledged it; a quarter of a second costs the engine about 6 % more CPU than
-/// one second at 10,000 documents a second (see `docs/benchmarks.md`).
+/// engine acknowledged it. In one measured minute at 10,000 documents a second, a quarter
+/// of a second cost the engine 6 % more CPU than one second (see `docs/benchmarks.md`).
 pub const LIVE_REFRESH_INTERVAL: &str = "250ms";
 
 /// One bulk item's outcome.
@@ -111,20 +111,10 @@ impl ElasticsearchSink {
             .send()
             .await
             .map_err(|e| self.transport(&e))?;
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(());
         }
-        let text = response.text().await.unwrap_or_default();
-        let detail = format!("_settings answered {status}: {}", truncate(&text));
-        Err(if status.as_u16() == 429 || status.is_server_error() {
-            SinkError::Unavailable {
-                target: self.target(),
-                detail,
-            }
-        } else {
-            self.refused(&detail)
-        })
+        Err(self.answered("_settings", response).await)
     }
 
     /// Sends `records` in one `_bulk` request and reads every item's outcome.
@@ -148,18 +138,8 @@ impl ElasticsearchSink {
             .send()
             .await
             .map_err(|e| self.transport(&e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            let detail = format!("_bulk answered {status}: {}", truncate(&text));
-            return Err(if status.as_u16() == 429 || status.is_server_error() {
-                SinkError::Unavailable {
-                    target: self.target(),
-                    detail,
-                }
-            } else {
-                self.refused(&detail)
-            });
+        if !response.status().is_success() {
+            return Err(self.answered("_bulk", response).await);
         }
         let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
         let answer: BulkAnswer = serde_json::from_slice(&bytes)
@@ -226,6 +206,22 @@ impl ElasticsearchSink {
             }
         }
         Ok(body)
+    }
+
+    /// The error of a request to `api` that the engine answered with an error status: a
+    /// full queue (429) or a server error is retryable, anything else refused.
+    async fn answered(&self, api: &str, response: reqwest::Response) -> SinkError {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let detail = format!("{api} answered {status}: {}", truncate(&text));
+        if status.as_u16() == 429 || status.is_server_error() {
+            SinkError::Unavailable {
+                target: self.target(),
+                detail,
+            }
+        } else {
+            self.refused(&detail)
+        }
     }
 
     fn target(&self) -> String {
