@@ -912,9 +912,18 @@ impl SinkStage {
             if complete && !readied && Instant::now() >= ready_again_at {
                 // Before the product shows `Live`: its readers then see live records within
                 // the target's live delay. A failure only delays that (the records are
-                // written all the same); it is tried again a few seconds later.
+                // written all the same): an unavailable target is tried again a few seconds
+                // later; a refusal (rights, a missing index) would only be refused again.
                 match self.sink.live().await {
                     Ok(()) => readied = true,
+                    Err(e) if !e.is_retryable() => {
+                        tracing::warn!(
+                            job = %self.config.label,
+                            error = %e,
+                            "the target refused to be readied for live sync; it keeps its settings"
+                        );
+                        readied = true;
+                    }
                     Err(e) => {
                         tracing::warn!(
                             job = %self.config.label,
