@@ -51,8 +51,9 @@ const PARALLEL_BULK_MIN: usize = 2_000;
 /// How often the index of a live product makes new documents searchable
 /// (`index.refresh_interval`). The engine's default, one second, stays while the backfill
 /// writes: a refresh costs the engine a segment, and the backfill's documents are not
-/// searched one by one. Once live, a record is searchable this long at most after the
-/// engine acknowledged it. In one measured minute at 10,000 documents a second, a quarter
+/// searched one by one. Once live, a record becomes searchable at the first refresh after
+/// the engine acknowledged it: within this interval, when the engine is not too busy to
+/// refresh on time. In one measured minute at 10,000 documents a second, a quarter
 /// of a second cost the engine 6 % more CPU than one second (see `docs/benchmarks.md`).
 pub const LIVE_REFRESH_INTERVAL: &str = "250ms";
 
