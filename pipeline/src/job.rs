@@ -781,10 +781,9 @@ impl SinkStage {
         let mut taking = false;
         // With the handoff: whether the transform has handed its backfill's last records.
         let mut handed_done = false;
-        // Whether the target is readied for live sync (see `Sink::live`), done once the
-        // backfill is complete.
-        let mut readied = false;
-        let mut ready_again_at = Instant::now();
+        // When to ready the target for live sync (see `Sink::live`) once the backfill is
+        // complete; `None` once done.
+        let mut ready_at = Some(Instant::now());
         // The next batch is read (and its JSON parsed) on a blocking thread while the
         // current one is written, so the target and the broker work at the same time.
         let poll = |consumer: &Arc<CloseAside>| {
@@ -909,20 +908,20 @@ impl SinkStage {
                 }
                 goal.as_ref().is_some_and(|g| passed(g, &positions))
             };
-            if complete && !readied && Instant::now() >= ready_again_at {
+            if complete && ready_at.is_some_and(|at| Instant::now() >= at) {
                 // Before the product shows `Live`: its readers then see live records within
                 // the target's live delay. A failure only delays that (the records are
                 // written all the same): an unavailable target is tried again a few seconds
                 // later; a refusal (rights, a missing index) would only be refused again.
                 match self.sink.live().await {
-                    Ok(()) => readied = true,
+                    Ok(()) => ready_at = None,
                     Err(e) if !e.is_retryable() => {
                         tracing::warn!(
                             job = %self.config.label,
                             error = %e,
                             "the target refused to be readied for live sync; it keeps its settings"
                         );
-                        readied = true;
+                        ready_at = None;
                     }
                     Err(e) => {
                         tracing::warn!(
@@ -930,7 +929,7 @@ impl SinkStage {
                             error = %e,
                             "readying the target for live sync failed; trying again"
                         );
-                        ready_again_at = Instant::now() + READY_RETRY;
+                        ready_at = Some(Instant::now() + READY_RETRY);
                     }
                 }
             }

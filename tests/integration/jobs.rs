@@ -167,7 +167,7 @@ async fn search_and_redis_backfill_then_live_match_the_oracle() {
     for index in indexes.values() {
         assert_eq!(
             index["settings"]["index"]["refresh_interval"],
-            sluice_pipeline::sink::LIVE_REFRESH_INTERVAL,
+            sluice_provisioners::elasticsearch::provision::LIVE_REFRESH_INTERVAL,
             "{settings:#}"
         );
     }

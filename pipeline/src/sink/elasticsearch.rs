@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 use serde_json::json;
 use sluice_provisioners::elasticsearch::ElasticsearchPlan;
+use sluice_provisioners::elasticsearch::provision::{
+    ElasticsearchProvisioner, SearchProvisionError,
+};
 use sluice_provisioners::plan::VERSION_FIELD;
 use sluice_provisioners::{RowIdentity, TargetConnection};
 
@@ -47,15 +50,6 @@ pub struct ElasticsearchSink {
 /// Batches of at least twice this many documents are split over two concurrent `_bulk`
 /// requests.
 const PARALLEL_BULK_MIN: usize = 2_000;
-
-/// How often the index of a live product makes new documents searchable
-/// (`index.refresh_interval`). The engine's default, one second, stays while the backfill
-/// writes: a refresh costs the engine a segment, and the backfill's documents are not
-/// searched one by one. Once live, a record becomes searchable at the first refresh after
-/// the engine acknowledged it: within this interval, when the engine is not too busy to
-/// refresh on time. In one measured minute at 10,000 documents a second, a quarter
-/// of a second cost the engine 6 % more CPU than one second (see `docs/benchmarks.md`).
-pub const LIVE_REFRESH_INTERVAL: &str = "250ms";
 
 /// One bulk item's outcome.
 enum Outcome {
@@ -98,30 +92,34 @@ impl ElasticsearchSink {
         self.bulk(search, &records).await
     }
 
-    /// Makes the index refresh every [`LIVE_REFRESH_INTERVAL`], for a product whose
-    /// backfill is complete: from then on its documents arrive one small batch at a time
-    /// and readers expect them within the product's freshness.
+    /// Readies the index for live sync (see [`ElasticsearchProvisioner::go_live`]). The
+    /// engine unreachable, busy (429) or failing (5xx) is retryable; any other answer is a
+    /// refusal.
     pub async fn live(&self) -> Result<(), SinkError> {
         let TargetConnection::Elasticsearch(search) = self.conn.as_ref() else {
             return Err(self.refused("the connection is not an Elasticsearch connection"));
         };
-        let response = search
-            .http()
-            .put(format!("{}/{}/_settings", search.base_url(), self.index))
-            .json(&json!({"index": {"refresh_interval": LIVE_REFRESH_INTERVAL}}))
-            .send()
-            .await
-            .map_err(|e| self.transport(&e))?;
-        if response.status().is_success() {
-            return Ok(());
-        }
-        Err(self.answered("_settings", response).await)
+        search.go_live(&self.index).await.map_err(|e| {
+            let retryable = match &e {
+                SearchProvisionError::Transport { .. } => true,
+                SearchProvisionError::Engine { status, .. } => *status == 429 || *status >= 500,
+                _ => false,
+            };
+            if retryable {
+                SinkError::Unavailable {
+                    target: self.target(),
+                    detail: error_text(&e),
+                }
+            } else {
+                self.refused(&error_text(&e))
+            }
+        })
     }
 
     /// Sends `records` in one `_bulk` request and reads every item's outcome.
     async fn bulk(
         &self,
-        search: &sluice_provisioners::elasticsearch::provision::ElasticsearchProvisioner,
+        search: &ElasticsearchProvisioner,
         records: &[&SinkRecord],
     ) -> Result<(), SinkError> {
         let body = self.body(records)?;

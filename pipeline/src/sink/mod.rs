@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use sluice_provisioners::{TargetConnection, TargetPlan};
 use sluice_schemas::TargetType;
 
-pub use elasticsearch::{ElasticsearchSink, LIVE_REFRESH_INTERVAL};
+pub use elasticsearch::ElasticsearchSink;
 pub use postgres::PostgresSink;
 pub use redis::RedisSink;
 
@@ -269,9 +269,9 @@ impl Sink {
     }
 
     /// Readies the target for live sync once the product's backfill is complete: an
-    /// Elasticsearch/OpenSearch index then refreshes every
-    /// [`LIVE_REFRESH_INTERVAL`]; PostgreSQL and Redis show a write as soon
-    /// as it is acknowledged and need nothing. Idempotent.
+    /// Elasticsearch/OpenSearch index then refreshes more often (see
+    /// [`ElasticsearchSink::live`]); PostgreSQL and Redis show a write as soon as it is
+    /// acknowledged and need nothing. Idempotent.
     pub async fn live(&self) -> Result<(), SinkError> {
         match self {
             Sink::Elasticsearch(s) => s.live().await,

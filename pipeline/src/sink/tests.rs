@@ -957,13 +957,13 @@ async fn a_live_search_index_refreshes_more_often_than_during_the_backfill() {
             f.sink.live().await.unwrap();
             assert_eq!(
                 es_refresh_interval(&f).await.as_deref(),
-                Some(super::LIVE_REFRESH_INTERVAL)
+                Some(sluice_provisioners::elasticsearch::provision::LIVE_REFRESH_INTERVAL)
             );
             // Again: nothing changes.
             f.sink.live().await.unwrap();
             assert_eq!(
                 es_refresh_interval(&f).await.as_deref(),
-                Some(super::LIVE_REFRESH_INTERVAL)
+                Some(sluice_provisioners::elasticsearch::provision::LIVE_REFRESH_INTERVAL)
             );
         })
         .await;
