@@ -1366,7 +1366,7 @@ async fn search_phase(ctx: &Ctx, sluice: f64, lines: &mut Vec<Line>) -> Result<(
         }
     }
 
-    // Baseline: an index with the same mappings, shards and replicas as Sluice's.
+    // Baseline: an index with the same mappings, shards, replicas and merge settings as Sluice's.
     let index = names.ns.index("bulk");
     let sluice_index = format!("{alias}_v1");
     let settings: Value = client
@@ -1378,11 +1378,16 @@ async fn search_phase(ctx: &Ctx, sluice: f64, lines: &mut Vec<Line>) -> Result<(
         .await
         .map_err(error)?;
     let source = &settings[&sluice_index];
+    let mut index_settings = json!({
+        "number_of_shards": source["settings"]["index"]["number_of_shards"],
+        "number_of_replicas": source["settings"]["index"]["number_of_replicas"],
+    });
+    // OpenSearch's merge on refresh, which Sluice turns off where it creates the index.
+    if let Some(merge_on_flush) = source["settings"]["index"].get("merge_on_flush") {
+        index_settings["merge_on_flush"] = merge_on_flush.clone();
+    }
     let body = json!({
-        "settings": {"index": {
-            "number_of_shards": source["settings"]["index"]["number_of_shards"],
-            "number_of_replicas": source["settings"]["index"]["number_of_replicas"],
-        }},
+        "settings": {"index": index_settings},
         "mappings": source["mappings"],
     });
     let created = client

@@ -132,6 +132,16 @@ async fn ensure_creates_the_planned_index_and_alias_then_is_a_no_op() {
             index["settings"]["index"]["number_of_replicas"], "0",
             "{engine:?}"
         );
+        // OpenSearch's index does not merge on refresh; Elasticsearch, which has no such
+        // setting, gets the plan's settings only.
+        let opensearch = matches!(engine, SearchEngine::OpenSearch);
+        assert_eq!(es.is_opensearch().await.unwrap(), opensearch, "{engine:?}");
+        let merge_on_flush = &index["settings"]["index"]["merge_on_flush"]["enabled"];
+        if opensearch {
+            assert_eq!(merge_on_flush, "false", "{body}");
+        } else {
+            assert!(merge_on_flush.is_null(), "{body}");
+        }
         assert_eq!(
             alias_targets(&ns, engine, &plan.alias).await,
             [plan.index.as_str()]
