@@ -547,6 +547,74 @@ async fn deleting_without_if_match_is_not_refused_for_a_status_written_meanwhile
 }
 
 #[tokio::test]
+async fn applying_without_a_precondition_is_not_refused_for_a_status_written_meanwhile() {
+    let world = World::new("ctl_applyrace").await;
+    let names = ["apply-a", "apply-b", "apply-c", "apply-d", "apply-e"];
+    for name in names {
+        world
+            .submit(&world.product(name, Cluster::Postgres, basic_fields(), "Delete"))
+            .await;
+    }
+    world.reconcile().await;
+    for name in names {
+        let key = ObjectKey::data_product(&world.team, name);
+        // Progress reports, as a job writes them, until the test stops them.
+        let store = world.api.store.clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let reporting = tokio::spawn(async move {
+            let mut writes = 0u32;
+            for lag in 0u64.. {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let current = store.get(&key).await.unwrap().unwrap();
+                let mut status = current.status.clone().unwrap();
+                status["lagMs"] = json!(lag);
+                let audit = sluice_store::Audit::new("controller", "progress");
+                match store
+                    .set_status(&key, status, Some(current.resource_version), &audit)
+                    .await
+                {
+                    Ok(_) => writes += 1,
+                    Err(e) if e.is_conflict() => {}
+                    Err(e) => panic!("{e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            writes
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The same document again, then one with a new description: neither carries a
+        // resourceVersion, so both apply to whatever is current.
+        let mut doc = world.product(name, Cluster::Postgres, basic_fields(), "Delete");
+        for description in [None, Some(format!("{name}, described while it runs"))] {
+            if let Some(text) = &description {
+                doc["metadata"]["description"] = json!(text);
+            }
+            let applied = world
+                .api
+                .send_as(
+                    Some(&world.requester),
+                    Method::PUT,
+                    &crate::api::path_of(&doc),
+                    Some("application/json"),
+                    doc.to_string().into_bytes(),
+                )
+                .await;
+            assert_eq!(applied.status, StatusCode::OK, "{name}: {}", applied.body);
+            if let Some(text) = description {
+                assert_eq!(applied.body["metadata"]["description"], text, "{name}");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let writes = reporting.await.unwrap();
+        assert!(writes > 0, "{name}: no progress was reported meanwhile");
+    }
+    world.cleanup().await;
+}
+
+#[tokio::test]
 async fn postgres_products_are_provisioned_with_private_credentials_and_deleted_per_policy() {
     let world = World::new("ctl_pg").await;
     world

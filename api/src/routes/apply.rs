@@ -103,6 +103,12 @@ pub(crate) async fn context_for(store: &Store, document: &Document) -> ApiResult
 }
 
 /// `PUT` of a document at `key`: validate, then create or update. Idempotent.
+///
+/// Without a precondition (`If-Match` or `metadata.resourceVersion`), a write the
+/// controller or a job made since the read (a running job reports its progress every
+/// second) is no reason to refuse: the document is validated and applied again on the object
+/// as it is then, up to [`APPLY_ATTEMPTS`] times. A failed attempt writes nothing, its audit
+/// entry included.
 pub(crate) async fn apply(
     state: &AppState,
     key: ObjectKey,
@@ -110,6 +116,34 @@ pub(crate) async fn apply(
     if_match: Option<i64>,
     caller: &Caller,
 ) -> ApiResult<Response> {
+    let mut attempt = 1;
+    loop {
+        match apply_once(state, key.clone(), body.clone(), if_match, caller).await? {
+            Some(response) => return Ok(response),
+            None if attempt < APPLY_ATTEMPTS => attempt += 1,
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("{key} was changed concurrently; apply again"),
+                ));
+            }
+        }
+    }
+}
+
+/// How many times a document without a precondition is applied when the object keeps
+/// changing under it, before the caller gets the conflict.
+const APPLY_ATTEMPTS: u32 = 10;
+
+/// One attempt of [`apply`]: `None` when, without a precondition, the object changed
+/// between the read and the write.
+async fn apply_once(
+    state: &AppState,
+    key: ObjectKey,
+    body: Value,
+    if_match: Option<i64>,
+    caller: &Caller,
+) -> ApiResult<Option<Response>> {
     let store = &state.store;
     // The catalog entries read for validation also serve claims and approvals below.
     let (mut document, output, ctx) = validate_for(store, &key, &body).await?;
@@ -207,22 +241,21 @@ pub(crate) async fn apply(
     // Without an explicit precondition the write still must not race the read above.
     let guard = precondition.or(current.as_ref().map(|o| o.resource_version));
     let audit = caller.audit();
-    let applying = store.apply(&key, input, guard, &audit);
-    let applied = applying.await.map_err(|e| match e {
-        StoreError::ClaimTaken { owner, .. } => ApiError::invalid(
-            ErrorCode::Conflict,
-            "the target is taken",
-            vec![Problem::new(
-                "/spec/target/name",
-                format!("this target already belongs to {}", describe(&owner)),
-            )],
-        ),
-        e if precondition.is_none() && e.is_conflict() => ApiError::new(
-            ErrorCode::Conflict,
-            format!("{key} was changed concurrently; apply again"),
-        ),
-        e => ApiError::from(e),
-    })?;
+    let applied = match store.apply(&key, input, guard, &audit).await {
+        Ok(applied) => applied,
+        Err(StoreError::ClaimTaken { owner, .. }) => {
+            return Err(ApiError::invalid(
+                ErrorCode::Conflict,
+                "the target is taken",
+                vec![Problem::new(
+                    "/spec/target/name",
+                    format!("this target already belongs to {}", describe(&owner)),
+                )],
+            ));
+        }
+        Err(e) if precondition.is_none() && e.is_conflict() => return Ok(None),
+        Err(e) => return Err(ApiError::from(e)),
+    };
     let mut object = applied.object;
     let spec_changed = current
         .as_ref()
@@ -253,7 +286,7 @@ pub(crate) async fn apply(
     {
         response.headers_mut().insert(LOCATION, location);
     }
-    Ok(response)
+    Ok(Some(response))
 }
 
 /// The claim a product holds on its target objects: the same index or key prefix on a
