@@ -237,19 +237,59 @@ impl World {
         assert!(answer.status.is_success(), "{}", answer.body);
     }
 
-    /// Applies `doc` as the team's requester and approves it as the platform.
-    pub async fn submit(&self, doc: &Value) {
-        let path = crate::api::path_of(doc);
-        let applied = self
-            .api
+    /// `PUT`s `doc` as the team's requester.
+    pub async fn apply(&self, doc: &Value) -> crate::api::Answer {
+        self.api
             .send_as(
                 Some(&self.requester),
                 Method::PUT,
-                &path,
+                &crate::api::path_of(doc),
                 Some("application/json"),
                 doc.to_string().into_bytes(),
             )
-            .await;
+            .await
+    }
+
+    /// Writes `name`'s status every 2 ms, as a running job reports its progress, until `stop`
+    /// is set or the product's deletion is requested; answers how many writes landed.
+    pub fn report_progress(
+        &self,
+        name: &str,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> tokio::task::JoinHandle<u32> {
+        let store = self.api.store.clone();
+        let key = self.key(name);
+        tokio::spawn(async move {
+            let mut writes = 0u32;
+            for lag in 0u64.. {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let current = store.get(&key).await.unwrap().unwrap();
+                let mut status = current.status.clone().unwrap();
+                if !status["deletionRequested"].is_null() {
+                    break;
+                }
+                status["lagMs"] = json!(lag);
+                let audit = sluice_store::Audit::new("controller", "progress");
+                match store
+                    .set_status(&key, status, Some(current.resource_version), &audit)
+                    .await
+                {
+                    Ok(_) => writes += 1,
+                    Err(e) if e.is_conflict() => {}
+                    Err(e) => panic!("{e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            writes
+        })
+    }
+
+    /// Applies `doc` as the team's requester and approves it as the platform.
+    pub async fn submit(&self, doc: &Value) {
+        let path = crate::api::path_of(doc);
+        let applied = self.apply(doc).await;
         assert!(applied.status.is_success(), "{}", applied.body);
         if applied.body["status"]["approvedGeneration"] == applied.body["metadata"]["generation"] {
             return;
@@ -490,6 +530,16 @@ async fn role_exists(world: &World, role: &str) -> bool {
         .unwrap()
 }
 
+/// Submits, approves and provisions a PostgreSQL product (deletion policy `Delete`) per name.
+async fn provision_postgres_products(world: &World, names: &[&str]) {
+    for name in names {
+        world
+            .submit(&world.product(name, Cluster::Postgres, basic_fields(), "Delete"))
+            .await;
+    }
+    world.reconcile().await;
+}
+
 /// A `DELETE` without `If-Match` is a request to delete whatever the product's status is
 /// then: a status written between the API's read and its write (a running job reports its
 /// progress every second) is no conflict to the caller.
@@ -497,42 +547,14 @@ async fn role_exists(world: &World, role: &str) -> bool {
 async fn deleting_without_if_match_is_not_refused_for_a_status_written_meanwhile() {
     let world = World::new("ctl_delrace").await;
     let names = ["race-a", "race-b", "race-c", "race-d", "race-e"];
+    provision_postgres_products(&world, &names).await;
     for name in names {
-        world
-            .submit(&world.product(name, Cluster::Postgres, basic_fields(), "Delete"))
-            .await;
-    }
-    world.reconcile().await;
-    for name in names {
-        let key = ObjectKey::data_product(&world.team, name);
         assert_eq!(
             world.status(name).await["finalizers"],
             json!(["sluice.dev/teardown"])
         );
         // Progress reports, as a job writes them, until the deletion is requested.
-        let store = world.api.store.clone();
-        let reporting = tokio::spawn(async move {
-            let mut writes = 0u32;
-            for lag in 0u64.. {
-                let current = store.get(&key).await.unwrap().unwrap();
-                let mut status = current.status.clone().unwrap();
-                if !status["deletionRequested"].is_null() {
-                    break;
-                }
-                status["lagMs"] = json!(lag);
-                let audit = sluice_store::Audit::new("controller", "progress");
-                match store
-                    .set_status(&key, status, Some(current.resource_version), &audit)
-                    .await
-                {
-                    Ok(_) => writes += 1,
-                    Err(e) if e.is_conflict() => {}
-                    Err(e) => panic!("{e}"),
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            writes
-        });
+        let reporting = world.report_progress(name, Default::default());
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(world.delete(name).await, StatusCode::ACCEPTED, "{name}");
         let writes = reporting.await.unwrap();
@@ -546,44 +568,18 @@ async fn deleting_without_if_match_is_not_refused_for_a_status_written_meanwhile
     world.cleanup().await;
 }
 
-#[tokio::test]
+/// A `PUT` without a precondition applies to whatever the object is then: a status written
+/// between the API's read and its write is no conflict to the caller (the Kubernetes front
+/// door re-applies an object's document while its job reports progress).
+#[tokio::test(flavor = "multi_thread")]
 async fn applying_without_a_precondition_is_not_refused_for_a_status_written_meanwhile() {
     let world = World::new("ctl_applyrace").await;
     let names = ["apply-a", "apply-b", "apply-c", "apply-d", "apply-e"];
+    provision_postgres_products(&world, &names).await;
     for name in names {
-        world
-            .submit(&world.product(name, Cluster::Postgres, basic_fields(), "Delete"))
-            .await;
-    }
-    world.reconcile().await;
-    for name in names {
-        let key = ObjectKey::data_product(&world.team, name);
         // Progress reports, as a job writes them, until the test stops them.
-        let store = world.api.store.clone();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopped = std::sync::Arc::clone(&stop);
-        let reporting = tokio::spawn(async move {
-            let mut writes = 0u32;
-            for lag in 0u64.. {
-                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                let current = store.get(&key).await.unwrap().unwrap();
-                let mut status = current.status.clone().unwrap();
-                status["lagMs"] = json!(lag);
-                let audit = sluice_store::Audit::new("controller", "progress");
-                match store
-                    .set_status(&key, status, Some(current.resource_version), &audit)
-                    .await
-                {
-                    Ok(_) => writes += 1,
-                    Err(e) if e.is_conflict() => {}
-                    Err(e) => panic!("{e}"),
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            writes
-        });
+        let reporting = world.report_progress(name, std::sync::Arc::clone(&stop));
         tokio::time::sleep(Duration::from_millis(50)).await;
         // The same document again, then one with a new description: neither carries a
         // resourceVersion, so both apply to whatever is current.
@@ -592,16 +588,7 @@ async fn applying_without_a_precondition_is_not_refused_for_a_status_written_mea
             if let Some(text) = &description {
                 doc["metadata"]["description"] = json!(text);
             }
-            let applied = world
-                .api
-                .send_as(
-                    Some(&world.requester),
-                    Method::PUT,
-                    &crate::api::path_of(&doc),
-                    Some("application/json"),
-                    doc.to_string().into_bytes(),
-                )
-                .await;
+            let applied = world.apply(&doc).await;
             assert_eq!(applied.status, StatusCode::OK, "{name}: {}", applied.body);
             if let Some(text) = description {
                 assert_eq!(applied.body["metadata"]["description"], text, "{name}");
