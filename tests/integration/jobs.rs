@@ -170,6 +170,11 @@ async fn search_and_redis_backfill_then_live_match_the_oracle() {
             sluice_provisioners::elasticsearch::provision::LIVE_REFRESH_INTERVAL,
             "{settings:#}"
         );
+        // Created by the controller without OpenSearch's merge on refresh.
+        assert_eq!(
+            index["settings"]["index"]["merge_on_flush"]["enabled"], "false",
+            "{settings:#}"
+        );
     }
     let live = workload(5, 800, 300);
     produce(&world, &live).await;

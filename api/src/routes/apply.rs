@@ -107,7 +107,7 @@ pub(crate) async fn context_for(store: &Store, document: &Document) -> ApiResult
 /// Without a precondition (`If-Match` or `metadata.resourceVersion`), a write the
 /// controller or a job made since the read (a running job reports its progress every
 /// second) is no reason to refuse: the document is validated and applied again on the object
-/// as it is then, up to [`APPLY_ATTEMPTS`] times. A failed attempt writes nothing, its audit
+/// as it is then, up to [`UNGUARDED_ATTEMPTS`] times. A failed attempt writes nothing, its audit
 /// entry included.
 pub(crate) async fn apply(
     state: &AppState,
@@ -120,7 +120,7 @@ pub(crate) async fn apply(
     loop {
         match apply_once(state, key.clone(), body.clone(), if_match, caller).await? {
             Some(response) => return Ok(response),
-            None if attempt < APPLY_ATTEMPTS => attempt += 1,
+            None if attempt < UNGUARDED_ATTEMPTS => attempt += 1,
             None => {
                 return Err(ApiError::new(
                     ErrorCode::Conflict,
@@ -131,9 +131,9 @@ pub(crate) async fn apply(
     }
 }
 
-/// How many times a document without a precondition is applied when the object keeps
-/// changing under it, before the caller gets the conflict.
-const APPLY_ATTEMPTS: u32 = 10;
+/// How many times a write without a precondition (a `PUT`, a product's `DELETE`) is made
+/// when the object's status keeps changing under it, before the caller gets the conflict.
+const UNGUARDED_ATTEMPTS: u32 = 10;
 
 /// One attempt of [`apply`]: `None` when, without a precondition, the object changed
 /// between the read and the write.
@@ -549,17 +549,13 @@ pub(crate) async fn delete_product(
             .await;
         match recorded {
             Ok(object) => return Ok(respond(StatusCode::ACCEPTED, &object)),
-            Err(e) if if_match.is_none() && e.is_conflict() && attempt < DELETE_ATTEMPTS => {
+            Err(e) if if_match.is_none() && e.is_conflict() && attempt < UNGUARDED_ATTEMPTS => {
                 attempt += 1;
             }
             Err(e) => return Err(e.into()),
         }
     }
 }
-
-/// How many times a product's deletion without `If-Match` is requested when its status keeps
-/// changing under it, before the caller gets the conflict.
-const DELETE_ATTEMPTS: u32 = 10;
 
 /// Refuses `product` when a source no longer holds the data its `from` asks for, as the
 /// policy's `refuseRetentionGaps` wants: 422 at each such source's `from`. Checked when Kafka
